@@ -1,0 +1,90 @@
+//! Bounds on call arguments: nesting depth and size.
+
+use serde_json::Value;
+
+use crate::source::parse_strict;
+
+/// Arguments nested deeper than this are denied.
+pub const MAX_DEPTH: usize = 64;
+
+/// Arguments whose compact JSON is longer than this (1 MiB) are denied.
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// Checks that arguments are within [`MAX_DEPTH`] and [`MAX_BYTES`]; the error says which
+/// bound was crossed. Runs in time linear in the size of the arguments, and stops early.
+///
+/// ```
+/// use mcp_policy::args::check_args;
+/// assert!(check_args(&serde_json::json!({"a": [1, 2, {"b": "c"}]})).is_ok());
+/// let mut deep = serde_json::json!(1);
+/// for _ in 0..70 { deep = serde_json::json!([deep]); }
+/// assert_eq!(check_args(&deep).unwrap_err(), "arguments are nested deeper than 64 levels");
+/// ```
+pub fn check_args(args: &Value) -> Result<(), String> {
+    let mut size = 0usize;
+    walk(args, 1, &mut size)
+}
+
+fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("arguments are nested deeper than {MAX_DEPTH} levels"));
+    }
+    *size += match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => number_len(n),
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.len(),
+        Value::Object(map) => 2 + map.iter().map(|(k, _)| k.len() + 4).sum::<usize>(),
+    };
+    if *size > MAX_BYTES {
+        return Err(format!("arguments are larger than {MAX_BYTES} bytes (1 MiB)"));
+    }
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|v| walk(v, depth + 1, size)),
+        Value::Object(map) => map.values().try_for_each(|v| walk(v, depth + 1, size)),
+        _ => Ok(()),
+    }
+}
+
+fn number_len(n: &serde_json::Number) -> usize {
+    if let Some(u) = n.as_u64() {
+        digits(u)
+    } else if let Some(i) = n.as_i64() {
+        1 + digits(i.unsigned_abs())
+    } else {
+        24
+    }
+}
+
+fn digits(mut n: u64) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Parses argument text the way a gateway should: duplicate keys are an error (a gateway and
+/// the server behind it must never read different values), and the bounds of [`check_args`]
+/// apply. The arguments must be a JSON object.
+///
+/// ```
+/// use mcp_policy::args::parse_args;
+/// assert!(parse_args(r#"{"path": "/tmp/x"}"#).is_ok());
+/// let err = parse_args(r#"{"path":"/tmp/x","path":"/etc/passwd"}"#).unwrap_err();
+/// assert!(err.contains("duplicate key `path`"), "{err}");
+/// assert!(parse_args("[1]").is_err());
+/// ```
+pub fn parse_args(text: &str) -> Result<Value, String> {
+    if text.len() > MAX_BYTES.saturating_mul(2) {
+        return Err(format!("arguments are larger than {MAX_BYTES} bytes (1 MiB)"));
+    }
+    let value = parse_strict(text).map_err(|e| format!("{} at {}", e.message, e.position))?;
+    if !value.is_object() {
+        return Err(format!("arguments must be a JSON object, found {}", crate::error::type_name(&value)));
+    }
+    check_args(&value)?;
+    Ok(value)
+}

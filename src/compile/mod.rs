@@ -1,0 +1,633 @@
+//! Compiling a [`Document`] into a [`Policy`]: a decision structure that does no parsing per
+//! call, and the per-call procedure of the spec's section 7.
+
+pub(crate) mod condition;
+
+use std::sync::{Arc, LazyLock};
+
+use hashbrown::HashMap;
+use serde_json::Value;
+use smallvec::SmallVec;
+
+use crate::approval::{approval_id, binding, canonical_json, fnv1a_128};
+use crate::args::check_args;
+use crate::decision::{Decision, Verdict};
+use crate::document::{Action, Clause, Cost, DefaultAction, Document, Limit, Reader, Reset, Scope, Stage};
+use crate::duration::format_duration;
+use crate::error::{LoadError, LoadErrorKind, LoadErrors, StoreError};
+use crate::grant::Grant;
+use crate::path::Found;
+use crate::pattern::{Glob, is_pattern};
+use crate::source::{locate, parse_strict};
+use crate::store::{ApprovalCheck, Charge, CounterKey, Outcome, Plan, ScopeKey};
+use condition::CompiledCondition;
+
+/// A loaded and compiled policy, ready to decide calls. Cheap to share (`Arc`).
+///
+/// ```
+/// use mcp_policy::Policy;
+/// let policy = Policy::from_json_str(r#"{ "version": "1", "default": "deny",
+///   "tools": { "start_security_scan": { "limits": [
+///     { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#)?;
+/// assert_eq!(policy.document().tools.len(), 1);
+/// # Ok::<(), mcp_policy::LoadErrors>(())
+/// ```
+#[derive(Debug)]
+pub struct Policy {
+    document: Document,
+    revision: Arc<str>,
+    default_rule: Arc<str>,
+    default_message: Arc<str>,
+    input_rule: Arc<str>,
+    hide_exact: HashMap<Box<str>, usize>,
+    hide_patterns: Vec<(Glob, usize)>,
+    hide_rules: Vec<Arc<str>>,
+    hidden_message: Arc<str>,
+    exact: HashMap<Box<str>, usize>,
+    patterns: Vec<(Glob, usize)>,
+    entries: Vec<CompiledEntry>,
+    all_tools: CompiledStage,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledEntry {
+    pub(crate) key: Arc<str>,
+    pub(crate) rule: Arc<str>,
+    pub(crate) action: Action,
+    pub(crate) action_rule: Arc<str>,
+    pub(crate) deny_message: Arc<str>,
+    pub(crate) approve_message: Arc<str>,
+    pub(crate) schema: Option<CompiledSchema>,
+    pub(crate) stage: CompiledStage,
+}
+
+pub(crate) struct CompiledSchema {
+    pub(crate) rule: Arc<str>,
+    pub(crate) validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledSchema").field("rule", &self.rule).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CompiledStage {
+    pub(crate) require: Vec<CompiledCondition>,
+    pub(crate) deny_if: Vec<CompiledClause>,
+    pub(crate) approve_if: Vec<CompiledClause>,
+    pub(crate) limits: Vec<CompiledLimit>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledClause {
+    pub(crate) rule: Arc<str>,
+    pub(crate) conditions: Vec<CompiledCondition>,
+    pub(crate) message: Arc<str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledLimit {
+    pub(crate) rule: Arc<str>,
+    pub(crate) counter: Arc<str>,
+    pub(crate) window_ms: u64,
+    pub(crate) max: u64,
+    pub(crate) scope: Scope,
+    pub(crate) cost: Cost,
+    pub(crate) reset: Reset,
+    pub(crate) message: Arc<str>,
+}
+
+/// The first step of deciding a call, before any counter is touched.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// Decided without the store (denied, or allowed with no limits and no approval).
+    Done(Decision),
+    /// The store must apply `plan`; then pass its outcome to [`Policy::conclude`].
+    Apply(Pending<'a>),
+}
+
+/// A call waiting for its store round trip.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    /// What the store must apply, atomically.
+    pub plan: Plan<'a>,
+    limits: SmallVec<[&'a CompiledLimit; 4]>,
+    allow_rule: &'a Arc<str>,
+    approve: Option<(&'a Arc<str>, &'a Arc<str>)>,
+}
+
+static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::Map::new()));
+
+
+impl Policy {
+    /// Loads a policy from JSON text. Every error carries its JSON Pointer and line:column.
+    pub fn from_json_str(text: &str) -> Result<Policy, LoadErrors> {
+        let value = parse_strict(text).map_err(|e| {
+            LoadErrors(vec![LoadError {
+                pointer: String::new(),
+                position: Some(e.position),
+                kind: LoadErrorKind::Syntax(e.message),
+            }])
+        })?;
+        Policy::from_value(&value).map_err(|mut errors| {
+            for error in &mut errors.0 {
+                error.position = locate(text, &error.pointer);
+            }
+            errors
+        })
+    }
+
+    /// Loads a policy from a JSON value (errors carry JSON Pointers, no positions).
+    pub fn from_value(value: &Value) -> Result<Policy, LoadErrors> {
+        let mut reader = Reader { errors: Vec::new() };
+        let document = reader.document(value);
+        let mut errors = reader.errors;
+        let policy = document.and_then(|document| compile(document, value, &mut errors));
+        match policy {
+            Some(policy) if errors.is_empty() => Ok(policy),
+            _ => {
+                if errors.is_empty() {
+                    errors.push(LoadError::invalid("", "the policy could not be compiled"));
+                }
+                Err(LoadErrors(errors))
+            }
+        }
+    }
+
+    /// The document this policy was compiled from.
+    pub fn document(&self) -> &Document {
+        &self.document
+    }
+
+    /// The policy's revision: a stable hash of its canonical JSON. Approvals are bound to it.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// How long a recorded approval stays usable, in milliseconds.
+    pub fn approval_ttl_ms(&self) -> u64 {
+        self.document.approval_ttl_ms
+    }
+
+    /// The index of the `hide` entry that hides `tool`, if any.
+    pub(crate) fn hidden_by(&self, tool: &str) -> Option<usize> {
+        let exact = self.hide_exact.get(tool).copied();
+        let pattern = self
+            .hide_patterns
+            .iter()
+            .find(|(glob, i)| exact.is_none_or(|e| *i < e) && glob.matches(tool))
+            .map(|(_, i)| *i);
+        match (exact, pattern) {
+            (Some(e), Some(p)) => Some(e.min(p)),
+            (e, p) => e.or(p),
+        }
+    }
+
+    /// The `tools` entry that governs `tool`: an exact key, else the most specific pattern.
+    pub(crate) fn entry_for(&self, tool: &str) -> Option<&CompiledEntry> {
+        let index = match self.exact.get(tool) {
+            Some(i) => Some(*i),
+            None => self.patterns.iter().find(|(glob, _)| glob.matches(tool)).map(|(_, i)| *i),
+        };
+        index.and_then(|i| self.entries.get(i))
+    }
+
+    /// The key of the `tools` entry that governs `tool` (an exact name or a pattern), if any.
+    pub fn matching_key(&self, tool: &str) -> Option<&str> {
+        self.entry_for(tool).map(|e| &*e.key)
+    }
+
+    /// Whether `tool` is hidden (denied and removed from listings).
+    pub fn is_hidden(&self, tool: &str) -> bool {
+        self.hidden_by(tool).is_some()
+    }
+
+    pub(crate) fn all_tools(&self) -> &CompiledStage {
+        &self.all_tools
+    }
+
+    pub(crate) fn default_action(&self) -> DefaultAction {
+        self.document.default
+    }
+
+    /// Decides everything about a call that needs no store, and plans the rest.
+    ///
+    /// This is the sans-IO half of [`Engine::evaluate`](crate::Engine::evaluate): an async
+    /// host with a remote store sends `pending.plan` to its store and passes the outcome to
+    /// [`conclude`](Self::conclude).
+    ///
+    /// ```
+    /// use mcp_policy::{CounterStore, Grant, MemoryStore, Policy, Step, Verdict};
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///     "tools":{"scan":{"rate_limit":"10/minute"}}}"#).unwrap();
+    /// let store = MemoryStore::new();
+    /// let args = serde_json::json!({});
+    /// let grant = Grant::new("alice");
+    /// let decision = match policy.plan("scan", &args, &grant, 1_000) {
+    ///     Step::Done(decision) => decision,
+    ///     Step::Apply(pending) => {
+    ///         let outcome = store.apply(&pending.plan); // a remote store would `.await` here
+    ///         policy.conclude(pending, outcome)
+    ///     }
+    /// };
+    /// assert_eq!(decision.verdict, Verdict::Allow);
+    /// assert_eq!(decision.remaining, Some(9));
+    /// ```
+    pub fn plan<'a>(&'a self, tool: &'a str, args: &'a Value, grant: &'a Grant, now_ms: u64) -> Step<'a> {
+        let args: &'a Value = if args.is_null() { &EMPTY_ARGS } else { args };
+        if !args.is_object() {
+            return Step::Done(Decision::deny(
+                &self.input_rule,
+                format!("arguments must be a JSON object, found {}", crate::error::type_name(args)),
+            ));
+        }
+        if let Err(message) = check_args(args) {
+            return Step::Done(Decision::deny(&self.input_rule, message));
+        }
+        // 1. hidden
+        if let Some(i) = self.hidden_by(tool) {
+            let rule = self.hide_rules.get(i).unwrap_or(&self.input_rule);
+            return Step::Done(Decision::deny(rule, self.hidden_message.clone()));
+        }
+        // 2. matching entry, else default
+        let entry = self.entry_for(tool);
+        let allow_rule = match entry {
+            None if self.document.default == DefaultAction::Deny => {
+                return Step::Done(Decision::deny(&self.default_rule, self.default_message.clone()));
+            }
+            None => &self.default_rule,
+            Some(e) => &e.rule,
+        };
+        // 3. action deny
+        if let Some(e) = entry {
+            if e.action == Action::Deny {
+                return Step::Done(Decision::deny(&e.action_rule, e.deny_message.clone()));
+            }
+            // 4. schema
+            if let Some(schema) = &e.schema {
+                if !schema.validator.is_valid(args) {
+                    let message = match schema.validator.validate(args) {
+                        Err(error) => {
+                            let at = error.instance_path().as_str().to_owned();
+                            let at = if at.is_empty() { "(the arguments object)".to_owned() } else { format!("`{at}`") };
+                            format!("arguments do not match the schema at {at}: {error}")
+                        }
+                        Ok(()) => "arguments do not match the schema".to_owned(),
+                    };
+                    return Step::Done(Decision::deny(&schema.rule, message));
+                }
+            }
+        }
+        let stages: SmallVec<[&CompiledStage; 2]> = match entry {
+            Some(e) => [&e.stage, &self.all_tools].into_iter().collect(),
+            None => [&self.all_tools].into_iter().collect(),
+        };
+        // 5. require, then deny_if: the tool's, then all_tools'
+        for stage in &stages {
+            for condition in &stage.require {
+                match condition.holds(tool, args, grant) {
+                    Ok(true) => {}
+                    Ok(false) => return Step::Done(Decision::deny(&condition.rule, condition.message.clone())),
+                    Err(e) => return Step::Done(Decision::deny(&condition.rule, e.message)),
+                }
+            }
+            for clause in &stage.deny_if {
+                match clause_matches(clause, tool, args, grant) {
+                    Ok(false) => {}
+                    Ok(true) => return Step::Done(Decision::deny(&clause.rule, clause.message.clone())),
+                    Err((rule, message)) => return Step::Done(Decision::deny(rule, message)),
+                }
+            }
+        }
+        // 6. approval: the action, else the first matching approve_if (all are evaluated:
+        //    an evaluation error anywhere denies).
+        let mut approve: Option<(&Arc<str>, &Arc<str>)> = None;
+        if let Some(e) = entry {
+            if e.action == Action::Approve {
+                approve = Some((&e.action_rule, &e.approve_message));
+            }
+        }
+        for stage in &stages {
+            for clause in &stage.approve_if {
+                match clause_matches(clause, tool, args, grant) {
+                    Ok(true) => {
+                        if approve.is_none() {
+                            approve = Some((&clause.rule, &clause.message));
+                        }
+                    }
+                    Ok(false) => {}
+                    Err((rule, message)) => return Step::Done(Decision::deny(rule, message)),
+                }
+            }
+        }
+        let approval = approve.map(|_| {
+            let binding = binding(&grant.id, tool, args, &self.revision);
+            ApprovalCheck { id: approval_id(&binding), binding, ttl_ms: self.document.approval_ttl_ms }
+        });
+        // 7. limits: the tool's, then all_tools'
+        let mut limits: SmallVec<[&CompiledLimit; 4]> = SmallVec::new();
+        let mut charges: SmallVec<[Charge<'a>; 4]> = SmallVec::new();
+        for stage in &stages {
+            for limit in &stage.limits {
+                let key = match counter_key(limit, tool, args, grant) {
+                    Ok(key) => key,
+                    Err(message) => return Step::Done(Decision::deny(&limit.rule, message)),
+                };
+                let cost = match limit_cost(limit, tool, args, grant) {
+                    Ok(cost) => cost,
+                    Err(message) => return Step::Done(Decision::deny(&limit.rule, message)),
+                };
+                if let Some(existing) = charges.iter_mut().find(|c| c.key == key) {
+                    existing.cost = existing.cost.saturating_add(cost);
+                } else {
+                    charges.push(Charge { key, max: limit.max, cost, limit: limits.len() });
+                }
+                limits.push(limit);
+            }
+        }
+        for charge in &charges {
+            if charge.cost > charge.max {
+                let limit = limits.get(charge.limit).copied();
+                let rule = limit.map_or(&self.input_rule, |l| &l.rule);
+                let counter = limit.map_or("", |l| &l.counter);
+                return Step::Done(Decision::deny(
+                    rule,
+                    format!("this call costs {} but counter `{counter}` admits at most {} per window; it can never fit", charge.cost, charge.max),
+                ));
+            }
+        }
+        if charges.is_empty() && approval.is_none() {
+            return Step::Done(Decision::new(Verdict::Allow, allow_rule.clone(), None));
+        }
+        Step::Apply(Pending { plan: Plan { now_ms, approval, charges }, limits, allow_rule, approve })
+    }
+
+    /// Turns a store's answer for `pending.plan` into the decision. A store error denies.
+    pub fn conclude(&self, pending: Pending<'_>, outcome: Result<Outcome, StoreError>) -> Decision {
+        let Pending { plan, limits, allow_rule, approve } = pending;
+        match outcome {
+            Err(error) => {
+                let rule = plan
+                    .charges
+                    .first()
+                    .and_then(|c| limits.get(c.limit))
+                    .map(|l| &l.rule)
+                    .or(approve.map(|(rule, _)| rule))
+                    .unwrap_or(allow_rule);
+                Decision::deny(rule, format!("{error}; the call is denied (fail closed)"))
+            }
+            Ok(Outcome::ApprovalRequired) => match (approve, plan.approval) {
+                (Some((rule, message)), Some(check)) => {
+                    let mut d = Decision::new(Verdict::Approve, rule.clone(), Some(message.clone()));
+                    d.approval_id = Some(check.id);
+                    d
+                }
+                _ => Decision::deny(allow_rule, "the store asked for an approval this call does not need; denying (fail closed)"),
+            },
+            Ok(Outcome::Limited { charge, retry_after_ms }) => {
+                let limit = plan.charges.get(charge).and_then(|c| limits.get(c.limit));
+                match limit {
+                    Some(limit) => {
+                        let mut d = Decision::new(Verdict::Limit, limit.rule.clone(), Some(limit.message.clone()));
+                        d.counter = Some(limit.counter.clone());
+                        d.retry_after_ms = Some(retry_after_ms);
+                        d
+                    }
+                    None => Decision::deny(allow_rule, "the store refused a charge the call did not make; denying (fail closed)"),
+                }
+            }
+            Ok(Outcome::Admitted { remaining, reservation }) => {
+                let mut d = Decision::new(Verdict::Allow, allow_rule.clone(), None);
+                d.remaining = if plan.charges.is_empty() { None } else { remaining };
+                d.reservation = reservation;
+                d
+            }
+        }
+    }
+}
+
+fn clause_matches<'p>(clause: &'p CompiledClause, tool: &str, args: &Value, grant: &Grant) -> Result<bool, (&'p Arc<str>, String)> {
+    // Every condition is evaluated, so that an evaluation error anywhere denies.
+    let mut all = true;
+    for condition in &clause.conditions {
+        match condition.holds(tool, args, grant) {
+            Ok(true) => {}
+            Ok(false) => all = false,
+            Err(e) => return Err((&condition.rule, e.message)),
+        }
+    }
+    Ok(all)
+}
+
+fn counter_key<'a>(limit: &'a CompiledLimit, tool: &'a str, args: &'a Value, grant: &'a Grant) -> Result<CounterKey<'a>, String> {
+    let scope = match &limit.scope {
+        Scope::Grant => ScopeKey::Grant(&grant.id),
+        Scope::Session => ScopeKey::Session(&grant.id, grant.session.as_deref()),
+        Scope::Global => ScopeKey::Global,
+        Scope::Tool => ScopeKey::Tool(tool),
+        Scope::Arg(path) => match path.resolve(tool, args, grant) {
+            None => {
+                return Err(format!(
+                    "counter `{}` is kept per value of `{path}`, which is missing from the call",
+                    limit.counter
+                ));
+            }
+            Some(Found::Str(s)) => ScopeKey::ArgStr(s),
+            Some(Found::Json(Value::String(s))) => ScopeKey::ArgStr(s),
+            Some(Found::Json(v)) => ScopeKey::ArgJson(canonical_json(v)),
+        },
+    };
+    Ok(CounterKey { counter: &limit.counter, window_ms: limit.window_ms, reset: limit.reset, scope })
+}
+
+fn limit_cost(limit: &CompiledLimit, tool: &str, args: &Value, grant: &Grant) -> Result<u64, String> {
+    match &limit.cost {
+        Cost::Fixed(c) => Ok(*c),
+        Cost::Path(path) => {
+            let found = path.resolve(tool, args, grant);
+            let bad = |what: &str| format!("the cost of counter `{}` is read from `{path}`, which {what}", limit.counter);
+            match found {
+                None => Err(bad("is missing")),
+                Some(Found::Json(Value::Number(n))) => {
+                    if let Some(c) = n.as_u64() {
+                        Ok(c)
+                    } else if n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0) {
+                        Err(bad(&format!("is negative ({n})")))
+                    } else {
+                        match n.as_f64() {
+                            Some(f) if f.fract() == 0.0 && f >= 0.0 && f < 18_446_744_073_709_551_616.0 => Ok(f as u64),
+                            _ => Err(bad(&format!("is not a non-negative integer ({n})"))),
+                        }
+                    }
+                }
+                Some(other) => Err(bad(&format!("is {}, not a number", other.type_name()))),
+            }
+        }
+    }
+}
+
+fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Option<Policy> {
+    let mut counters: HashMap<String, (String, u64, u64, String, Reset)> = HashMap::new();
+    let mut compile_stage = |stage: &Stage, errors: &mut Vec<LoadError>| -> CompiledStage {
+        let mut out = CompiledStage::default();
+        let cond = |c: &crate::document::Condition, errors: &mut Vec<LoadError>| match CompiledCondition::compile(c) {
+            Ok(c) => Some(c),
+            Err((pointer, message)) => {
+                errors.push(LoadError::invalid(pointer, message));
+                None
+            }
+        };
+        out.require = stage.require.iter().filter_map(|c| cond(c, errors)).collect();
+        let clause = |c: &Clause, default: String, errors: &mut Vec<LoadError>| CompiledClause {
+            rule: c.pointer.as_str().into(),
+            conditions: c.conditions.iter().filter_map(|c| cond(c, errors)).collect(),
+            message: c.message.clone().unwrap_or(default).into(),
+        };
+        out.deny_if = stage.deny_if.iter().map(|c| clause(c, format!("denied by policy rule {}", c.pointer), errors)).collect();
+        out.approve_if = stage
+            .approve_if
+            .iter()
+            .map(|c| clause(c, format!("this call needs human approval (policy rule {})", c.pointer), errors))
+            .collect();
+        for limit in &stage.limits {
+            check_counter(&mut counters, limit, errors);
+            out.limits.push(compile_limit(limit));
+        }
+        out
+    };
+    let mut entries = Vec::new();
+    let mut exact = HashMap::new();
+    let mut patterns = Vec::new();
+    for (i, tool) in document.tools.iter().enumerate() {
+        let stage = compile_stage(&tool.stage, errors);
+        let schema = tool.schema.as_ref().and_then(|schema| {
+            let pointer = format!("{}/schema", tool.pointer);
+            match compile_schema(schema) {
+                Ok(validator) => Some(CompiledSchema { rule: pointer.as_str().into(), validator }),
+                Err(message) => {
+                    errors.push(LoadError::invalid(pointer, message));
+                    None
+                }
+            }
+        });
+        let action_rule: Arc<str> = format!("{}/action", tool.pointer).into();
+        let deny_message: Arc<str> = tool.reason.clone().unwrap_or_else(|| "this tool is denied by policy".to_owned()).into();
+        let approve_message: Arc<str> = tool.reason.clone().unwrap_or_else(|| "this tool needs human approval before each call".to_owned()).into();
+        entries.push(CompiledEntry {
+            key: tool.key.as_str().into(),
+            rule: tool.pointer.as_str().into(),
+            action: tool.action,
+            action_rule,
+            deny_message,
+            approve_message,
+            schema,
+            stage,
+        });
+        if is_pattern(&tool.key) {
+            patterns.push((Glob::new(&tool.key), i));
+        } else {
+            exact.insert(tool.key.clone().into_boxed_str(), i);
+        }
+    }
+    // Most literal characters first; stable sort keeps document order on ties.
+    patterns.sort_by_key(|(glob, _)| std::cmp::Reverse(glob.literal_count()));
+    let all_tools = compile_stage(&document.all_tools, errors);
+    let mut hide_exact = HashMap::new();
+    let mut hide_patterns = Vec::new();
+    let mut hide_rules = Vec::new();
+    for (i, name) in document.hide.iter().enumerate() {
+        hide_rules.push(Arc::from(format!("/hide/{i}")));
+        if is_pattern(name) {
+            hide_patterns.push((Glob::new(name), i));
+        } else {
+            hide_exact.entry(name.clone().into_boxed_str()).or_insert(i);
+        }
+    }
+    let revision: Arc<str> = format!("rev-{:016x}", (fnv1a_128(canonical_json(value).as_bytes()) >> 64) as u64).into();
+    Some(Policy {
+        document,
+        revision,
+        default_rule: "/default".into(),
+        default_message: "this tool is not allowed by this policy (default: deny)".into(),
+        input_rule: "".into(),
+        hide_exact,
+        hide_patterns,
+        hide_rules,
+        hidden_message: "this tool is hidden by policy".into(),
+        exact,
+        patterns,
+        entries,
+        all_tools,
+    })
+}
+
+fn compile_limit(limit: &Limit) -> CompiledLimit {
+    let message = limit.on_limit.clone().unwrap_or_else(|| {
+        format!(
+            "rate limit `{}` reached: at most {} per {} ({})",
+            limit.counter,
+            limit.max,
+            format_duration(limit.window_ms),
+            limit.scope.describe()
+        )
+    });
+    CompiledLimit {
+        rule: limit.pointer.as_str().into(),
+        counter: limit.counter.as_str().into(),
+        window_ms: limit.window_ms,
+        max: limit.max,
+        scope: limit.scope.clone(),
+        cost: limit.cost.clone(),
+        reset: limit.reset,
+        message: message.into(),
+    }
+}
+
+fn check_counter(
+    counters: &mut HashMap<String, (String, u64, u64, String, Reset)>,
+    limit: &Limit,
+    errors: &mut Vec<LoadError>,
+) {
+    let scope = limit.scope.describe();
+    match counters.get(&limit.counter) {
+        None => {
+            counters.insert(limit.counter.clone(), (limit.pointer.clone(), limit.window_ms, limit.max, scope, limit.reset));
+        }
+        Some((first, window, max, first_scope, reset)) => {
+            let field = if *window != limit.window_ms {
+                Some("window")
+            } else if *max != limit.max {
+                Some("max")
+            } else if *first_scope != scope {
+                Some("scope")
+            } else if *reset != limit.reset {
+                Some("reset")
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                errors.push(LoadError::new(
+                    limit.pointer.clone(),
+                    LoadErrorKind::CounterConflict { counter: limit.counter.clone(), other: first.clone(), field },
+                ));
+            }
+        }
+    }
+}
+
+fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
+    if !schema.is_object() && !schema.is_boolean() {
+        return Err(format!("a JSON Schema must be an object or a boolean, found {}", crate::error::type_name(schema)));
+    }
+    jsonschema::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .offline()
+        .build(schema)
+        .map_err(|e| {
+            let at = e.schema_path().as_str().to_owned();
+            if at.is_empty() { format!("invalid JSON Schema: {e}") } else { format!("invalid JSON Schema at `{at}`: {e}") }
+        })
+}
+

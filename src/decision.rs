@@ -1,0 +1,134 @@
+//! The answer for one call.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::store::Reservation;
+
+/// The four possible answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// The call may go through.
+    Allow,
+    /// The call is refused.
+    Deny,
+    /// The call is refused for now by a rate limit; see `retry_after_ms`.
+    Limit,
+    /// A human must approve this exact call first; see `approval_id`.
+    Approve,
+}
+
+impl Verdict {
+    /// `allow`, `deny`, `limit` or `approve`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Limit => "limit",
+            Verdict::Approve => "approve",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A decision: the verdict, the rule (a JSON Pointer into the policy) that decided it, and
+/// what the host needs to act on it.
+///
+/// ```
+/// use mcp_policy::{Engine, Grant, Policy, Verdict};
+/// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny","tools":{"ping":{}}}"#).unwrap();
+/// let engine = Engine::new(policy);
+/// let d = engine.evaluate("ping", &serde_json::json!({}), &Grant::new("alice"));
+/// assert_eq!(d.verdict, Verdict::Allow);
+/// assert_eq!(&*d.rule, "/tools/ping");
+/// let d = engine.evaluate("rm", &serde_json::json!({}), &Grant::new("alice"));
+/// assert_eq!(d.verdict, Verdict::Deny);
+/// assert_eq!(&*d.rule, "/default");
+/// ```
+#[derive(Debug, PartialEq)]
+pub struct Decision {
+    /// allow, deny, limit or approve.
+    pub verdict: Verdict,
+    /// JSON Pointer of the rule that decided (`""` for checks on the input itself).
+    pub rule: Arc<str>,
+    /// Why, for a person (always present except on allow).
+    pub message: Option<Arc<str>>,
+    /// On limit: the counter that refused.
+    pub counter: Option<Arc<str>>,
+    /// On limit: milliseconds until the same call would be admitted.
+    pub retry_after_ms: Option<u64>,
+    /// On allow, when the call has limits: the smallest `max - used` after charging.
+    pub remaining: Option<u64>,
+    /// On approve: the id a human approves.
+    pub approval_id: Option<String>,
+    /// On allow, when counters were charged: what [`Engine::release`](crate::Engine::release) refunds.
+    pub reservation: Option<Reservation>,
+}
+
+impl Decision {
+    pub(crate) fn new(verdict: Verdict, rule: Arc<str>, message: Option<Arc<str>>) -> Decision {
+        Decision {
+            verdict,
+            rule,
+            message,
+            counter: None,
+            retry_after_ms: None,
+            remaining: None,
+            approval_id: None,
+            reservation: None,
+        }
+    }
+
+    pub(crate) fn deny(rule: &Arc<str>, message: impl Into<Arc<str>>) -> Decision {
+        Decision::new(Verdict::Deny, rule.clone(), Some(message.into()))
+    }
+
+    /// Whether the call may go through.
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+
+    /// The decision as a JSON object in the `mcp-policy eval` output format, with the
+    /// reservation shown under the label given (fields that do not apply are omitted).
+    ///
+    /// ```
+    /// use mcp_policy::{Engine, Grant, Policy};
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny"}"#).unwrap();
+    /// let d = Engine::new(policy).evaluate("x", &serde_json::json!({}), &Grant::anonymous());
+    /// assert_eq!(
+    ///     d.to_json(None).to_string(),
+    ///     r#"{"decision":"deny","rule":"/default","message":"tool `x` is not allowed by this policy (default: deny)"}"#
+    /// );
+    /// ```
+    pub fn to_json(&self, reservation_label: Option<&str>) -> Value {
+        let mut out = Map::new();
+        out.insert("decision".into(), self.verdict.as_str().into());
+        out.insert("rule".into(), (*self.rule).into());
+        if let Some(remaining) = self.remaining {
+            out.insert("remaining".into(), remaining.into());
+        }
+        if let (Some(label), Some(_)) = (reservation_label, &self.reservation) {
+            out.insert("reservation".into(), label.into());
+        }
+        if let Some(counter) = &self.counter {
+            out.insert("counter".into(), (**counter).into());
+        }
+        if let Some(retry) = self.retry_after_ms {
+            out.insert("retry_after_ms".into(), retry.into());
+        }
+        if let Some(id) = &self.approval_id {
+            out.insert("approval_id".into(), id.as_str().into());
+        }
+        if let Some(message) = &self.message {
+            out.insert("message".into(), (**message).into());
+        }
+        Value::Object(out)
+    }
+}

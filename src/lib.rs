@@ -1,0 +1,76 @@
+//! # mcp-policy
+//!
+//! Exact, fail-closed policy decisions for the tool calls AI agents make through an MCP
+//! gateway. A gateway loads a JSON policy once and, for every `tools/call`, asks
+//! [`Engine::evaluate`]: **allow**, **deny**, **limit** (rate limited, with an exact
+//! retry-after) or **approve** (a human must approve this exact call first).
+//!
+//! ```
+//! use mcp_policy::{Engine, Grant, Policy, Verdict};
+//!
+//! let policy = Policy::from_json_str(r#"{
+//!   "version": "1", "default": "deny",
+//!   "tools": {
+//!     "start_security_scan": { "limits": [
+//!       { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] },
+//!     "stop_scan": { "action": "deny", "reason": "Stopping scans breaks compliance monitoring" }
+//!   }
+//! }"#)?;
+//! let engine = Engine::new(policy);
+//! let grant = Grant::new("alice-laptop");
+//! let args = serde_json::json!({"target": "prod"});
+//!
+//! let d = engine.evaluate("start_security_scan", &args, &grant);
+//! assert_eq!(d.verdict, Verdict::Allow);
+//! assert_eq!(d.remaining, Some(9));
+//!
+//! let d = engine.evaluate("stop_scan", &args, &grant);
+//! assert_eq!(d.verdict, Verdict::Deny);
+//! assert_eq!(d.message.as_deref(), Some("Stopping scans breaks compliance monitoring"));
+//! # Ok::<(), mcp_policy::LoadErrors>(())
+//! ```
+//!
+//! The stages, in the order data flows (see `docs/ARCHITECTURE.md`):
+//! [`source`] text → [`document`] (typed, every error with a JSON Pointer and line:column) →
+//! [`Policy`] (compiled: hash map of names, ordered patterns, prepared conditions, schema
+//! validators) → [`Policy::plan`] (no IO) → a [`CounterStore`] applies the plan atomically →
+//! [`Policy::conclude`] → [`Decision`]. [`Engine`] ties them together with a [`Clock`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+pub mod approval;
+pub mod args;
+pub mod clock;
+mod compile;
+pub mod decision;
+pub mod document;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod grant;
+mod listing;
+pub mod path;
+pub mod pattern;
+pub mod source;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use compile::{Pending, Policy, Step};
+pub use decision::{Decision, Verdict};
+pub use engine::{Decider, Engine};
+pub use error::{HostError, LoadError, LoadErrorKind, LoadErrors, Position, StoreError};
+pub use grant::Grant;
+pub use store::{CounterStore, MemoryStore, Outcome, Plan, Reservation};

@@ -1,0 +1,242 @@
+//! Condition paths: `args.a.b.0.c`, `/args/a~1b/0`, `grant.id`, `grant.session`,
+//! `grant.attrs.NAME`, `tool`.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::grant::Grant;
+
+/// Where a path starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// The call's arguments object.
+    Args,
+    /// The grant's id (`grant.id`).
+    GrantId,
+    /// The grant's session (`grant.session`).
+    GrantSession,
+    /// The grant's attributes object (`grant.attrs`).
+    GrantAttrs,
+    /// The called tool's name (`tool`).
+    Tool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    key: Box<str>,
+    /// The segment as an array index, when it is a decimal number.
+    index: Option<usize>,
+}
+
+/// A parsed path into a call.
+///
+/// ```
+/// use mcp_policy::path::Path;
+/// let p = Path::parse("args.files.0.name").unwrap();
+/// assert_eq!(p.to_string(), "args.files.0.name");
+/// let p = Path::parse("/args/a~1b").unwrap();
+/// assert_eq!(p.to_string(), "/args/a~1b");
+/// assert!(Path::parse("argz.x").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    root: Root,
+    segments: Vec<Segment>,
+    text: Box<str>,
+}
+
+/// A value found at a path: either inside a JSON document or a plain string (grant id, tool).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Found<'a> {
+    /// A JSON value.
+    Json(&'a Value),
+    /// A string that is not stored as JSON (the tool name, the grant id or session).
+    Str(&'a str),
+}
+
+impl<'a> Found<'a> {
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            Found::Json(Value::String(s)) => Some(s),
+            Found::Str(s) => Some(s),
+            Found::Json(_) => None,
+        }
+    }
+
+    /// The JSON type name, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Found::Json(v) => crate::error::type_name(v),
+            Found::Str(_) => "a string",
+        }
+    }
+}
+
+impl Path {
+    /// Parses a dotted path or a JSON Pointer path.
+    pub fn parse(text: &str) -> Result<Path, String> {
+        let tokens: Vec<String> = if text.starts_with('/') {
+            crate::source::pointer_tokens(text)
+                .ok_or_else(|| format!("invalid JSON Pointer path {text:?} (`~` must be followed by 0 or 1)"))?
+        } else {
+            text.split('.').map(str::to_owned).collect()
+        };
+        let mut tokens = tokens.into_iter();
+        let root_name = tokens.next().unwrap_or_default();
+        let rest: Vec<String> = tokens.collect();
+        if !text.starts_with('/') && rest.iter().any(String::is_empty) {
+            return Err(format!("path {text:?} has an empty segment"));
+        }
+        let (root, rest) = match root_name.as_str() {
+            "args" => (Root::Args, rest),
+            "tool" => {
+                if !rest.is_empty() {
+                    return Err(format!("path {text:?}: `tool` is a string and has no fields"));
+                }
+                (Root::Tool, rest)
+            }
+            "grant" => {
+                let mut it = rest.into_iter();
+                match it.next().as_deref() {
+                    Some("id") | Some("session") if it.len() > 0 => {
+                        return Err(format!("path {text:?}: `grant.id` and `grant.session` are strings and have no fields"));
+                    }
+                    Some("id") => (Root::GrantId, Vec::new()),
+                    Some("session") => (Root::GrantSession, Vec::new()),
+                    Some("attrs") => (Root::GrantAttrs, it.collect()),
+                    _ => {
+                        return Err(format!(
+                            "path {text:?}: expected grant.id, grant.session or grant.attrs.NAME"
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "path {text:?} must start with args, grant or tool (for example args.amount or /args/a~1b)"
+                ));
+            }
+        };
+        let segments = rest
+            .into_iter()
+            .map(|key| {
+                let index = if !key.is_empty()
+                    && key.bytes().all(|b| b.is_ascii_digit())
+                    && (key == "0" || !key.starts_with('0'))
+                {
+                    key.parse().ok()
+                } else {
+                    None
+                };
+                Segment {
+                    key: key.into_boxed_str(),
+                    index,
+                }
+            })
+            .collect();
+        Ok(Path {
+            root,
+            segments,
+            text: text.into(),
+        })
+    }
+
+    /// The root this path starts from.
+    pub fn root(&self) -> Root {
+        self.root
+    }
+
+    /// Finds the value at this path in a call; `None` when it is missing.
+    pub fn resolve<'a>(&self, tool: &'a str, args: &'a Value, grant: &'a Grant) -> Option<Found<'a>> {
+        let start: &Value = match self.root {
+            Root::Tool => return Some(Found::Str(tool)),
+            Root::GrantId => return Some(Found::Str(&grant.id)),
+            Root::GrantSession => return grant.session.as_deref().map(Found::Str),
+            Root::Args => args,
+            Root::GrantAttrs => return self.descend_map(&grant.attrs),
+        };
+        self.descend(start, &self.segments).map(Found::Json)
+    }
+
+    fn descend_map<'a>(&self, map: &'a serde_json::Map<String, Value>) -> Option<Found<'a>> {
+        let (first, rest) = self.segments.split_first()?;
+        let value = map.get(&*first.key)?;
+        self.descend(value, rest).map(Found::Json)
+    }
+
+    fn descend<'a>(&self, mut value: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
+        for segment in segments {
+            value = match value {
+                Value::Object(map) => map.get(&*segment.key)?,
+                Value::Array(items) => items.get(segment.index?)?,
+                _ => return None,
+            };
+        }
+        Some(value)
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn grant() -> Grant {
+        Grant::new("alice").with_session("s1").with_attr("team", json!({"name": "sec"}))
+    }
+
+    #[test]
+    fn dotted_paths_descend_objects_and_arrays() {
+        let args = json!({"a": {"b": [{"c": 5}]}, "0": "zero"});
+        let g = grant();
+        let p = Path::parse("args.a.b.0.c").unwrap();
+        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&json!(5))));
+        // A decimal segment is a key on an object.
+        let p = Path::parse("args.0").unwrap();
+        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&json!("zero"))));
+        let p = Path::parse("args.a.b.1.c").unwrap();
+        assert_eq!(p.resolve("t", &args, &g), None);
+        let p = Path::parse("args.a.b.01").unwrap();
+        assert_eq!(p.resolve("t", &args, &g), None);
+        let p = Path::parse("args").unwrap();
+        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&args)));
+    }
+
+    #[test]
+    fn pointer_paths_reach_keys_with_dots_and_slashes() {
+        let args = json!({"a/b": {"c.d": 1}});
+        let g = grant();
+        let p = Path::parse("/args/a~1b/c.d").unwrap();
+        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&json!(1))));
+    }
+
+    #[test]
+    fn grant_and_tool_roots() {
+        let args = json!({});
+        let g = grant();
+        assert_eq!(Path::parse("grant.id").unwrap().resolve("t", &args, &g), Some(Found::Str("alice")));
+        assert_eq!(Path::parse("grant.session").unwrap().resolve("t", &args, &g), Some(Found::Str("s1")));
+        assert_eq!(
+            Path::parse("grant.attrs.team.name").unwrap().resolve("t", &args, &g),
+            Some(Found::Json(&json!("sec")))
+        );
+        assert_eq!(Path::parse("tool").unwrap().resolve("run", &args, &g), Some(Found::Str("run")));
+        let anonymous = Grant::new("x");
+        assert_eq!(Path::parse("grant.session").unwrap().resolve("t", &args, &anonymous), None);
+    }
+
+    #[test]
+    fn bad_paths() {
+        for bad in ["", "x", "args..a", "args.", "tool.x", "grant", "grant.name", "grant.id.x", "/args/~2", "/x"] {
+            assert!(Path::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Tool-name patterns: `*` matches any run of characters (possibly empty), `?` exactly one.
+
+/// A compiled tool-name pattern.
+///
+/// Matching takes time proportional to the name's length times the pattern's, never
+/// exponential, and allocates nothing.
+///
+/// ```
+/// use mcp_policy::pattern::Glob;
+/// let glob = Glob::new("github_*_issue?");
+/// assert!(glob.matches("github_create_issue2"));
+/// assert!(!glob.matches("github_create_issue"));
+/// assert_eq!(glob.literal_count(), 13);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    tokens: Vec<Token>,
+    literals: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    One,
+    Any,
+}
+
+/// Whether a `tools` or `hide` key is a pattern (contains `*` or `?`).
+pub fn is_pattern(key: &str) -> bool {
+    key.contains(['*', '?'])
+}
+
+impl Glob {
+    /// Compiles a pattern.
+    pub fn new(pattern: &str) -> Glob {
+        let mut tokens = Vec::with_capacity(pattern.len());
+        let mut literals = 0;
+        for c in pattern.chars() {
+            match c {
+                '*' => {
+                    // Consecutive stars are one star.
+                    if tokens.last() != Some(&Token::Any) {
+                        tokens.push(Token::Any);
+                    }
+                }
+                '?' => tokens.push(Token::One),
+                c => {
+                    literals += 1;
+                    tokens.push(Token::Literal(c));
+                }
+            }
+        }
+        Glob { tokens, literals }
+    }
+
+    /// The number of literal (non-wildcard) characters: the pattern's specificity.
+    pub fn literal_count(&self) -> usize {
+        self.literals
+    }
+
+    /// Whether `name` matches the whole pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        // Iterative matcher with one backtrack point (the last `*`): O(len(name) * len(pattern)).
+        let mut t = 0usize; // token index
+        let mut n = 0usize; // byte offset into name
+        let mut star: Option<(usize, usize)> = None; // (token after star, name offset it consumed up to)
+        loop {
+            let next_char = name.get(n..).and_then(|rest| rest.chars().next());
+            match (self.tokens.get(t), next_char) {
+                (Some(Token::Any), _) => {
+                    star = Some((t + 1, n));
+                    t += 1;
+                    continue;
+                }
+                (Some(Token::One), Some(c)) => {
+                    t += 1;
+                    n += c.len_utf8();
+                    continue;
+                }
+                (Some(Token::Literal(l)), Some(c)) if *l == c => {
+                    t += 1;
+                    n += c.len_utf8();
+                    continue;
+                }
+                (None, None) => return true,
+                _ => {}
+            }
+            // Mismatch: let the last star swallow one more character, or fail.
+            match star {
+                Some((after, consumed)) => {
+                    let Some(c) = name.get(consumed..).and_then(|rest| rest.chars().next()) else {
+                        return false;
+                    };
+                    let consumed = consumed + c.len_utf8();
+                    star = Some((after, consumed));
+                    t = after;
+                    n = consumed;
+                }
+                None => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_and_question() {
+        let g = Glob::new("*");
+        assert!(g.matches(""));
+        assert!(g.matches("anything"));
+        let g = Glob::new("a*b");
+        assert!(g.matches("ab"));
+        assert!(g.matches("axxb"));
+        assert!(g.matches("abab"));
+        assert!(!g.matches("aba"));
+        let g = Glob::new("?");
+        assert!(g.matches("é"));
+        assert!(!g.matches(""));
+        assert!(!g.matches("ab"));
+        let g = Glob::new("db_*_prod*");
+        assert!(g.matches("db_delete_prod"));
+        assert!(g.matches("db_x_production"));
+        assert!(!g.matches("db_prod"));
+    }
+
+    #[test]
+    fn literal_only_pattern_is_exact() {
+        let g = Glob::new("abc");
+        assert!(g.matches("abc"));
+        assert!(!g.matches("abcd"));
+        assert_eq!(g.literal_count(), 3);
+    }
+
+    #[test]
+    fn pathological_input_is_fast() {
+        let g = Glob::new("*a*a*a*a*a*a*a*b");
+        let name = "a".repeat(20_000);
+        assert!(!g.matches(&name));
+    }
+
+    #[test]
+    fn pattern_detection() {
+        assert!(is_pattern("a*"));
+        assert!(is_pattern("a?"));
+        assert!(!is_pattern("abc"));
+    }
+}
