@@ -74,3 +74,8 @@ pub use engine::{Decider, Engine};
 pub use error::{HostError, LoadError, LoadErrorKind, LoadErrors, Position, StoreError};
 pub use grant::Grant;
 pub use store::{CounterStore, MemoryStore, Outcome, Plan, Reservation};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

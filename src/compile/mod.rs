@@ -101,6 +101,7 @@ pub(crate) struct CompiledLimit {
 
 /// The first step of deciding a call, before any counter is touched.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // boxing would allocate on every call
 pub enum Step<'a> {
     /// Decided without the store (denied, or allowed with no limits and no approval).
     Done(Decision),
@@ -457,7 +458,7 @@ fn limit_cost(limit: &CompiledLimit, tool: &str, args: &Value, grant: &Grant) ->
                         Err(bad(&format!("is negative ({n})")))
                     } else {
                         match n.as_f64() {
-                            Some(f) if f.fract() == 0.0 && f >= 0.0 && f < 18_446_744_073_709_551_616.0 => Ok(f as u64),
+                            Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => Ok(f as u64),
                             _ => Err(bad(&format!("is not a non-negative integer ({n})"))),
                         }
                     }

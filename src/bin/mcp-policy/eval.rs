@@ -1,0 +1,316 @@
+//! `mcp-policy eval`: replays JSON Lines of calls through one engine.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use mcp_policy::{Clock, Engine, Grant, ManualClock, MemoryStore, Policy, Reservation, SystemClock};
+use serde_json::{Map, Value, json};
+
+use crate::json::{load_policy, parse_strict};
+use crate::{FAILURES, OK, UNUSABLE, rfc3339};
+
+/// What time a line without `at` happens at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAt {
+    /// The system clock (`eval`).
+    SystemTime,
+    /// The previous line's time, starting at the Unix epoch (`test`: deterministic).
+    Previous,
+}
+
+/// One engine and the replay's state: reservation labels, the last time seen.
+pub struct Replayer {
+    engine: Engine<ManualClock, MemoryStore>,
+    clock: ManualClock,
+    reservations: HashMap<String, Reservation>,
+    issued: u64,
+    last_ms: Option<u64>,
+    no_at: NoAt,
+    /// The last approval id answered (for `"$last"` in test files).
+    pub last_approval: Option<String>,
+}
+
+impl Replayer {
+    pub fn new(policy: Policy, no_at: NoAt) -> Replayer {
+        let clock = ManualClock::new(0);
+        let engine = Engine::with_parts(policy, clock.clone(), MemoryStore::new());
+        Replayer { engine, clock, reservations: HashMap::new(), issued: 0, last_ms: None, no_at, last_approval: None }
+    }
+
+    /// Answers one input line (already known not to be blank). `line_no` is 1-based.
+    pub fn line(&mut self, text: &str, line_no: usize) -> Value {
+        match parse_strict(text) {
+            Ok(value) => self.value(&value, line_no),
+            Err(e) => error(line_no, format!("invalid JSON: {e}")),
+        }
+    }
+
+    /// Answers one parsed input line.
+    pub fn value(&mut self, value: &Value, line_no: usize) -> Value {
+        match self.answer(value) {
+            Ok(out) => out,
+            Err(message) => error(line_no, message),
+        }
+    }
+
+    fn answer(&mut self, value: &Value) -> Result<Value, String> {
+        let Value::Object(map) = value else {
+            return Err(format!("expected a JSON object, found {}", type_name(value)));
+        };
+        for key in map.keys() {
+            if !matches!(key.as_str(), "tool" | "args" | "grant" | "at" | "approve" | "release") {
+                return Err(format!("unknown field `{key}`; expected tool, args, grant, at, approve or release"));
+            }
+        }
+        let kinds = ["tool", "approve", "release"].into_iter().filter(|k| map.contains_key(*k)).count();
+        if kinds != 1 {
+            return Err("a line needs exactly one of `tool`, `approve` or `release`".into());
+        }
+        if !map.contains_key("tool") {
+            for field in ["args", "grant"] {
+                if map.contains_key(field) {
+                    return Err(format!("`{field}` only applies to a `tool` line"));
+                }
+            }
+        }
+        let now = self.time(map.get("at"))?;
+        if let Some(v) = map.get("approve") {
+            let id = v.as_str().ok_or_else(|| format!("`approve` must be a string, found {}", type_name(v)))?;
+            self.set_time(now);
+            self.engine.record_approval(id).map_err(|e| e.to_string())?;
+            return Ok(json!({ "approved": id }));
+        }
+        if let Some(v) = map.get("release") {
+            let label = v.as_str().ok_or_else(|| format!("`release` must be a string, found {}", type_name(v)))?;
+            let reservation =
+                self.reservations.remove(label).ok_or_else(|| format!("unknown or already released reservation `{label}`"))?;
+            self.set_time(now);
+            self.engine.release(reservation).map_err(|e| e.to_string())?;
+            return Ok(json!({ "released": label }));
+        }
+        let tool = match map.get("tool") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(other) => return Err(format!("`tool` must be a string, found {}", type_name(other))),
+            None => return Err("missing field `tool`".into()),
+        };
+        let empty = Value::Object(Map::new());
+        let args = match map.get("args") {
+            None => &empty,
+            Some(v @ Value::Object(_)) => v,
+            Some(other) => return Err(format!("`args` must be a JSON object, found {}", type_name(other))),
+        };
+        let grant = grant(map.get("grant"))?;
+        self.set_time(now);
+        let decision = self.engine.evaluate(tool, args, &grant);
+        let label = decision.reservation.as_ref().map(|_| {
+            self.issued += 1;
+            format!("r-{}", self.issued)
+        });
+        let out = decision.to_json(label.as_deref());
+        if let (Some(label), Some(reservation)) = (label, decision.reservation) {
+            self.reservations.insert(label, reservation);
+        }
+        if let Some(id) = decision.approval_id {
+            self.last_approval = Some(id);
+        }
+        Ok(out)
+    }
+
+    /// The time of a line: its `at`, else the system time or the previous line's time.
+    fn time(&self, at: Option<&Value>) -> Result<u64, String> {
+        let now = match at {
+            None => {
+                return Ok(match self.no_at {
+                    NoAt::SystemTime => SystemClock.now_ms(),
+                    NoAt::Previous => self.last_ms.unwrap_or(0),
+                });
+            }
+            Some(Value::Number(n)) => {
+                n.as_u64().ok_or_else(|| format!("`at` must be whole milliseconds since the Unix epoch, found {n}"))?
+            }
+            Some(Value::String(s)) => rfc3339::parse(s)?,
+            Some(other) => {
+                return Err(format!(
+                    "`at` must be milliseconds since the Unix epoch or an RFC 3339 time, found {}",
+                    type_name(other)
+                ));
+            }
+        };
+        if let Some(last) = self.last_ms.filter(|last| now < *last) {
+            return Err(format!("`at` ({now}) is earlier than the previous line's time ({last}); time must not go backwards"));
+        }
+        Ok(now)
+    }
+
+    fn set_time(&mut self, now: u64) {
+        self.clock.set(now);
+        self.last_ms = Some(now);
+    }
+}
+
+fn grant(value: Option<&Value>) -> Result<Grant, String> {
+    match value {
+        None => Ok(Grant::anonymous()),
+        Some(Value::String(id)) => Ok(Grant::new(id.as_str())),
+        Some(Value::Object(map)) => {
+            for key in map.keys() {
+                if !matches!(key.as_str(), "id" | "session" | "attrs") {
+                    return Err(format!("unknown field `grant.{key}`; expected id, session or attrs"));
+                }
+            }
+            let mut grant = match map.get("id") {
+                Some(Value::String(id)) => Grant::new(id.as_str()),
+                Some(other) => return Err(format!("`grant.id` must be a string, found {}", type_name(other))),
+                None => return Err("`grant` needs an `id`".into()),
+            };
+            match map.get("session") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => grant.session = Some(s.clone()),
+                Some(other) => return Err(format!("`grant.session` must be a string, found {}", type_name(other))),
+            }
+            match map.get("attrs") {
+                None => {}
+                Some(Value::Object(attrs)) => grant.attrs = attrs.clone(),
+                Some(other) => return Err(format!("`grant.attrs` must be an object, found {}", type_name(other))),
+            }
+            Ok(grant)
+        }
+        Some(other) => Err(format!("`grant` must be a string or an object, found {}", type_name(other))),
+    }
+}
+
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn error(line_no: usize, message: String) -> Value {
+    json!({ "error": format!("line {line_no}: {message}") })
+}
+
+/// Runs `eval`.
+pub fn run(policy: &Path, input: Option<&Path>) -> u8 {
+    let Ok(loaded) = load_policy(policy) else {
+        return UNUSABLE;
+    };
+    let reader: Box<dyn Read> = match input {
+        None => Box::new(std::io::stdin()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("{}: cannot read the input: {e}", p.display());
+                return UNUSABLE;
+            }
+        },
+    };
+    let mut replayer = Replayer::new(loaded.policy, NoAt::SystemTime);
+    let stdout = std::io::stdout();
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    let mut failed = false;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("cannot read the input: {e}");
+                return UNUSABLE;
+            }
+        }
+        line_no += 1;
+        let out = match std::str::from_utf8(&buf) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => replayer.line(text, line_no),
+            Err(_) => error(line_no, "the line is not valid UTF-8".into()),
+        };
+        if out.get("error").is_some() {
+            failed = true;
+        }
+        let mut lock = stdout.lock();
+        let written = writeln!(lock, "{out}").and_then(|()| lock.flush());
+        if let Err(e) = written {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return if failed { FAILURES } else { OK };
+            }
+            eprintln!("cannot write the output: {e}");
+            return UNUSABLE;
+        }
+    }
+    if failed { FAILURES } else { OK }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replayer(policy: &str) -> Replayer {
+        let policy = Policy::from_json_str(policy).unwrap();
+        Replayer::new(policy, NoAt::Previous)
+    }
+
+    const POLICY: &str = r#"{"version":"1","default":"deny","tools":{
+        "scan":{"limits":[{"counter":"c","window":"minute","max":1}]},
+        "pay":{"action":"approve","reason":"money"}}}"#;
+
+    #[test]
+    fn allow_limit_release() {
+        let mut r = replayer(POLICY);
+        let a = r.line(r#"{"tool":"scan","at":1000}"#, 1);
+        assert_eq!(a, json!({"decision":"allow","rule":"/tools/scan","remaining":0,"reservation":"r-1"}));
+        let b = r.line(r#"{"tool":"scan","at":31000}"#, 2);
+        assert_eq!(b["decision"], "limit");
+        assert_eq!(b["retry_after_ms"], 30000);
+        assert_eq!(r.line(r#"{"release":"r-1"}"#, 3), json!({"released":"r-1"}));
+        assert!(r.line(r#"{"release":"r-1"}"#, 4)["error"].as_str().unwrap().starts_with("line 4: unknown"));
+        assert_eq!(r.line(r#"{"tool":"scan"}"#, 5)["decision"], "allow");
+    }
+
+    #[test]
+    fn errors() {
+        let mut r = replayer(POLICY);
+        for (line, needle) in [
+            (r#"{"tool":"scan","tool":"x"}"#, "duplicate key"),
+            (r#"{"tool":"scan","argz":{}}"#, "unknown field `argz`"),
+            (r#"{"tool":"scan","args":[]}"#, "must be a JSON object"),
+            (r#"{"tool":"scan","grant":{"id":"a","x":1}}"#, "grant.x"),
+            (r#"{"tool":"scan","at":"yesterday"}"#, "RFC 3339"),
+            (r#"{"approve":"nope"}"#, "unknown or expired approval"),
+            (r#"{"tool":"scan","approve":"x"}"#, "exactly one"),
+            ("[1]", "expected a JSON object"),
+            ("{", "invalid JSON"),
+        ] {
+            let out = r.line(line, 7);
+            let message = out["error"].as_str().unwrap_or_default();
+            assert!(message.starts_with("line 7: ") && message.contains(needle), "{line}: {out}");
+        }
+    }
+
+    #[test]
+    fn time_must_not_go_backwards() {
+        let mut r = replayer(POLICY);
+        assert_eq!(r.line(r#"{"tool":"scan","at":"2026-11-21T10:00:00Z"}"#, 1)["decision"], "allow");
+        let out = r.line(r#"{"tool":"scan","at":"2026-11-21T09:59:59.999Z"}"#, 2);
+        assert!(out["error"].as_str().unwrap().contains("earlier"), "{out}");
+        assert_eq!(r.line(r#"{"tool":"scan","at":"2026-11-21T10:01:00Z"}"#, 3)["decision"], "allow");
+    }
+
+    #[test]
+    fn approval_flow() {
+        let mut r = replayer(POLICY);
+        let a = r.line(r#"{"tool":"pay","args":{"n":1},"grant":"bob"}"#, 1);
+        assert_eq!(a["decision"], "approve");
+        let id = a["approval_id"].as_str().unwrap().to_owned();
+        assert_eq!(r.line(&format!(r#"{{"approve":"{id}"}}"#), 2), json!({"approved": id}));
+        assert_eq!(r.line(r#"{"tool":"pay","args":{"n":1},"grant":"bob"}"#, 3)["decision"], "allow");
+    }
+}
