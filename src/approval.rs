@@ -15,11 +15,31 @@ use serde_json::Value;
 /// ```
 pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
-    write_canonical(value, &mut out);
+    write_canonical(value, &mut out, false);
     out
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Canonical JSON in which numbers are written by value: an integral float is written as the
+/// integer it equals (`1.0` → `1`, `-0.0` → `0`). Two values that are equal under the spec's
+/// JSON equality (numbers compared by value) get the same text; used to key `args.PATH`
+/// counter scopes, so that `1` and `1.0` draw on one budget.
+pub(crate) fn canonical_json_by_value(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out, true);
+    out
+}
+
+/// `n` written by value: an integral float in the 64-bit integer range as that integer.
+fn number_by_value(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f) => {
+            if f < 0.0 { (f as i64).to_string() } else { (f as u64).to_string() }
+        }
+        _ => n.to_string(),
+    }
+}
+
+fn write_canonical(value: &Value, out: &mut String, by_value: bool) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -32,7 +52,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 out.push_str(&Value::String(key.clone()).to_string());
                 out.push(':');
                 if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
+                    write_canonical(v, out, by_value);
                 }
             }
             out.push('}');
@@ -43,10 +63,11 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, out, by_value);
             }
             out.push(']');
         }
+        Value::Number(n) if by_value => out.push_str(&number_by_value(n)),
         scalar => out.push_str(&scalar.to_string()),
     }
 }
@@ -70,7 +91,7 @@ pub fn binding(grant_id: &str, tool: &str, args: &Value, revision: &str) -> Stri
     out.push(',');
     out.push_str(&Value::from(tool).to_string());
     out.push(',');
-    write_canonical(args, &mut out);
+    write_canonical(args, &mut out, false);
     out.push(',');
     out.push_str(&Value::from(revision).to_string());
     out.push(']');
@@ -102,6 +123,13 @@ mod tests {
     #[test]
     fn binding_is_unambiguous() {
         assert_ne!(binding("a\",\"b", "c", &json!({}), "r"), binding("a", "b\",\"c", &json!({}), "r"));
+    }
+
+    #[test]
+    fn by_value_canonical_json_writes_integral_floats_as_integers() {
+        let v = json!({"b": [1.0, -2.0, -0.0, 1.5, 1e300, 7], "a": "1.0"});
+        assert_eq!(canonical_json_by_value(&v), r#"{"a":"1.0","b":[1,-2,0,1.5,1e+300,7]}"#);
+        assert_eq!(canonical_json(&json!([1.0])), "[1.0]");
     }
 
     #[test]

@@ -287,7 +287,7 @@ mod tests {
     fn locate_finds_nested_values() {
         let text = "{\n  \"tools\": {\n    \"a/b\": { \"limits\": [ {\"window\": \"minutes\"} ] }\n  }\n}";
         let pos = locate(text, "/tools/a~1b/limits/0/window").unwrap();
-        assert_eq!((pos.line, pos.column), (3, 38));
+        assert_eq!((pos.line, pos.column), (3, 37));
         assert_eq!(&text[text.find("\"minutes\"").unwrap()..][..1], "\"");
         // A missing member falls back to the deepest existing value.
         let pos = locate(text, "/tools/a~1b/schema").unwrap();

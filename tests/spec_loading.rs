@@ -120,31 +120,31 @@ fn unknown_fields_are_errors_at_every_level_with_pointer_and_position() {
         (
             r#"{"version":"1","default":"deny","tools":{"t":{"require":[{"path":"tool","op":"eq","value":"t","on_fail":"x"}]}}}"#,
             "/tools/t/require/0/on_fail",
-            104,
+            105,
             "path, op, value, on_deny",
         ),
         (
             r#"{"version":"1","default":"deny","tools":{"t":{"deny_if":[{"conditions":[],"reason":"x"}]}}}"#,
             "/tools/t/deny_if/0/reason",
-            85,
+            84,
             "conditions, on_deny",
         ),
         (
             r#"{"version":"1","default":"deny","tools":{"t":{"approve_if":[{"conditions":[],"on_deny":"x"}]}}}"#,
             "/tools/t/approve_if/0/on_deny",
-            89,
+            88,
             "conditions, reason",
         ),
         (
             r#"{"version":"1","default":"deny","tools":{"t":{"limits":[{"counter":"c","window":1,"max":1,"scop":"grant"}]}}}"#,
             "/tools/t/limits/0/scop",
-            100,
+            98,
             "counter, window, max, scope",
         ),
         (
             r#"{"version":"1","default":"deny","tools":{"t":{"rate_limit":{"max":1,"window":1,"per":"grant"}}}}"#,
             "/tools/t/rate_limit/per",
-            85,
+            86,
             "max, window",
         ),
         (r#"{"version":"1","default":"deny","approvals":{"tt":"5m"}}"#, "/approvals/tt", 51, "ttl"),
@@ -152,8 +152,11 @@ fn unknown_fields_are_errors_at_every_level_with_pointer_and_position() {
     for (text, pointer, column, expected) in cases {
         let e = load_error(text);
         assert_eq!(e.pointer, pointer, "{text}");
-        assert_eq!(e.position, Some(Position { line: 1, column }), "{text}");
         let field = pointer.rsplit('/').next().unwrap_or_default();
+        // The position is that of the offending field's value.
+        let value_at = text.find(&format!("\"{field}\":")).map(|i| i + field.len() + 4);
+        assert_eq!(value_at, Some(column), "{text}");
+        assert_eq!(e.position, Some(Position { line: 1, column }), "{text}");
         let message = e.kind.to_string();
         assert!(message.starts_with(&format!("unknown field `{field}`; expected one of ")), "{message}");
         assert!(message.contains(expected), "{message}");
@@ -252,7 +255,8 @@ fn positions_count_characters_and_escape_slashes_in_pointers() {
     let text = "{\"version\":\"1\",\"default\":\"deny\",\n\"tools\":{\"é/ü\":{\"max\":1}}}";
     let e = load_error(text);
     assert_eq!(e.pointer, "/tools/é~1ü/max");
-    assert_eq!(e.position, Some(Position { line: 2, column: 24 }));
+    // Columns count characters: `1` is the 23rd character of line 2 (the 25th byte).
+    assert_eq!(e.position, Some(Position { line: 2, column: 23 }));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use crate::approval::{approval_id, binding, canonical_json, fnv1a_128};
+use crate::approval::{approval_id, binding, canonical_json, canonical_json_by_value, fnv1a_128};
 use crate::args::check_args;
 use crate::decision::{Decision, Verdict};
 use crate::document::{Action, Clause, Cost, DefaultAction, Document, Limit, Reader, Reset, Scope, Stage};
@@ -437,7 +437,8 @@ fn counter_key<'a>(limit: &'a CompiledLimit, tool: &'a str, args: &'a Value, gra
             }
             Some(Found::Str(s)) => ScopeKey::ArgStr(s),
             Some(Found::Json(Value::String(s))) => ScopeKey::ArgStr(s),
-            Some(Found::Json(v)) => ScopeKey::ArgJson(canonical_json(v)),
+            // Numbers by value (section 4): `1` and `1.0` are one budget.
+            Some(Found::Json(v)) => ScopeKey::ArgJson(canonical_json_by_value(v)),
         },
     };
     Ok(CounterKey { counter: &limit.counter, window_ms: limit.window_ms, reset: limit.reset, scope })

@@ -322,37 +322,8 @@ impl CounterStore for MemoryStore {
             held.push((index, guard));
         }
 
-        // 1. Check every charge without changing any budget.
-        let mut refusal: Option<(usize, u64)> = None;
-        let mut new_keys = 0usize;
-        for (i, (charge, hash)) in plan.charges.iter().zip(&hashes).enumerate() {
-            let shard = held_shard(&mut held, self.shard_of(*hash)).ok_or_else(|| StoreError::Unavailable("shard not locked".into()))?;
-            let now = shard.high_water;
-            let retry = match shard.table.find_mut(*hash, |e| e.key.matches(&charge.key)) {
-                Some(entry) => {
-                    entry.refresh(now);
-                    if charge.cost > charge.max {
-                        charge.key.window_ms
-                    } else {
-                        entry.retry_after(now, charge.max, charge.cost)
-                    }
-                }
-                None => {
-                    if charge.cost > 0 {
-                        new_keys += 1;
-                    }
-                    if charge.cost > charge.max { charge.key.window_ms } else { 0 }
-                }
-            };
-            if retry > 0 && refusal.is_none_or(|(_, worst)| retry > worst) {
-                refusal = Some((i, retry));
-            }
-        }
-        if let Some((charge, retry_after_ms)) = refusal {
-            return Ok(Outcome::Limited { charge, retry_after_ms });
-        }
-
-        // 2. The approval, if the call needs one.
+        // 1. The approval, if the call needs one (spec section 7: step 6 before the limits of
+        //    step 7). A usable approval stays locked, and is consumed only if step 3 charges.
         let mut approvals = None;
         if let Some(check) = &plan.approval {
             let mut map = self.approvals.lock();
@@ -381,6 +352,36 @@ impl CounterStore for MemoryStore {
                 return Ok(Outcome::ApprovalRequired);
             }
             approvals = Some(map);
+        }
+
+        // 2. Check every charge without changing any budget; a refusal keeps the approval.
+        let mut refusal: Option<(usize, u64)> = None;
+        let mut new_keys = 0usize;
+        for (i, (charge, hash)) in plan.charges.iter().zip(&hashes).enumerate() {
+            let shard = held_shard(&mut held, self.shard_of(*hash)).ok_or_else(|| StoreError::Unavailable("shard not locked".into()))?;
+            let now = shard.high_water;
+            let retry = match shard.table.find_mut(*hash, |e| e.key.matches(&charge.key)) {
+                Some(entry) => {
+                    entry.refresh(now);
+                    if charge.cost > charge.max {
+                        charge.key.window_ms
+                    } else {
+                        entry.retry_after(now, charge.max, charge.cost)
+                    }
+                }
+                None => {
+                    if charge.cost > 0 {
+                        new_keys += 1;
+                    }
+                    if charge.cost > charge.max { charge.key.window_ms } else { 0 }
+                }
+            };
+            if retry > 0 && refusal.is_none_or(|(_, worst)| retry > worst) {
+                refusal = Some((i, retry));
+            }
+        }
+        if let Some((charge, retry_after_ms)) = refusal {
+            return Ok(Outcome::Limited { charge, retry_after_ms });
         }
 
         // 3. Room for new keys, then charge everything.

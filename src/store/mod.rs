@@ -113,8 +113,10 @@ pub struct ApprovalCheck {
 pub struct Plan<'a> {
     /// The engine's time for this call (milliseconds since the Unix epoch).
     pub now_ms: u64,
-    /// If set, the call goes ahead only if a recorded approval with this exact binding exists;
-    /// it is consumed only when the charges are admitted.
+    /// If set, the call goes ahead only if a recorded approval with this exact binding exists.
+    /// It is checked before the charges (an unapproved call is answered
+    /// [`Outcome::ApprovalRequired`] whatever its limits, as in the spec's order of evaluation),
+    /// and consumed only when the charges are admitted.
     pub approval: Option<ApprovalCheck>,
     /// The counters to check and charge, all or nothing. Charges on one key are merged.
     pub charges: SmallVec<[Charge<'a>; 4]>,

@@ -80,7 +80,6 @@ impl<'de> Visitor<'de> for StrictVisitor {
 /// A loaded policy with its source text and parsed value.
 pub struct Loaded {
     pub policy: Policy,
-    pub text: String,
     pub value: Value,
 }
 
@@ -97,27 +96,33 @@ pub fn load_policy(path: &Path) -> Result<Loaded, ()> {
     };
     match Policy::from_json_str(&text) {
         Ok(policy) => match parse_strict(&text) {
-            Ok(value) => Ok(Loaded { policy, text, value }),
+            Ok(value) => Ok(Loaded { policy, value }),
             Err(e) => {
                 eprintln!("{shown}:1:1: (document): {e}");
                 Err(())
             }
         },
         Err(errors) => {
-            print_load_errors(&shown.to_string(), &errors);
+            for line in load_error_lines(&shown.to_string(), &errors) {
+                eprintln!("{line}");
+            }
             Err(())
         }
     }
 }
 
-/// Prints load errors as `FILE:LINE:COL: POINTER: MESSAGE` (the pointer `(document)` for the
-/// whole document) to standard error.
-pub fn print_load_errors(file: &str, errors: &LoadErrors) {
-    for error in errors.errors() {
-        let (line, column) = error.position.map_or((1, 1), |p| (p.line, p.column));
-        let pointer = if error.pointer.is_empty() { "(document)" } else { error.pointer.as_str() };
-        eprintln!("{file}:{line}:{column}: {pointer}: {}", error.kind);
-    }
+/// Load errors as `FILE:LINE:COL: POINTER: MESSAGE` lines (the pointer `(document)` for the
+/// whole document).
+pub fn load_error_lines(file: &str, errors: &LoadErrors) -> Vec<String> {
+    errors
+        .errors()
+        .iter()
+        .map(|error| {
+            let (line, column) = error.position.map_or((1, 1), |p| (p.line, p.column));
+            let pointer = if error.pointer.is_empty() { "(document)" } else { error.pointer.as_str() };
+            format!("{file}:{line}:{column}: {pointer}: {}", error.kind)
+        })
+        .collect()
 }
 
 /// Escapes one JSON Pointer token.
@@ -289,7 +294,7 @@ mod tests {
     fn positions_of_nested_values() {
         let text = "{\n  \"tools\": {\n    \"a/b\": { \"limits\": [ {\"window\": \"minutes\"} ] }\n  },\n  \"x\": [1, \"]\\\"\", 3]\n}";
         let p = Positions::new(text);
-        assert_eq!(p.find("/tools/a~1b/limits/0/window"), (3, 38));
+        assert_eq!(p.find("/tools/a~1b/limits/0/window"), (3, 37));
         assert_eq!(p.find("/tools/a~1b/schema"), (3, 12));
         assert_eq!(p.find(""), (1, 1));
         assert_eq!(p.find("/x/2"), (5, 19));

@@ -1,0 +1,144 @@
+//! Criterion benchmarks of `evaluate` (see docs/PERFORMANCE.md for figures and commands).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
+use serde_json::{Value, json};
+
+const SEED: &str = r#"{ "version": "1", "default": "deny", "tools": { "start_security_scan": { "limits": [
+  { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#;
+
+const CONDITIONED: &str = r#"{ "version": "1", "default": "deny", "tools": { "refund": {
+  "schema": { "type": "object", "required": ["amount", "currency", "reason"],
+              "properties": { "amount": { "type": "integer", "minimum": 0 },
+                              "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
+                              "reason": { "type": "string", "maxLength": 200 } } },
+  "require": [ { "path": "args.reason", "op": "exists", "value": true },
+               { "path": "args.currency", "op": "in", "value": ["USD", "EUR", "GBP"] } ],
+  "deny_if": [ { "conditions": [ { "path": "args.amount", "op": "gt", "value": 10000 } ], "on_deny": "too big" },
+               { "conditions": [ { "path": "args.reason", "op": "regex", "value": "(?i)\\b(test|ignore previous)\\b" } ] } ] } } }"#;
+
+fn engine(policy: &str) -> (Engine<ManualClock, MemoryStore>, ManualClock) {
+    let clock = ManualClock::new(1_763_712_000_000);
+    let policy = Policy::from_json_str(policy).expect("bench policy loads");
+    (Engine::with_parts(policy, clock.clone(), MemoryStore::new()), clock)
+}
+
+/// A policy with `tools` exact tools and `patterns` patterns, each with the seed's limit.
+fn scaled(tools: usize, patterns: usize) -> String {
+    let mut map = serde_json::Map::new();
+    for i in 0..tools {
+        map.insert(format!("tool_{i}"), json!({"rate_limit": "10/minute"}));
+    }
+    for i in 0..patterns {
+        map.insert(format!("ns{i}_*_x?"), json!({"rate_limit": "10/minute"}));
+    }
+    map.insert(
+        "start_security_scan".into(),
+        json!({"limits": [{"counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant"}]}),
+    );
+    json!({"version": "1", "default": "deny", "tools": map}).to_string()
+}
+
+fn seed_policy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("seed");
+    let args = json!({"target": "prod"});
+    let grant = Grant::new("alice-laptop");
+    // Allow with an existing counter: the clock moves a full window between calls, so every
+    // call is admitted and the counter is never created anew.
+    let (e, clock) = engine(SEED);
+    e.evaluate("start_security_scan", &args, &grant);
+    g.bench_function("allow_existing_counter", |b| {
+        b.iter(|| {
+            clock.advance(60_000);
+            black_box(e.evaluate(black_box("start_security_scan"), &args, &grant))
+        })
+    });
+    let (e, _clock) = engine(SEED);
+    for _ in 0..10 {
+        e.evaluate("start_security_scan", &args, &grant);
+    }
+    g.bench_function("limit", |b| b.iter(|| black_box(e.evaluate(black_box("start_security_scan"), &args, &grant))));
+    g.bench_function("default_deny", |b| b.iter(|| black_box(e.evaluate(black_box("stop_scan"), &args, &grant))));
+    g.finish();
+}
+
+fn conditioned(c: &mut Criterion) {
+    let (e, _) = engine(CONDITIONED);
+    let grant = Grant::new("g");
+    let ok = json!({"amount": 2500, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
+    let big = json!({"amount": 25000, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
+    let mut g = c.benchmark_group("conditioned");
+    g.bench_function("allow", |b| b.iter(|| black_box(e.evaluate("refund", black_box(&ok), &grant))));
+    g.bench_function("deny_if", |b| b.iter(|| black_box(e.evaluate("refund", black_box(&big), &grant))));
+    g.finish();
+}
+
+fn scale(c: &mut Criterion) {
+    let args = json!({});
+    let grant = Grant::new("alice-laptop");
+    let mut g = c.benchmark_group("scale");
+    for (tools, patterns) in [(1usize, 0usize), (10_000, 1_000)] {
+        let (e, clock) = engine(&scaled(tools, patterns));
+        e.evaluate("start_security_scan", &args, &grant);
+        g.bench_with_input(BenchmarkId::new("allow_exact", format!("{tools}+{patterns}p")), &(), |b, _| {
+            b.iter(|| {
+                clock.advance(60_000);
+                black_box(e.evaluate(black_box("start_security_scan"), &args, &grant))
+            })
+        });
+    }
+    let big = scaled(10_000, 1_000);
+    g.bench_function("compile_10000_tools_1000_patterns", |b| {
+        b.iter(|| black_box(Policy::from_json_str(black_box(&big)).expect("loads")))
+    });
+    g.finish();
+}
+
+/// Runs `per_thread` calls on each of `threads` threads; returns the wall time.
+fn run_threads(e: &Arc<Engine<ManualClock, MemoryStore>>, threads: usize, per_thread: u64, distinct: bool) -> Duration {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let e = Arc::clone(e);
+            thread::spawn(move || {
+                let grant = Grant::new(if distinct { format!("grant-{t}") } else { "hot".to_owned() });
+                let args = Value::Null;
+                for _ in 0..per_thread {
+                    black_box(e.evaluate("start_security_scan", &args, &grant));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    start.elapsed()
+}
+
+fn store_threads(c: &mut Criterion) {
+    // A window of one second and a max high enough never to refuse: measures the store.
+    let policy = r#"{"version":"1","default":"deny","tools":{"start_security_scan":{"limits":[
+        {"counter":"c","window":"second","max":1000000000,"scope":"grant"}]}}}"#;
+    let mut g = c.benchmark_group("threads");
+    for (name, threads, distinct) in [("1_thread", 1, true), ("2_threads_distinct_keys", 2, true), ("2_threads_one_key", 2, false)] {
+        let (e, clock) = engine(policy);
+        let e = Arc::new(e);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                // The per-key event buffer holds one entry per millisecond of the window.
+                clock.advance(1);
+                let per_thread = (iters / threads as u64).max(1);
+                run_threads(&e, threads, per_thread, distinct)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, seed_policy, conditioned, scale, store_threads);
+criterion_main!(benches);

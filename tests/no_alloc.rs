@@ -1,0 +1,104 @@
+//! `evaluate` allocates nothing on the allow, deny and limit paths once the counter exists.
+//!
+//! A counting global allocator (test-only; the library itself forbids `unsafe`) counts the
+//! allocations made by the current thread while a closure runs.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy, Verdict};
+use serde_json::json;
+
+struct Counting;
+
+thread_local! {
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations<T>(f: impl FnOnce() -> T) -> (usize, T) {
+    let before = COUNT.with(Cell::get);
+    let out = f();
+    (COUNT.with(Cell::get) - before, out)
+}
+
+const SEED: &str = r#"{ "version": "1", "default": "deny", "tools": { "start_security_scan": { "limits": [
+  { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#;
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (n, b) = allocations(|| Box::new(7u64));
+    assert_eq!((n, *b), (1, 7));
+}
+
+#[test]
+fn seed_policy_paths_do_not_allocate() {
+    let clock = ManualClock::new(1_763_712_000_000);
+    let engine = Engine::with_parts(Policy::from_json_str(SEED).unwrap(), clock.clone(), MemoryStore::new());
+    let args = json!({"target": "prod"});
+    let grant = Grant::new("alice-laptop");
+    // Warm up: create the counter and let buffers reach their steady capacity.
+    for _ in 0..12 {
+        engine.evaluate("start_security_scan", &args, &grant);
+        clock.advance(60_000);
+    }
+    // Allow with an existing counter.
+    let (n, d) = allocations(|| engine.evaluate("start_security_scan", &args, &grant));
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(n, 0, "allow path allocated {n} times");
+    drop(d);
+    // Fill the window, then the limit path.
+    for _ in 0..9 {
+        engine.evaluate("start_security_scan", &args, &grant);
+    }
+    let (n, d) = allocations(|| engine.evaluate("start_security_scan", &args, &grant));
+    assert_eq!(d.verdict, Verdict::Limit);
+    assert_eq!(n, 0, "limit path allocated {n} times");
+    // Default deny.
+    let (n, d) = allocations(|| engine.evaluate("stop_scan", &args, &grant));
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(n, 0, "deny path allocated {n} times");
+}
+
+#[test]
+fn configured_deny_and_conditions_do_not_allocate() {
+    let policy = Policy::from_json_str(
+        r#"{"version":"1","default":"deny","tools":{
+            "stop_scan":{"action":"deny","reason":"Stopping scans breaks compliance monitoring"},
+            "refund":{"require":[{"path":"args.reason","op":"exists","value":true}],
+                      "deny_if":[{"conditions":[{"path":"args.amount","op":"gt","value":10000}],"on_deny":"too big"},
+                                 {"conditions":[{"path":"args.reason","op":"regex","value":"^test-"}]}]}}}"#,
+    )
+    .unwrap();
+    let engine = Engine::with_parts(policy, ManualClock::new(0), MemoryStore::new());
+    let grant = Grant::new("g");
+    let small = json!({"amount": 100, "reason": "duplicate charge"});
+    let big = json!({"amount": 20000, "reason": "duplicate charge"});
+    engine.evaluate("refund", &small, &grant);
+    let (n, d) = allocations(|| engine.evaluate("stop_scan", &small, &grant));
+    assert_eq!((d.verdict, n), (Verdict::Deny, 0));
+    let (n, d) = allocations(|| engine.evaluate("refund", &small, &grant));
+    assert_eq!((d.verdict, n), (Verdict::Allow, 0));
+    let (n, d) = allocations(|| engine.evaluate("refund", &big, &grant));
+    assert_eq!((d.verdict, n), (Verdict::Deny, 0));
+}
