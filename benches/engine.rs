@@ -25,7 +25,10 @@ const CONDITIONED: &str = r#"{ "version": "1", "default": "deny", "tools": { "re
 fn engine(policy: &str) -> (Engine<ManualClock, MemoryStore>, ManualClock) {
     let clock = ManualClock::new(1_763_712_000_000);
     let policy = Policy::from_json_str(policy).expect("bench policy loads");
-    (Engine::with_parts(policy, clock.clone(), MemoryStore::new()), clock)
+    (
+        Engine::with_parts(policy, clock.clone(), MemoryStore::new()),
+        clock,
+    )
 }
 
 /// A policy with `tools` exact tools and `patterns` patterns, each with the seed's limit.
@@ -62,19 +65,29 @@ fn seed_policy(c: &mut Criterion) {
     for _ in 0..10 {
         e.evaluate("start_security_scan", &args, &grant);
     }
-    g.bench_function("limit", |b| b.iter(|| black_box(e.evaluate(black_box("start_security_scan"), &args, &grant))));
-    g.bench_function("default_deny", |b| b.iter(|| black_box(e.evaluate(black_box("stop_scan"), &args, &grant))));
+    g.bench_function("limit", |b| {
+        b.iter(|| black_box(e.evaluate(black_box("start_security_scan"), &args, &grant)))
+    });
+    g.bench_function("default_deny", |b| {
+        b.iter(|| black_box(e.evaluate(black_box("stop_scan"), &args, &grant)))
+    });
     g.finish();
 }
 
 fn conditioned(c: &mut Criterion) {
     let (e, _) = engine(CONDITIONED);
     let grant = Grant::new("g");
-    let ok = json!({"amount": 2500, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
-    let big = json!({"amount": 25000, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
+    let ok =
+        json!({"amount": 2500, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
+    let big =
+        json!({"amount": 25000, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
     let mut g = c.benchmark_group("conditioned");
-    g.bench_function("allow", |b| b.iter(|| black_box(e.evaluate("refund", black_box(&ok), &grant))));
-    g.bench_function("deny_if", |b| b.iter(|| black_box(e.evaluate("refund", black_box(&big), &grant))));
+    g.bench_function("allow", |b| {
+        b.iter(|| black_box(e.evaluate("refund", black_box(&ok), &grant)))
+    });
+    g.bench_function("deny_if", |b| {
+        b.iter(|| black_box(e.evaluate("refund", black_box(&big), &grant)))
+    });
     g.finish();
 }
 
@@ -85,12 +98,16 @@ fn scale(c: &mut Criterion) {
     for (tools, patterns) in [(1usize, 0usize), (10_000, 1_000)] {
         let (e, clock) = engine(&scaled(tools, patterns));
         e.evaluate("start_security_scan", &args, &grant);
-        g.bench_with_input(BenchmarkId::new("allow_exact", format!("{tools}+{patterns}p")), &(), |b, _| {
-            b.iter(|| {
-                clock.advance(60_000);
-                black_box(e.evaluate(black_box("start_security_scan"), &args, &grant))
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("allow_exact", format!("{tools}+{patterns}p")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    clock.advance(60_000);
+                    black_box(e.evaluate(black_box("start_security_scan"), &args, &grant))
+                })
+            },
+        );
     }
     let big = scaled(10_000, 1_000);
     g.bench_function("compile_10000_tools_1000_patterns", |b| {
@@ -100,13 +117,22 @@ fn scale(c: &mut Criterion) {
 }
 
 /// Runs `per_thread` calls on each of `threads` threads; returns the wall time.
-fn run_threads(e: &Arc<Engine<ManualClock, MemoryStore>>, threads: usize, per_thread: u64, distinct: bool) -> Duration {
+fn run_threads(
+    e: &Arc<Engine<ManualClock, MemoryStore>>,
+    threads: usize,
+    per_thread: u64,
+    distinct: bool,
+) -> Duration {
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let e = Arc::clone(e);
             thread::spawn(move || {
-                let grant = Grant::new(if distinct { format!("grant-{t}") } else { "hot".to_owned() });
+                let grant = Grant::new(if distinct {
+                    format!("grant-{t}")
+                } else {
+                    "hot".to_owned()
+                });
                 let args = Value::Null;
                 for _ in 0..per_thread {
                     black_box(e.evaluate("start_security_scan", &args, &grant));
@@ -125,7 +151,11 @@ fn store_threads(c: &mut Criterion) {
     let policy = r#"{"version":"1","default":"deny","tools":{"start_security_scan":{"limits":[
         {"counter":"c","window":"second","max":1000000000,"scope":"grant"}]}}}"#;
     let mut g = c.benchmark_group("threads");
-    for (name, threads, distinct) in [("1_thread", 1, true), ("2_threads_distinct_keys", 2, true), ("2_threads_one_key", 2, false)] {
+    for (name, threads, distinct) in [
+        ("1_thread", 1, true),
+        ("2_threads_distinct_keys", 2, true),
+        ("2_threads_one_key", 2, false),
+    ] {
         let (e, clock) = engine(policy);
         let e = Arc::new(e);
         g.bench_function(name, |b| {

@@ -26,7 +26,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,7 +54,9 @@ fn bytes_per_key(max: u64, keys: usize) -> f64 {
     let clock = ManualClock::new(1_763_712_000_000);
     let engine = Engine::with_parts(policy(max), clock.clone(), MemoryStore::new());
     let args = Value::Null;
-    let grants: Vec<Grant> = (0..keys).map(|i| Grant::new(format!("grant-{i:08}"))).collect();
+    let grants: Vec<Grant> = (0..keys)
+        .map(|i| Grant::new(format!("grant-{i:08}")))
+        .collect();
     let before = live();
     for _ in 0..max {
         for g in &grants {
@@ -68,8 +73,14 @@ fn main() {
     let flood: usize = if quick { 100_000 } else { 1_000_000 };
     let sample = if quick { 2_000 } else { 20_000 };
 
-    println!("bytes per live key, max 10:    {:.0}", bytes_per_key(10, sample));
-    println!("bytes per live key, max 1000:  {:.0}", bytes_per_key(1000, sample / 10));
+    println!(
+        "bytes per live key, max 10:    {:.0}",
+        bytes_per_key(10, sample)
+    );
+    println!(
+        "bytes per live key, max 1000:  {:.0}",
+        bytes_per_key(1000, sample / 10)
+    );
 
     let clock = ManualClock::new(1_763_712_000_000);
     let store = MemoryStore::with_max_keys(flood + 10);
@@ -91,8 +102,14 @@ fn main() {
     let after = live();
     println!("flood of {flood} unique grants ({keys_during} live keys during)");
     println!("  live heap before: {before} B");
-    println!("  live heap during: {during} B ({:.0} B per key)", (during - before) as f64 / flood as f64);
-    println!("  live heap after windows passed + sweep: {after} B ({:+.1}% vs before)", (after - before) as f64 * 100.0 / before.max(1) as f64);
+    println!(
+        "  live heap during: {during} B ({:.0} B per key)",
+        (during - before) as f64 / flood as f64
+    );
+    println!(
+        "  live heap after windows passed + sweep: {after} B ({:+.1}% vs before)",
+        (after - before) as f64 * 100.0 / before.max(1) as f64
+    );
     let ok = after <= before + before / 10;
     println!("  within 10% of before: {}", if ok { "yes" } else { "NO" });
     if !ok {

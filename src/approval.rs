@@ -32,8 +32,16 @@ pub(crate) fn canonical_json_by_value(value: &Value) -> String {
 /// `n` written by value: an integral float in the 64-bit integer range as that integer.
 fn number_by_value(n: &serde_json::Number) -> String {
     match n.as_f64() {
-        Some(f) if n.is_f64() && f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f) => {
-            if f < 0.0 { (f as i64).to_string() } else { (f as u64).to_string() }
+        Some(f)
+            if n.is_f64()
+                && f.fract() == 0.0
+                && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f) =>
+        {
+            if f < 0.0 {
+                (f as i64).to_string()
+            } else {
+                (f as u64).to_string()
+            }
         }
         _ => n.to_string(),
     }
@@ -114,21 +122,33 @@ mod tests {
         let base = approval_id(&binding("g", "t", &args, "r1"));
         assert_ne!(base, approval_id(&binding("h", "t", &args, "r1")));
         assert_ne!(base, approval_id(&binding("g", "u", &args, "r1")));
-        assert_ne!(base, approval_id(&binding("g", "t", &json!({"amount": 6}), "r1")));
+        assert_ne!(
+            base,
+            approval_id(&binding("g", "t", &json!({"amount": 6}), "r1"))
+        );
         assert_ne!(base, approval_id(&binding("g", "t", &args, "r2")));
-        assert_eq!(base, approval_id(&binding("g", "t", &json!({"amount": 5}), "r1")));
+        assert_eq!(
+            base,
+            approval_id(&binding("g", "t", &json!({"amount": 5}), "r1"))
+        );
         assert_eq!(base.len(), 35);
     }
 
     #[test]
     fn binding_is_unambiguous() {
-        assert_ne!(binding("a\",\"b", "c", &json!({}), "r"), binding("a", "b\",\"c", &json!({}), "r"));
+        assert_ne!(
+            binding("a\",\"b", "c", &json!({}), "r"),
+            binding("a", "b\",\"c", &json!({}), "r")
+        );
     }
 
     #[test]
     fn by_value_canonical_json_writes_integral_floats_as_integers() {
         let v = json!({"b": [1.0, -2.0, -0.0, 1.5, 1e300, 7], "a": "1.0"});
-        assert_eq!(canonical_json_by_value(&v), r#"{"a":"1.0","b":[1,-2,0,1.5,1e+300,7]}"#);
+        assert_eq!(
+            canonical_json_by_value(&v),
+            r#"{"a":"1.0","b":[1,-2,0,1.5,1e+300,7]}"#
+        );
         assert_eq!(canonical_json(&json!([1.0])), "[1.0]");
     }
 

@@ -25,9 +25,12 @@ pub fn check_args(args: &Value) -> Result<(), String> {
     walk(args, 1, &mut size)
 }
 
+/// `depth` counts containers: the top-level object is level 1, and a scalar adds no level.
 fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err(format!("arguments are nested deeper than {MAX_DEPTH} levels"));
+    if depth > MAX_DEPTH && (value.is_array() || value.is_object()) {
+        return Err(format!(
+            "arguments are nested deeper than {MAX_DEPTH} levels"
+        ));
     }
     *size += match value {
         Value::Null | Value::Bool(true) => 4,
@@ -38,7 +41,9 @@ fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), String> {
         Value::Object(map) => 2 + map.iter().map(|(k, _)| k.len() + 4).sum::<usize>(),
     };
     if *size > MAX_BYTES {
-        return Err(format!("arguments are larger than {MAX_BYTES} bytes (1 MiB)"));
+        return Err(format!(
+            "arguments are larger than {MAX_BYTES} bytes (1 MiB)"
+        ));
     }
     match value {
         Value::Array(items) => items.iter().try_for_each(|v| walk(v, depth + 1, size)),
@@ -79,11 +84,16 @@ fn digits(mut n: u64) -> usize {
 /// ```
 pub fn parse_args(text: &str) -> Result<Value, String> {
     if text.len() > MAX_BYTES.saturating_mul(2) {
-        return Err(format!("arguments are larger than {MAX_BYTES} bytes (1 MiB)"));
+        return Err(format!(
+            "arguments are larger than {MAX_BYTES} bytes (1 MiB)"
+        ));
     }
     let value = parse_strict(text).map_err(|e| format!("{} at {}", e.message, e.position))?;
     if !value.is_object() {
-        return Err(format!("arguments must be a JSON object, found {}", crate::error::type_name(&value)));
+        return Err(format!(
+            "arguments must be a JSON object, found {}",
+            crate::error::type_name(&value)
+        ));
     }
     check_args(&value)?;
     Ok(value)

@@ -104,7 +104,7 @@ impl Decision {
     /// let d = Engine::new(policy).evaluate("x", &serde_json::json!({}), &Grant::anonymous());
     /// assert_eq!(
     ///     d.to_json(None).to_string(),
-    ///     r#"{"decision":"deny","rule":"/default","message":"tool `x` is not allowed by this policy (default: deny)"}"#
+    ///     r#"{"decision":"deny","rule":"/default","message":"this tool is not allowed by this policy (default: deny)"}"#
     /// );
     /// ```
     pub fn to_json(&self, reservation_label: Option<&str>) -> Value {

@@ -239,13 +239,34 @@ pub struct Document {
 /// The default approval TTL: 15 minutes.
 pub const DEFAULT_APPROVAL_TTL_MS: u64 = 15 * 60_000;
 
-const TOP_FIELDS: &[&str] = &["version", "default", "hide", "all_tools", "tools", "approvals", "description", "$schema"];
-const TOOL_FIELDS: &[&str] = &["action", "reason", "on_deny", "schema", "require", "deny_if", "approve_if", "limits", "rate_limit"];
+const TOP_FIELDS: &[&str] = &[
+    "version",
+    "default",
+    "hide",
+    "all_tools",
+    "tools",
+    "approvals",
+    "description",
+    "$schema",
+];
+const TOOL_FIELDS: &[&str] = &[
+    "action",
+    "reason",
+    "on_deny",
+    "schema",
+    "require",
+    "deny_if",
+    "approve_if",
+    "limits",
+    "rate_limit",
+];
 const ALL_TOOLS_FIELDS: &[&str] = &["limits", "require", "deny_if", "approve_if"];
 const CONDITION_FIELDS: &[&str] = &["path", "op", "value", "on_deny"];
 const DENY_IF_FIELDS: &[&str] = &["conditions", "on_deny"];
 const APPROVE_IF_FIELDS: &[&str] = &["conditions", "reason"];
-const LIMIT_FIELDS: &[&str] = &["counter", "window", "max", "scope", "cost", "reset", "on_limit"];
+const LIMIT_FIELDS: &[&str] = &[
+    "counter", "window", "max", "scope", "cost", "reset", "on_limit",
+];
 const RATE_LIMIT_FIELDS: &[&str] = &["max", "window"];
 const APPROVALS_FIELDS: &[&str] = &["ttl"];
 
@@ -268,11 +289,22 @@ impl Reader {
     }
 
     fn wrong_type(&mut self, pointer: &str, expected: &'static str, found: &Value) {
-        self.error(pointer, LoadErrorKind::WrongType { expected, found: type_name(found) });
+        self.error(
+            pointer,
+            LoadErrorKind::WrongType {
+                expected,
+                found: type_name(found),
+            },
+        );
     }
 
     /// The value as an object whose fields are all in `allowed` (or start with `x-`).
-    fn object<'v>(&mut self, value: &'v Value, pointer: &str, allowed: &[&str]) -> Option<&'v Map<String, Value>> {
+    fn object<'v>(
+        &mut self,
+        value: &'v Value,
+        pointer: &str,
+        allowed: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
         let Value::Object(map) = value else {
             self.wrong_type(pointer, "an object", value);
             return None;
@@ -280,7 +312,13 @@ impl Reader {
         for key in map.keys() {
             if !key.starts_with("x-") && !allowed.contains(&key.as_str()) {
                 let expected = expected_list(allowed);
-                self.error(&child(pointer, key), LoadErrorKind::UnknownField { field: key.clone(), expected });
+                self.error(
+                    &child(pointer, key),
+                    LoadErrorKind::UnknownField {
+                        field: key.clone(),
+                        expected,
+                    },
+                );
             }
         }
         Some(map)
@@ -312,7 +350,12 @@ impl Reader {
         match map.get("version") {
             None => self.error("", LoadErrorKind::MissingField("version")),
             Some(Value::String(v)) if v == "1" => {}
-            Some(other) => self.error("/version", LoadErrorKind::Version { found: other.to_string() }),
+            Some(other) => self.error(
+                "/version",
+                LoadErrorKind::Version {
+                    found: other.to_string(),
+                },
+            ),
         }
         let default = match map.get("default") {
             None => {
@@ -322,7 +365,10 @@ impl Reader {
             Some(Value::String(s)) if s == "allow" => Some(DefaultAction::Allow),
             Some(Value::String(s)) if s == "deny" => Some(DefaultAction::Deny),
             Some(other) => {
-                self.invalid("/default", format!("expected \"allow\" or \"deny\", found {other}"));
+                self.invalid(
+                    "/default",
+                    format!("expected \"allow\" or \"deny\", found {other}"),
+                );
                 None
             }
         };
@@ -379,7 +425,14 @@ impl Reader {
             Some(value) => self.string(value, "/description"),
             None => None,
         };
-        Some(Document { default: default?, hide, all_tools, tools, approval_ttl_ms, description })
+        Some(Document {
+            default: default?,
+            hide,
+            all_tools,
+            tools,
+            approval_ttl_ms,
+            description,
+        })
     }
 
     fn tool_entry(&mut self, key: &str, value: &Value, pointer: &str) -> Option<ToolEntry> {
@@ -401,9 +454,16 @@ impl Reader {
             }
         };
         if map.contains_key("reason") && map.contains_key("on_deny") {
-            self.invalid(&child(pointer, "on_deny"), "`reason` and its alias `on_deny` are both given; keep one");
+            self.invalid(
+                &child(pointer, "on_deny"),
+                "`reason` and its alias `on_deny` are both given; keep one",
+            );
         }
-        let reason = match map.get("reason").map(|v| (v, "reason")).or_else(|| map.get("on_deny").map(|v| (v, "on_deny"))) {
+        let reason = match map
+            .get("reason")
+            .map(|v| (v, "reason"))
+            .or_else(|| map.get("on_deny").map(|v| (v, "on_deny")))
+        {
             Some((value, field)) => self.string(value, &child(pointer, field)),
             None => None,
         };
@@ -415,7 +475,14 @@ impl Reader {
                 stage.limits.push(limit);
             }
         }
-        Some(ToolEntry { key: key.to_owned(), pointer: pointer.to_owned(), action, reason, schema, stage })
+        Some(ToolEntry {
+            key: key.to_owned(),
+            pointer: pointer.to_owned(),
+            action,
+            reason,
+            schema,
+            stage,
+        })
     }
 
     fn stage(&mut self, map: &Map<String, Value>, pointer: &str) -> Stage {
@@ -430,13 +497,22 @@ impl Reader {
                 }
             }
         }
-        for (field, message_field, fields) in [("deny_if", "on_deny", DENY_IF_FIELDS), ("approve_if", "reason", APPROVE_IF_FIELDS)] {
-            let Some(value) = map.get(field) else { continue };
+        for (field, message_field, fields) in [
+            ("deny_if", "on_deny", DENY_IF_FIELDS),
+            ("approve_if", "reason", APPROVE_IF_FIELDS),
+        ] {
+            let Some(value) = map.get(field) else {
+                continue;
+            };
             let list_pointer = child(pointer, field);
-            let Some(items) = self.array(value, &list_pointer) else { continue };
+            let Some(items) = self.array(value, &list_pointer) else {
+                continue;
+            };
             for (i, item) in items.iter().enumerate() {
                 let clause_pointer = format!("{list_pointer}/{i}");
-                let Some(obj) = self.object(item, &clause_pointer, fields) else { continue };
+                let Some(obj) = self.object(item, &clause_pointer, fields) else {
+                    continue;
+                };
                 let mut conditions = Vec::new();
                 match obj.get("conditions") {
                     None => self.error(&clause_pointer, LoadErrorKind::MissingField("conditions")),
@@ -455,7 +531,11 @@ impl Reader {
                     Some(v) => self.string(v, &child(&clause_pointer, message_field)),
                     None => None,
                 };
-                let clause = Clause { pointer: clause_pointer, conditions, message };
+                let clause = Clause {
+                    pointer: clause_pointer,
+                    conditions,
+                    message,
+                };
                 if field == "deny_if" {
                     stage.deny_if.push(clause);
                 } else {
@@ -483,13 +563,16 @@ impl Reader {
                 self.error(pointer, LoadErrorKind::MissingField("path"));
                 None
             }
-            Some(v) => self.string(v, &child(pointer, "path")).and_then(|text| match Path::parse(&text) {
-                Ok(p) => Some(p),
-                Err(message) => {
-                    self.invalid(&child(pointer, "path"), message);
-                    None
-                }
-            }),
+            Some(v) => {
+                self.string(v, &child(pointer, "path"))
+                    .and_then(|text| match Path::parse(&text) {
+                        Ok(p) => Some(p),
+                        Err(message) => {
+                            self.invalid(&child(pointer, "path"), message);
+                            None
+                        }
+                    })
+            }
         };
         let op = match map.get("op") {
             None => {
@@ -520,7 +603,9 @@ impl Reader {
         let ok = match op {
             Op::Lt | Op::Lte | Op::Gt | Op::Gte => value.is_number(),
             Op::In | Op::NotIn => value.is_array(),
-            Op::Regex | Op::NotRegex | Op::StartsWith | Op::EndsWith | Op::PathUnder => value.is_string(),
+            Op::Regex | Op::NotRegex | Op::StartsWith | Op::EndsWith | Op::PathUnder => {
+                value.is_string()
+            }
             Op::Exists => value.is_boolean(),
             Op::Eq | Op::Neq | Op::Contains => true,
         };
@@ -531,14 +616,29 @@ impl Reader {
                 Op::Exists => "true or false",
                 _ => "a string",
             };
-            self.error(&value_pointer, LoadErrorKind::WrongType { expected, found: type_name(&value) });
+            self.error(
+                &value_pointer,
+                LoadErrorKind::WrongType {
+                    expected,
+                    found: type_name(&value),
+                },
+            );
             return None;
         }
         if op == Op::PathUnder && value.as_str().is_some_and(str::is_empty) {
-            self.invalid(&value_pointer, "path_under needs a directory, found an empty string");
+            self.invalid(
+                &value_pointer,
+                "path_under needs a directory, found an empty string",
+            );
             return None;
         }
-        Some(Condition { pointer: pointer.to_owned(), path: path?, op, value, on_deny })
+        Some(Condition {
+            pointer: pointer.to_owned(),
+            path: path?,
+            op,
+            value,
+            on_deny,
+        })
     }
 
     fn limit(&mut self, value: &Value, pointer: &str) -> Option<Limit> {
@@ -550,7 +650,10 @@ impl Reader {
             }
             Some(v) => self.string(v, &child(pointer, "counter")).filter(|name| {
                 if name.is_empty() {
-                    self.invalid(&child(pointer, "counter"), "a counter name must not be empty");
+                    self.invalid(
+                        &child(pointer, "counter"),
+                        "a counter name must not be empty",
+                    );
                 }
                 !name.is_empty()
             }),
@@ -585,7 +688,10 @@ impl Reader {
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(c) => Some(Cost::Fixed(c)),
                 None => {
-                    self.invalid(&child(pointer, "cost"), format!("cost {n} must be a non-negative integer or a path"));
+                    self.invalid(
+                        &child(pointer, "cost"),
+                        format!("cost {n} must be a non-negative integer or a path"),
+                    );
                     None
                 }
             },
@@ -597,7 +703,11 @@ impl Reader {
                 }
             },
             Some(other) => {
-                self.wrong_type(&child(pointer, "cost"), "a non-negative integer or a path", other);
+                self.wrong_type(
+                    &child(pointer, "cost"),
+                    "a non-negative integer or a path",
+                    other,
+                );
                 None
             }
         };
@@ -606,7 +716,10 @@ impl Reader {
             Some(Value::String(s)) if s == "sliding" => Some(Reset::Sliding),
             Some(Value::String(s)) if s == "calendar" => Some(Reset::Calendar),
             Some(other) => {
-                self.invalid(&child(pointer, "reset"), format!("unknown reset {other}; expected \"sliding\" or \"calendar\""));
+                self.invalid(
+                    &child(pointer, "reset"),
+                    format!("unknown reset {other}; expected \"sliding\" or \"calendar\""),
+                );
                 None
             }
         };
@@ -650,7 +763,10 @@ impl Reader {
             }
             Some(Value::Number(n)) if n.as_u64().is_some_and(|m| m > 0) => n.as_u64(),
             Some(other) => {
-                self.invalid(&child(pointer, "max"), format!("max must be a positive integer, found {other}"));
+                self.invalid(
+                    &child(pointer, "max"),
+                    format!("max must be a positive integer, found {other}"),
+                );
                 None
             }
         }
@@ -666,7 +782,10 @@ impl Reader {
                 let max = match n.trim().parse::<u64>() {
                     Ok(m) if m > 0 => Some(m),
                     _ => {
-                        self.invalid(pointer, format!("rate limit {s:?}: the count must be a positive integer"));
+                        self.invalid(
+                            pointer,
+                            format!("rate limit {s:?}: the count must be a positive integer"),
+                        );
                         None
                     }
                 };
@@ -686,7 +805,11 @@ impl Reader {
                 (max?, window?)
             }
             other => {
-                self.wrong_type(pointer, "a string such as \"10/minute\" or an object {\"max\", \"window\"}", other);
+                self.wrong_type(
+                    pointer,
+                    "a string such as \"10/minute\" or an object {\"max\", \"window\"}",
+                    other,
+                );
                 return None;
             }
         };
@@ -706,8 +829,12 @@ impl Reader {
 fn expected_list(allowed: &[&str]) -> &'static str {
     // The field lists are constants; map each to its message once.
     match allowed.first().copied() {
-        Some("version") => "version, default, hide, all_tools, tools, approvals, description, $schema (or an x- key)",
-        Some("action") => "action, reason, on_deny, schema, require, deny_if, approve_if, limits, rate_limit (or an x- key)",
+        Some("version") => {
+            "version, default, hide, all_tools, tools, approvals, description, $schema (or an x- key)"
+        }
+        Some("action") => {
+            "action, reason, on_deny, schema, require, deny_if, approve_if, limits, rate_limit (or an x- key)"
+        }
         Some("limits") => "limits, require, deny_if, approve_if (or an x- key)",
         Some("path") => "path, op, value, on_deny (or an x- key)",
         Some("conditions") if allowed.contains(&"on_deny") => "conditions, on_deny (or an x- key)",

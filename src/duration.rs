@@ -5,7 +5,8 @@ use serde_json::Value;
 /// The longest window or duration accepted: ten years, so that time arithmetic never overflows.
 pub const MAX_DURATION_MS: u64 = 10 * 366 * 86_400_000;
 
-const EXPECTED: &str = "expected second, minute, hour, day, a number of seconds, or a duration such as \"90s\"";
+const EXPECTED: &str =
+    "expected second, minute, hour, day, a number of seconds, or a duration such as \"90s\"";
 
 /// Parses a window or duration string into milliseconds.
 ///
@@ -68,7 +69,9 @@ pub(crate) fn duration_from_value(value: &Value) -> Result<u64, String> {
                 .as_u64()
                 .filter(|s| *s > 0)
                 .ok_or_else(|| format!("window {n} must be a positive integer of seconds"))?;
-            let ms = secs.checked_mul(1_000).ok_or_else(|| too_long(&n.to_string()))?;
+            let ms = secs
+                .checked_mul(1_000)
+                .ok_or_else(|| too_long(&n.to_string()))?;
             if ms > MAX_DURATION_MS {
                 return Err(too_long(&n.to_string()));
             }
@@ -116,7 +119,20 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "s", "-5s", "1.5m", "5 m", "5w", "minutes", "0", "0m", "m5", "99999999999999999999s", "4000d"] {
+        for bad in [
+            "",
+            "s",
+            "-5s",
+            "1.5m",
+            "5 m",
+            "5w",
+            "minutes",
+            "0",
+            "0m",
+            "m5",
+            "99999999999999999999s",
+            "4000d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
         let msg = parse_duration("minutes").unwrap_err();

@@ -47,7 +47,9 @@ pub struct Engine<C: Clock = SystemClock, S: CounterStore = MemoryStore> {
 
 impl<C: Clock, S: CounterStore> std::fmt::Debug for Engine<C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("revision", &self.policy.load().revision()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("revision", &self.policy.load().revision())
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,7 +63,11 @@ impl Engine<SystemClock, MemoryStore> {
 impl<C: Clock, S: CounterStore> Engine<C, S> {
     /// An engine over the given clock and store.
     pub fn with_parts(policy: Policy, clock: C, store: S) -> Self {
-        Engine { policy: ArcSwap::from_pointee(policy), clock, store }
+        Engine {
+            policy: ArcSwap::from_pointee(policy),
+            clock,
+            store,
+        }
     }
 
     /// The current policy.
@@ -105,7 +111,9 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
             Step::Done(decision) => decision,
             Step::Apply(pending) => {
                 let outcome = catch_unwind(AssertUnwindSafe(|| self.store.apply(&pending.plan)))
-                    .unwrap_or_else(|_| Err(StoreError::Unavailable("the counter store panicked".into())));
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Unavailable("the counter store panicked".into()))
+                    });
                 policy.conclude(pending, outcome)
             }
         }

@@ -32,7 +32,10 @@ impl Policy {
         };
         !stages.iter().any(|stage| {
             stage.deny_if.iter().any(|c| c.conditions.is_empty())
-                || stage.limits.iter().any(|l| matches!(l.cost, Cost::Fixed(c) if c > l.max))
+                || stage
+                    .limits
+                    .iter()
+                    .any(|l| matches!(l.cost, Cost::Fixed(c) if c > l.max))
         })
     }
 
@@ -47,7 +50,11 @@ impl Policy {
     /// assert_eq!(p.filter_tools_list(&list), serde_json::json!({"tools": [{"name": "get_bucket"}]}));
     /// ```
     pub fn filter_tools_list(&self, result: &Value) -> Value {
-        let keep = |tool: &&Value| tool.get("name").and_then(Value::as_str).is_some_and(|n| self.can_ever_allow(n));
+        let keep = |tool: &&Value| {
+            tool.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| self.can_ever_allow(n))
+        };
         match result {
             Value::Array(tools) => Value::Array(tools.iter().filter(keep).cloned().collect()),
             Value::Object(map) => {

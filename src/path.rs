@@ -78,8 +78,9 @@ impl Path {
     /// Parses a dotted path or a JSON Pointer path.
     pub fn parse(text: &str) -> Result<Path, String> {
         let tokens: Vec<String> = if text.starts_with('/') {
-            crate::source::pointer_tokens(text)
-                .ok_or_else(|| format!("invalid JSON Pointer path {text:?} (`~` must be followed by 0 or 1)"))?
+            crate::source::pointer_tokens(text).ok_or_else(|| {
+                format!("invalid JSON Pointer path {text:?} (`~` must be followed by 0 or 1)")
+            })?
         } else {
             text.split('.').map(str::to_owned).collect()
         };
@@ -93,7 +94,9 @@ impl Path {
             "args" => (Root::Args, rest),
             "tool" => {
                 if !rest.is_empty() {
-                    return Err(format!("path {text:?}: `tool` is a string and has no fields"));
+                    return Err(format!(
+                        "path {text:?}: `tool` is a string and has no fields"
+                    ));
                 }
                 (Root::Tool, rest)
             }
@@ -101,7 +104,9 @@ impl Path {
                 let mut it = rest.into_iter();
                 match it.next().as_deref() {
                     Some("id") | Some("session") if it.len() > 0 => {
-                        return Err(format!("path {text:?}: `grant.id` and `grant.session` are strings and have no fields"));
+                        return Err(format!(
+                            "path {text:?}: `grant.id` and `grant.session` are strings and have no fields"
+                        ));
                     }
                     Some("id") => (Root::GrantId, Vec::new()),
                     Some("session") => (Root::GrantSession, Vec::new()),
@@ -149,7 +154,12 @@ impl Path {
     }
 
     /// Finds the value at this path in a call; `None` when it is missing.
-    pub fn resolve<'a>(&self, tool: &'a str, args: &'a Value, grant: &'a Grant) -> Option<Found<'a>> {
+    pub fn resolve<'a>(
+        &self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+    ) -> Option<Found<'a>> {
         let start: &Value = match self.root {
             Root::Tool => return Some(Found::Str(tool)),
             Root::GrantId => return Some(Found::Str(&grant.id)),
@@ -190,7 +200,9 @@ mod tests {
     use serde_json::json;
 
     fn grant() -> Grant {
-        Grant::new("alice").with_session("s1").with_attr("team", json!({"name": "sec"}))
+        Grant::new("alice")
+            .with_session("s1")
+            .with_attr("team", json!({"name": "sec"}))
     }
 
     #[test]
@@ -222,20 +234,49 @@ mod tests {
     fn grant_and_tool_roots() {
         let args = json!({});
         let g = grant();
-        assert_eq!(Path::parse("grant.id").unwrap().resolve("t", &args, &g), Some(Found::Str("alice")));
-        assert_eq!(Path::parse("grant.session").unwrap().resolve("t", &args, &g), Some(Found::Str("s1")));
         assert_eq!(
-            Path::parse("grant.attrs.team.name").unwrap().resolve("t", &args, &g),
+            Path::parse("grant.id").unwrap().resolve("t", &args, &g),
+            Some(Found::Str("alice"))
+        );
+        assert_eq!(
+            Path::parse("grant.session")
+                .unwrap()
+                .resolve("t", &args, &g),
+            Some(Found::Str("s1"))
+        );
+        assert_eq!(
+            Path::parse("grant.attrs.team.name")
+                .unwrap()
+                .resolve("t", &args, &g),
             Some(Found::Json(&json!("sec")))
         );
-        assert_eq!(Path::parse("tool").unwrap().resolve("run", &args, &g), Some(Found::Str("run")));
+        assert_eq!(
+            Path::parse("tool").unwrap().resolve("run", &args, &g),
+            Some(Found::Str("run"))
+        );
         let anonymous = Grant::new("x");
-        assert_eq!(Path::parse("grant.session").unwrap().resolve("t", &args, &anonymous), None);
+        assert_eq!(
+            Path::parse("grant.session")
+                .unwrap()
+                .resolve("t", &args, &anonymous),
+            None
+        );
     }
 
     #[test]
     fn bad_paths() {
-        for bad in ["", "x", "args..a", "args.", "tool.x", "grant", "grant.name", "grant.id.x", "/args/~2", "/x"] {
+        for bad in [
+            "",
+            "x",
+            "args..a",
+            "args.",
+            "tool.x",
+            "grant",
+            "grant.name",
+            "grant.id.x",
+            "/args/~2",
+            "/x",
+        ] {
             assert!(Path::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -12,11 +12,28 @@ use serde_json::{Map, Value};
 
 use crate::error::Position;
 
-/// A syntax error in JSON text, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SyntaxError {
-    pub(crate) message: String,
-    pub(crate) position: Position,
+/// A syntax error in JSON text (or a repeated key), with its position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{position}: {message}")]
+pub struct SyntaxError {
+    /// What is wrong, lowercase.
+    pub message: String,
+    /// Where.
+    pub position: Position,
+}
+
+/// Parses untrusted JSON text strictly: a key repeated in one object is an error (a gateway
+/// and the server behind it must never read different values), and nesting deeper than 128
+/// levels is an error rather than a stack overflow.
+///
+/// ```
+/// use mcp_policy::source::parse_json;
+/// assert!(parse_json(r#"{"a": [1, 2]}"#).is_ok());
+/// let err = parse_json("{\"a\": 1,\n \"a\": 2}").unwrap_err();
+/// assert_eq!(err.to_string(), "2:4: duplicate key `a` in one object");
+/// ```
+pub fn parse_json(text: &str) -> Result<Value, SyntaxError> {
+    parse_strict(text)
 }
 
 /// Parses JSON text into a [`Value`], rejecting duplicate object keys.
@@ -145,7 +162,14 @@ fn unescape_token(token: &str) -> Option<String> {
 ///
 /// When the pointer goes past the values present (a missing field), the position of the
 /// deepest existing value on the way is returned. Returns `None` only for text that is not JSON.
-pub(crate) fn locate(text: &str, pointer: &str) -> Option<Position> {
+///
+/// ```
+/// use mcp_policy::source::locate;
+/// let text = "{\n  \"tools\": {\"a\": 1}\n}";
+/// let at = locate(text, "/tools/a").unwrap();
+/// assert_eq!((at.line, at.column), (2, 18));
+/// ```
+pub fn locate(text: &str, pointer: &str) -> Option<Position> {
     let tokens = pointer_tokens(pointer)?;
     let bytes = text.as_bytes();
     let mut pos = skip_ws(bytes, 0);
@@ -266,7 +290,11 @@ mod tests {
     #[test]
     fn duplicate_keys_are_rejected_with_position() {
         let err = parse_strict("{\"path\":\"/tmp/x\",\n \"path\":\"/etc/passwd\"}").unwrap_err();
-        assert!(err.message.contains("duplicate key `path`"), "{}", err.message);
+        assert!(
+            err.message.contains("duplicate key `path`"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.position.line, 2);
     }
 
@@ -285,7 +313,8 @@ mod tests {
 
     #[test]
     fn locate_finds_nested_values() {
-        let text = "{\n  \"tools\": {\n    \"a/b\": { \"limits\": [ {\"window\": \"minutes\"} ] }\n  }\n}";
+        let text =
+            "{\n  \"tools\": {\n    \"a/b\": { \"limits\": [ {\"window\": \"minutes\"} ] }\n  }\n}";
         let pos = locate(text, "/tools/a~1b/limits/0/window").unwrap();
         assert_eq!((pos.line, pos.column), (3, 37));
         assert_eq!(&text[text.find("\"minutes\"").unwrap()..][..1], "\"");

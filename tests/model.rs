@@ -53,7 +53,9 @@ impl Model {
     }
 
     fn admits(&self, t: u64, grant: u8, cost: u64) -> bool {
-        self.limits.iter().all(|l| self.used(l, t, grant) + cost <= l.max)
+        self.limits
+            .iter()
+            .all(|l| self.used(l, t, grant) + cost <= l.max)
     }
 
     /// The earliest delay after which the call is admitted, found by trying every millisecond.
@@ -65,7 +67,11 @@ impl Model {
     }
 
     fn remaining(&self, t: u64, grant: u8) -> u64 {
-        self.limits.iter().map(|l| l.max - self.used(l, t, grant)).min().unwrap_or(0)
+        self.limits
+            .iter()
+            .map(|l| l.max - self.used(l, t, grant))
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -89,11 +95,13 @@ fn policy_for(limits: &[LimitSpec]) -> Policy {
 }
 
 fn limit_spec() -> impl Strategy<Value = LimitSpec> {
-    (1u64..6, 1u64..4, any::<bool>(), any::<bool>()).prop_map(|(max, secs, calendar, global)| LimitSpec {
-        max,
-        window: secs * 1000,
-        calendar,
-        global,
+    (1u64..6, 1u64..4, any::<bool>(), any::<bool>()).prop_map(|(max, secs, calendar, global)| {
+        LimitSpec {
+            max,
+            window: secs * 1000,
+            calendar,
+            global,
+        }
     })
 }
 

@@ -54,7 +54,11 @@ fn the_counter_sees_allocations() {
 #[test]
 fn seed_policy_paths_do_not_allocate() {
     let clock = ManualClock::new(1_763_712_000_000);
-    let engine = Engine::with_parts(Policy::from_json_str(SEED).unwrap(), clock.clone(), MemoryStore::new());
+    let engine = Engine::with_parts(
+        Policy::from_json_str(SEED).unwrap(),
+        clock.clone(),
+        MemoryStore::new(),
+    );
     let args = json!({"target": "prod"});
     let grant = Grant::new("alice-laptop");
     // Warm up: create the counter and let buffers reach their steady capacity.

@@ -22,31 +22,63 @@ fn tools_policy(tools: &str) -> String {
 
 #[test]
 fn exact_key_beats_every_pattern() {
-    let (e, _) = engine(&tools_policy(r#"{"*":{"action":"deny"},"read_*":{"action":"deny"},"read_file":{},"read_fil?":{"action":"deny"}}"#));
-    assert_eq!(decided_by(&e, "read_file"), (Verdict::Allow, "/tools/read_file".into()));
-    assert_eq!(decided_by(&e, "read_dir"), (Verdict::Deny, "/tools/read_*/action".into()));
-    assert_eq!(decided_by(&e, "write"), (Verdict::Deny, "/tools/*/action".into()));
+    let (e, _) = engine(&tools_policy(
+        r#"{"*":{"action":"deny"},"read_*":{"action":"deny"},"read_file":{},"read_fil?":{"action":"deny"}}"#,
+    ));
+    assert_eq!(
+        decided_by(&e, "read_file"),
+        (Verdict::Allow, "/tools/read_file".into())
+    );
+    assert_eq!(
+        decided_by(&e, "read_dir"),
+        (Verdict::Deny, "/tools/read_*/action".into())
+    );
+    assert_eq!(
+        decided_by(&e, "write"),
+        (Verdict::Deny, "/tools/*/action".into())
+    );
     assert_eq!(e.policy().matching_key("read_file"), Some("read_file"));
     assert_eq!(e.policy().matching_key("read_files"), Some("read_*"));
 }
 
 #[test]
 fn the_pattern_with_most_literal_characters_wins_whatever_the_order() {
-    for tools in [r#"{"gh_*":{"action":"deny"},"gh_issue_*":{}}"#, r#"{"gh_issue_*":{},"gh_*":{"action":"deny"}}"#] {
+    for tools in [
+        r#"{"gh_*":{"action":"deny"},"gh_issue_*":{}}"#,
+        r#"{"gh_issue_*":{},"gh_*":{"action":"deny"}}"#,
+    ] {
         let (e, _) = engine(&tools_policy(tools));
-        assert_eq!(decided_by(&e, "gh_issue_create"), (Verdict::Allow, "/tools/gh_issue_*".into()), "{tools}");
-        assert_eq!(decided_by(&e, "gh_pr_create"), (Verdict::Deny, "/tools/gh_*/action".into()), "{tools}");
+        assert_eq!(
+            decided_by(&e, "gh_issue_create"),
+            (Verdict::Allow, "/tools/gh_issue_*".into()),
+            "{tools}"
+        );
+        assert_eq!(
+            decided_by(&e, "gh_pr_create"),
+            (Verdict::Deny, "/tools/gh_*/action".into()),
+            "{tools}"
+        );
     }
     // `?` and `*` are not literal: `a?c*` (2 literals) loses to `abc*` (3) though written first.
     let (e, _) = engine(&tools_policy(r#"{"a?c*":{"action":"deny"},"abc*":{}}"#));
-    assert_eq!(decided_by(&e, "abcd"), (Verdict::Allow, "/tools/abc*".into()));
+    assert_eq!(
+        decided_by(&e, "abcd"),
+        (Verdict::Allow, "/tools/abc*".into())
+    );
 }
 
 #[test]
 fn a_tie_between_patterns_goes_to_the_first_written() {
-    for (tools, winner) in [(r#"{"a*c":{},"ab*":{}}"#, "/tools/a*c"), (r#"{"ab*":{},"a*c":{}}"#, "/tools/ab*")] {
+    for (tools, winner) in [
+        (r#"{"a*c":{},"ab*":{}}"#, "/tools/a*c"),
+        (r#"{"ab*":{},"a*c":{}}"#, "/tools/ab*"),
+    ] {
         let (e, _) = engine(&tools_policy(tools));
-        assert_eq!(decided_by(&e, "abc"), (Verdict::Allow, winner.into()), "{tools}");
+        assert_eq!(
+            decided_by(&e, "abc"),
+            (Verdict::Allow, winner.into()),
+            "{tools}"
+        );
     }
 }
 
@@ -56,7 +88,11 @@ fn question_mark_is_exactly_one_character() {
     assert_eq!(decided_by(&e, "tool1").0, Verdict::Allow);
     assert_eq!(decided_by(&e, "toolé").0, Verdict::Allow);
     for name in ["tool", "tool12", "atool1"] {
-        assert_eq!(decided_by(&e, name), (Verdict::Deny, "/default".into()), "{name}");
+        assert_eq!(
+            decided_by(&e, name),
+            (Verdict::Deny, "/default".into()),
+            "{name}"
+        );
     }
     // `*` may match nothing.
     let (e, _) = engine(&tools_policy(r#"{"db_*_prod*":{}}"#));
@@ -71,7 +107,11 @@ fn hide_names_and_patterns_deny_with_their_index() {
         r#"{"version":"1","default":"allow","hide":["delete_bucket","drop_*","secret?","drop_table"],
             "tools":{"drop_table":{},"delete_bucket":{}}}"#,
     );
-    assert_deny(&call(&e, "delete_bucket", json!({})), "/hide/0", "this tool is hidden by policy");
+    assert_deny(
+        &call(&e, "delete_bucket", json!({})),
+        "/hide/0",
+        "this tool is hidden by policy",
+    );
     // The first matching hide entry names the rule.
     assert_deny(&call(&e, "drop_table", json!({})), "/hide/1", "hidden");
     assert_deny(&call(&e, "secret1", json!({})), "/hide/2", "hidden");
@@ -112,15 +152,47 @@ const ORDER: &str = r#"{"version":"1","default":"deny","hide":["t_hidden"],
 fn stages_one_to_five_in_order_with_exact_rules() {
     let (e, _) = engine(ORDER);
     assert_deny(&call(&e, "t_hidden", json!({})), "/hide/0", "hidden");
-    assert_deny(&call(&e, "nope", json!({})), "/default", "not allowed by this policy (default: deny)");
-    assert_deny(&call(&e, "d", json!({})), "/tools/d/action", "this tool is denied by policy");
+    assert_deny(
+        &call(&e, "nope", json!({})),
+        "/default",
+        "not allowed by this policy (default: deny)",
+    );
+    assert_deny(
+        &call(&e, "d", json!({})),
+        "/tools/d/action",
+        "this tool is denied by policy",
+    );
     // The schema comes before every condition.
-    assert_deny(&call(&e, "t", json!({"n": "x", "bad": true, "blocked": 1})), "/tools/t/schema", "at `/n`");
+    assert_deny(
+        &call(&e, "t", json!({"n": "x", "bad": true, "blocked": 1})),
+        "/tools/t/schema",
+        "at `/n`",
+    );
     // require, then deny_if: the tool's, then all_tools'.
-    assert_deny(&call(&e, "t", json!({"bad": true, "blocked": 1})), "/tools/t/require/0", "requirement not met");
-    assert_deny(&call(&e, "t", json!({"ok": true, "bad": true, "blocked": 1, "evil": true})), "/tools/t/deny_if/0", "bad");
-    assert_deny(&call(&e, "t", json!({"ok": true, "blocked": 1, "evil": true})), "/all_tools/require/0", "args.blocked");
-    assert_deny(&call(&e, "t", json!({"ok": true, "evil": true, "big": 101})), "/all_tools/deny_if/0", "evil");
+    assert_deny(
+        &call(&e, "t", json!({"bad": true, "blocked": 1})),
+        "/tools/t/require/0",
+        "requirement not met",
+    );
+    assert_deny(
+        &call(
+            &e,
+            "t",
+            json!({"ok": true, "bad": true, "blocked": 1, "evil": true}),
+        ),
+        "/tools/t/deny_if/0",
+        "bad",
+    );
+    assert_deny(
+        &call(&e, "t", json!({"ok": true, "blocked": 1, "evil": true})),
+        "/all_tools/require/0",
+        "args.blocked",
+    );
+    assert_deny(
+        &call(&e, "t", json!({"ok": true, "evil": true, "big": 101})),
+        "/all_tools/deny_if/0",
+        "evil",
+    );
     // A deny never charges a counter.
     assert_eq!(call(&e, "u", json!({})).remaining, Some(3));
 }
@@ -128,20 +200,40 @@ fn stages_one_to_five_in_order_with_exact_rules() {
 #[test]
 fn approval_comes_after_conditions_and_before_limits() {
     let (e, _) = engine(ORDER);
-    let d = call(&e, "t", json!({"ok": true, "big": 101, "huge": true, "k": 9}));
+    let d = call(
+        &e,
+        "t",
+        json!({"ok": true, "big": 101, "huge": true, "k": 9}),
+    );
     assert_approve(&d, "/tools/t/approve_if/0");
     assert_eq!(d.message.as_deref(), Some("big"));
-    assert_approve(&call(&e, "u", json!({"huge": true})), "/all_tools/approve_if/0");
+    assert_approve(
+        &call(&e, "u", json!({"huge": true})),
+        "/all_tools/approve_if/0",
+    );
     // Exhaust every limit of `t`: an unapproved call still asks for approval (step 6 comes
     // before step 7), and nothing is charged by asking.
-    assert_eq!(call(&e, "t", json!({"ok": true, "k": 1})).remaining, Some(0));
-    assert_eq!(call(&e, "t", json!({"ok": true, "k": 2})).remaining, Some(0));
-    assert_approve(&call(&e, "t", json!({"ok": true, "k": 1, "big": 101})), "/tools/t/approve_if/0");
+    assert_eq!(
+        call(&e, "t", json!({"ok": true, "k": 1})).remaining,
+        Some(0)
+    );
+    assert_eq!(
+        call(&e, "t", json!({"ok": true, "k": 2})).remaining,
+        Some(0)
+    );
+    assert_approve(
+        &call(&e, "t", json!({"ok": true, "k": 1, "big": 101})),
+        "/tools/t/approve_if/0",
+    );
     assert_eq!(call(&e, "u", json!({})).remaining, Some(1));
     // A call its limits can never admit as given (here: the scope value is missing) is denied
     // without asking a human.
     let d = call(&e, "t", json!({"ok": true, "big": 101}));
-    assert_deny(&d, "/tools/t/limits/0", "counter `t1` is kept per value of `args.k`, which is missing");
+    assert_deny(
+        &d,
+        "/tools/t/limits/0",
+        "counter `t1` is kept per value of `args.k`, which is missing",
+    );
 }
 
 #[test]
@@ -150,12 +242,27 @@ fn limits_are_stage_seven_with_exact_rules_then_allow() {
     let d = call(&e, "t", json!({"ok": true, "k": 1}));
     assert_allow(&d, "/tools/t");
     assert_eq!(d.remaining, Some(0));
-    assert_limit(&call(&e, "t", json!({"ok": true, "k": 1})), "/tools/t/limits/0", "t1", MINUTE);
+    assert_limit(
+        &call(&e, "t", json!({"ok": true, "k": 1})),
+        "/tools/t/limits/0",
+        "t1",
+        MINUTE,
+    );
     assert_allow(&call(&e, "t", json!({"ok": true, "k": 2})), "/tools/t");
-    assert_limit(&call(&e, "t", json!({"ok": true, "k": 3})), "/tools/t/rate_limit", "t.rate_limit", MINUTE);
+    assert_limit(
+        &call(&e, "t", json!({"ok": true, "k": 3})),
+        "/tools/t/rate_limit",
+        "t.rate_limit",
+        MINUTE,
+    );
     assert_allow(&call(&e, "u", json!({})), "/tools/u");
     assert_eq!(call(&e, "u", json!({})).remaining, Some(0));
-    assert_limit(&call(&e, "u", json!({})), "/all_tools/limits/0", "all", MINUTE);
+    assert_limit(
+        &call(&e, "u", json!({})),
+        "/all_tools/limits/0",
+        "all",
+        MINUTE,
+    );
 }
 
 #[test]
@@ -164,10 +271,22 @@ fn tool_names_with_slashes_and_tildes_are_escaped_in_rules() {
         r#"{"fs/read":{"require":[{"path":"args.p","op":"path_under","value":"/srv"}],"rate_limit":"1/minute"},
             "a~b":{"action":"deny"},"git/*":{"action":"approve"}}"#,
     ));
-    assert_deny(&call(&e, "fs/read", json!({"p": "/etc"})), "/tools/fs~1read/require/0", "path_under");
-    assert_allow(&call(&e, "fs/read", json!({"p": "/srv/x"})), "/tools/fs~1read");
+    assert_deny(
+        &call(&e, "fs/read", json!({"p": "/etc"})),
+        "/tools/fs~1read/require/0",
+        "path_under",
+    );
+    assert_allow(
+        &call(&e, "fs/read", json!({"p": "/srv/x"})),
+        "/tools/fs~1read",
+    );
     let d = call(&e, "fs/read", json!({"p": "/srv/x"}));
-    assert_limit(&d, "/tools/fs~1read/rate_limit", "fs/read.rate_limit", MINUTE);
+    assert_limit(
+        &d,
+        "/tools/fs~1read/rate_limit",
+        "fs/read.rate_limit",
+        MINUTE,
+    );
     assert_deny(&call(&e, "a~b", json!({})), "/tools/a~0b/action", "denied");
     assert_approve(&call(&e, "git/push", json!({})), "/tools/git~1*/action");
 }
@@ -181,13 +300,26 @@ fn default_allow_still_applies_all_tools() {
                          "limits":[{"counter":"calls","window":"hour","max":2}]}}"#,
     );
     let mallory = Grant::new("mallory");
-    assert_deny(&e.evaluate("anything", &json!({}), &mallory), "/all_tools/require/0", "requirement not met");
-    assert_deny(&call(&e, "rm_rf", json!({})), "/all_tools/deny_if/0", "no rm");
+    assert_deny(
+        &e.evaluate("anything", &json!({}), &mallory),
+        "/all_tools/require/0",
+        "requirement not met",
+    );
+    assert_deny(
+        &call(&e, "rm_rf", json!({})),
+        "/all_tools/deny_if/0",
+        "no rm",
+    );
     let d = call(&e, "anything", json!({}));
     assert_allow(&d, "/default");
     assert_eq!(d.remaining, Some(1));
     assert_allow(&call(&e, "other", json!({})), "/default");
-    assert_limit(&call(&e, "third", json!({})), "/all_tools/limits/0", "calls", HOUR);
+    assert_limit(
+        &call(&e, "third", json!({})),
+        "/all_tools/limits/0",
+        "calls",
+        HOUR,
+    );
 }
 
 #[test]
@@ -195,7 +327,15 @@ fn a_call_without_limits_or_approval_gets_no_remaining_or_reservation() {
     let (e, _) = engine(&tools_policy(r#"{"t":{}}"#));
     let d = call(&e, "t", json!({}));
     assert_allow(&d, "/tools/t");
-    assert_eq!((d.remaining, d.reservation.is_none(), d.counter, d.retry_after_ms), (None, true, None, None));
+    assert_eq!(
+        (
+            d.remaining,
+            d.reservation.is_none(),
+            d.counter,
+            d.retry_after_ms
+        ),
+        (None, true, None, None)
+    );
 }
 
 // ---------------------------------------------------------------- section 8
@@ -207,7 +347,14 @@ const APPROVALS: &str = r#"{"version":"1","default":"deny","approvals":{"ttl":"5
 
 fn approve(engine: &TestEngine, tool: &str, args: &Value, grant: &Grant) -> String {
     let d = engine.evaluate(tool, args, grant);
-    assert_eq!(d.message.as_deref(), Some(if tool == "transfer" { "a human approves transfers" } else { "this tool needs human approval before each call" }));
+    assert_eq!(
+        d.message.as_deref(),
+        Some(if tool == "transfer" {
+            "a human approves transfers"
+        } else {
+            "this tool needs human approval before each call"
+        })
+    );
     assert_approve(&d, &format!("/tools/{tool}/action"))
 }
 
@@ -217,9 +364,20 @@ fn approval_ids_are_bound_to_grant_tool_arguments_and_revision() {
     let (a, b) = (alice(), Grant::new("bob"));
     let id = approve(&e, "transfer", &json!({"to": "x", "amount": 5}), &a);
     // Canonical JSON: key order and number spelling of the same document do not matter ...
-    assert_eq!(approve(&e, "transfer", &json!({"amount": 5, "to": "x"}), &a), id);
+    assert_eq!(
+        approve(&e, "transfer", &json!({"amount": 5, "to": "x"}), &a),
+        id
+    );
     // ... a session is not part of the binding ...
-    assert_eq!(approve(&e, "transfer", &json!({"amount": 5, "to": "x"}), &a.clone().with_session("s")), id);
+    assert_eq!(
+        approve(
+            &e,
+            "transfer",
+            &json!({"amount": 5, "to": "x"}),
+            &a.clone().with_session("s")
+        ),
+        id
+    );
     // ... but the grant, the tool and every argument value are.
     let others = [
         approve(&e, "transfer", &json!({"to": "x", "amount": 5}), &b),
@@ -233,7 +391,10 @@ fn approval_ids_are_bound_to_grant_tool_arguments_and_revision() {
     }
     // The revision: the same call under a different policy has a different id.
     let (e2, _) = engine(&APPROVALS.replace("5m", "6m"));
-    assert_ne!(approve(&e2, "transfer", &json!({"to": "x", "amount": 5}), &a), id);
+    assert_ne!(
+        approve(&e2, "transfer", &json!({"to": "x", "amount": 5}), &a),
+        id
+    );
     assert_ne!(e2.policy().revision(), e.policy().revision());
 }
 
@@ -262,7 +423,10 @@ fn a_recorded_approval_is_used_once_for_exactly_that_call() {
 #[test]
 fn unknown_approval_ids_are_refused() {
     let (e, _) = engine(APPROVALS);
-    assert_eq!(e.record_approval("ap-0"), Err(HostError::UnknownApproval("ap-0".into())));
+    assert_eq!(
+        e.record_approval("ap-0"),
+        Err(HostError::UnknownApproval("ap-0".into()))
+    );
 }
 
 #[test]
@@ -276,14 +440,26 @@ fn a_recorded_approval_expires_after_the_ttl() {
         assert_eq!(e.record_approval(&id), Ok(()));
         clock.advance(delay);
         let d = e.evaluate("wire", &args, &alice());
-        assert_eq!(d.verdict, if usable { Verdict::Allow } else { Verdict::Approve }, "recorded {delay} ms ago");
+        assert_eq!(
+            d.verdict,
+            if usable {
+                Verdict::Allow
+            } else {
+                Verdict::Approve
+            },
+            "recorded {delay} ms ago"
+        );
     }
     // A pending id that was never approved can be approved until its TTL from issue.
     for (delay, accepted) in [(ttl - 1, true), (ttl, false)] {
         let (e, clock) = engine(APPROVALS);
         let id = approve(&e, "wire", &json!({}), &alice());
         clock.advance(delay);
-        assert_eq!(e.record_approval(&id).is_ok(), accepted, "issued {delay} ms ago");
+        assert_eq!(
+            e.record_approval(&id).is_ok(),
+            accepted,
+            "issued {delay} ms ago"
+        );
     }
 }
 
@@ -303,8 +479,18 @@ fn an_approved_call_refused_by_a_limit_keeps_its_approval() {
     e.record_approval(&id2).unwrap();
     clock.advance(10_000);
     // ... and once approved it is limited, without losing the approval.
-    assert_limit(&e.evaluate("transfer", &second, &a), "/tools/transfer/limits/0", "transfers", 50_000);
-    assert_limit(&e.evaluate("transfer", &second, &a), "/tools/transfer/limits/0", "transfers", 50_000);
+    assert_limit(
+        &e.evaluate("transfer", &second, &a),
+        "/tools/transfer/limits/0",
+        "transfers",
+        50_000,
+    );
+    assert_limit(
+        &e.evaluate("transfer", &second, &a),
+        "/tools/transfer/limits/0",
+        "transfers",
+        50_000,
+    );
     clock.advance(50_000);
     assert_allow(&e.evaluate("transfer", &second, &a), "/tools/transfer");
     assert_eq!(approve(&e, "transfer", &second, &a), id2);
@@ -342,33 +528,64 @@ fn nesting_deeper_than_64_levels_denies() {
     let (e, _) = engine(r#"{"version":"1","default":"allow"}"#);
     assert_eq!(MAX_DEPTH, 64);
     assert_allow(&call(&e, "t", nested(64)), "/default");
-    assert_deny(&call(&e, "t", nested(65)), "", "arguments are nested deeper than 64 levels");
+    assert_deny(
+        &call(&e, "t", nested(65)),
+        "",
+        "arguments are nested deeper than 64 levels",
+    );
     // Very deep arguments are refused without walking them all (dropping such a value is
     // recursive in serde_json, so it is leaked here rather than dropped by the test).
     let deep = nested(100_000);
-    assert_deny(&e.evaluate("t", &deep, &alice()), "", "nested deeper than 64 levels");
+    assert_deny(
+        &e.evaluate("t", &deep, &alice()),
+        "",
+        "nested deeper than 64 levels",
+    );
     std::mem::forget(deep);
 }
 
 #[test]
 fn arguments_over_one_mib_deny() {
     let (e, _) = engine(r#"{"version":"1","default":"allow"}"#);
-    assert_allow(&call(&e, "t", json!({"s": "x".repeat(MAX_BYTES - 100)})), "/default");
-    assert_deny(&call(&e, "t", json!({"s": "x".repeat(MAX_BYTES)})), "", "arguments are larger than 1048576 bytes (1 MiB)");
+    assert_allow(
+        &call(&e, "t", json!({"s": "x".repeat(MAX_BYTES - 100)})),
+        "/default",
+    );
+    assert_deny(
+        &call(&e, "t", json!({"s": "x".repeat(MAX_BYTES)})),
+        "",
+        "arguments are larger than 1048576 bytes (1 MiB)",
+    );
     let many: Vec<Value> = (0..MAX_BYTES / 2).map(|_| json!(0)).collect();
     assert_deny(&call(&e, "t", json!({ "a": many })), "", "larger than");
 }
 
 #[test]
 fn non_object_arguments_deny_and_null_means_empty() {
-    let (e, _) = engine(&one_tool("deny", "t", r#"{"require":[{"path":"args.x","op":"exists","value":false}]}"#));
-    for (args, found) in [(json!([1]), "an array"), (json!("x"), "a string"), (json!(5), "a number"), (json!(false), "a boolean")] {
-        assert_deny(&call(&e, "t", args), "", &format!("arguments must be a JSON object, found {found}"));
+    let (e, _) = engine(&one_tool(
+        "deny",
+        "t",
+        r#"{"require":[{"path":"args.x","op":"exists","value":false}]}"#,
+    ));
+    for (args, found) in [
+        (json!([1]), "an array"),
+        (json!("x"), "a string"),
+        (json!(5), "a number"),
+        (json!(false), "a boolean"),
+    ] {
+        assert_deny(
+            &call(&e, "t", args),
+            "",
+            &format!("arguments must be a JSON object, found {found}"),
+        );
     }
     assert_allow(&call(&e, "t", Value::Null), "/tools/t");
     // Absent arguments and `{}` are the same call.
     let (e, _) = engine(APPROVALS);
-    assert_eq!(approve(&e, "wire", &Value::Null, &alice()), approve(&e, "wire", &json!({}), &alice()));
+    assert_eq!(
+        approve(&e, "wire", &Value::Null, &alice()),
+        approve(&e, "wire", &json!({}), &alice())
+    );
 }
 
 #[test]
@@ -376,7 +593,10 @@ fn odd_tool_names_and_grants_never_panic() {
     let (e, _) = engine(ORDER);
     for name in ["", "*", "?", "t\u{0}", "\u{10FFFF}", &"x".repeat(100_000)] {
         assert_eq!(call(&e, name, json!({})).verdict, Verdict::Deny, "{name:?}");
-        assert_eq!(e.evaluate(name, &json!({}), &Grant::new("")).verdict, Verdict::Deny);
+        assert_eq!(
+            e.evaluate(name, &json!({}), &Grant::new("")).verdict,
+            Verdict::Deny
+        );
     }
 }
 
@@ -391,7 +611,10 @@ const LISTING: &str = r#"{"version":"1","default":"deny","hide":["delete_*"],
            "ask":{"action":"approve"}}}"#;
 
 fn names(tools: &[&str]) -> Vec<Value> {
-    tools.iter().map(|n| json!({ "name": n, "description": "d" })).collect()
+    tools
+        .iter()
+        .map(|n| json!({ "name": n, "description": "d" }))
+        .collect()
 }
 
 #[test]
@@ -411,7 +634,8 @@ fn can_ever_allow_follows_the_policy() {
     ] {
         assert_eq!(p.can_ever_allow(tool), expected, "{tool}");
     }
-    let everything_denied = policy(r#"{"version":"1","default":"allow","all_tools":{"deny_if":[{"conditions":[]}]}}"#);
+    let everything_denied =
+        policy(r#"{"version":"1","default":"allow","all_tools":{"deny_if":[{"conditions":[]}]}}"#);
     assert!(!everything_denied.can_ever_allow("x"));
     assert!(policy(r#"{"version":"1","default":"allow"}"#).can_ever_allow("x"));
 }
@@ -419,18 +643,44 @@ fn can_ever_allow_follows_the_policy() {
 #[test]
 fn filter_tools_list_removes_what_can_never_be_allowed() {
     let p = policy(LISTING);
-    let all = ["read", "stop", "gh_issue", "delete_repo", "unknown", "never", "too_big", "maybe", "priced", "ask"];
+    let all = [
+        "read",
+        "stop",
+        "gh_issue",
+        "delete_repo",
+        "unknown",
+        "never",
+        "too_big",
+        "maybe",
+        "priced",
+        "ask",
+    ];
     let kept = names(&["read", "gh_issue", "maybe", "priced", "ask"]);
     let mut listed = names(&all);
     listed.push(json!({ "description": "no name" }));
     listed.push(json!({ "name": 5 }));
     let result = json!({ "tools": listed.clone(), "nextCursor": "abc" });
-    assert_eq!(p.filter_tools_list(&result), json!({ "tools": kept.clone(), "nextCursor": "abc" }));
-    assert_eq!(p.filter_tools_list(&Value::Array(listed)), Value::Array(kept));
-    assert_eq!(p.filter_tools_list(&json!("garbage")), json!({ "tools": [] }));
-    assert_eq!(p.filter_tools_list(&json!({ "nextCursor": "x" })), json!({ "tools": [], "nextCursor": "x" }));
+    assert_eq!(
+        p.filter_tools_list(&result),
+        json!({ "tools": kept.clone(), "nextCursor": "abc" })
+    );
+    assert_eq!(
+        p.filter_tools_list(&Value::Array(listed)),
+        Value::Array(kept)
+    );
+    assert_eq!(
+        p.filter_tools_list(&json!("garbage")),
+        json!({ "tools": [] })
+    );
+    assert_eq!(
+        p.filter_tools_list(&json!({ "nextCursor": "x" })),
+        json!({ "tools": [], "nextCursor": "x" })
+    );
     let hide_all = policy(r#"{"version":"1","default":"allow","hide":["*"]}"#);
-    assert_eq!(hide_all.filter_tools_list(&json!({ "tools": names(&all) })), json!({ "tools": [] }));
+    assert_eq!(
+        hide_all.filter_tools_list(&json!({ "tools": names(&all) })),
+        json!({ "tools": [] })
+    );
 }
 
 #[test]
@@ -439,10 +689,18 @@ fn listing_agrees_with_evaluation_for_unconditional_denials() {
     let (e, _) = engine(LISTING);
     for tool in ["stop", "delete_repo", "unknown", "never", "too_big"] {
         assert!(!p.can_ever_allow(tool));
-        assert_eq!(call(&e, tool, json!({"n": 1})).verdict, Verdict::Deny, "{tool}");
+        assert_eq!(
+            call(&e, tool, json!({"n": 1})).verdict,
+            Verdict::Deny,
+            "{tool}"
+        );
     }
     for tool in ["read", "gh_issue", "maybe", "priced"] {
         assert!(p.can_ever_allow(tool));
-        assert_eq!(call(&e, tool, json!({"n": 1})).verdict, Verdict::Allow, "{tool}");
+        assert_eq!(
+            call(&e, tool, json!({"n": 1})).verdict,
+            Verdict::Allow,
+            "{tool}"
+        );
     }
 }

@@ -31,12 +31,22 @@ fn admitted(engine: &TestEngine, remaining: u64) -> Decision {
 
 /// Calls `t` as alice with `{}` and asserts it is limited by the single counter `c`.
 fn refused(engine: &TestEngine, retry_after_ms: u64) {
-    assert_limit(&t(engine, json!({}), &alice()), "/tools/t/limits/0", "c", retry_after_ms);
+    assert_limit(
+        &t(engine, json!({}), &alice()),
+        "/tools/t/limits/0",
+        "c",
+        retry_after_ms,
+    );
 }
 
 /// Asserts the call is limited now, with a `retry_after` that is exact: still limited 1 ms
 /// before it (with `retry_after` 1), admitted at it. Leaves the clock at the admission.
-fn assert_retry_after_is_exact(engine: &TestEngine, clock: &ManualClock, args: &Value, grant: &Grant) -> u64 {
+fn assert_retry_after_is_exact(
+    engine: &TestEngine,
+    clock: &ManualClock,
+    args: &Value,
+    grant: &Grant,
+) -> u64 {
     let d = engine.evaluate("t", args, grant);
     assert_eq!(d.verdict, Verdict::Limit, "{d:#?}");
     let retry = d.retry_after_ms.unwrap_or_default();
@@ -44,7 +54,11 @@ fn assert_retry_after_is_exact(engine: &TestEngine, clock: &ManualClock, args: &
     let start = clock.now_ms();
     clock.set(start + retry - 1);
     let d = engine.evaluate("t", args, grant);
-    assert_eq!((d.verdict, d.retry_after_ms), (Verdict::Limit, Some(1)), "{d:#?}");
+    assert_eq!(
+        (d.verdict, d.retry_after_ms),
+        (Verdict::Limit, Some(1)),
+        "{d:#?}"
+    );
     clock.set(start + retry);
     assert_eq!(engine.evaluate("t", args, grant).verdict, Verdict::Allow);
     retry
@@ -73,10 +87,16 @@ fn sliding_retry_after_is_when_enough_old_calls_leave() {
     }
     clock.set(T0 + 7_000);
     refused(&e, 3_000);
-    assert_eq!(assert_retry_after_is_exact(&e, &clock, &json!({}), &alice()), 3_000);
+    assert_eq!(
+        assert_retry_after_is_exact(&e, &clock, &json!({}), &alice()),
+        3_000
+    );
     // Now at T0+10s: the calls at 2s, 5s and 10s are in the window; 2s leaves at 12s.
     refused(&e, 2_000);
-    assert_eq!(assert_retry_after_is_exact(&e, &clock, &json!({}), &alice()), 2_000);
+    assert_eq!(
+        assert_retry_after_is_exact(&e, &clock, &json!({}), &alice()),
+        2_000
+    );
     refused(&e, 3_000);
 }
 
@@ -95,7 +115,10 @@ fn no_interval_of_one_window_admits_more_than_max() {
     }
     for (i, &at) in admitted_at.iter().enumerate() {
         let in_window = admitted_at[..=i].iter().filter(|&&a| a + w > at).count();
-        assert!(in_window <= 5, "{in_window} admitted in the window ending at {at}");
+        assert!(
+            in_window <= 5,
+            "{in_window} admitted in the window ending at {at}"
+        );
     }
     // And the budget is used: 5 per second over ~4 s.
     assert!(admitted_at.len() >= 19, "{}", admitted_at.len());
@@ -165,7 +188,10 @@ fn calendar_retry_after_is_exact() {
 /// Calls `t` with `args` as `grant` and returns whether it was admitted.
 fn ok(engine: &TestEngine, args: Value, grant: &Grant) -> bool {
     let d = engine.evaluate("t", &args, grant);
-    assert!(matches!(d.verdict, Verdict::Allow | Verdict::Limit), "{d:#?}");
+    assert!(
+        matches!(d.verdict, Verdict::Allow | Verdict::Limit),
+        "{d:#?}"
+    );
     d.is_allowed()
 }
 
@@ -211,12 +237,21 @@ fn tool_scope_is_one_budget_per_called_name_under_a_pattern() {
             "db_*":{"limits":[{"counter":"shared","window":"minute","max":1}]}}}"#,
     );
     let a = alice();
-    for (tool, allowed) in [("fs_read", true), ("fs_read", false), ("fs_write", true), ("db_read", true), ("db_write", false)] {
+    for (tool, allowed) in [
+        ("fs_read", true),
+        ("fs_read", false),
+        ("fs_write", true),
+        ("db_read", true),
+        ("db_write", false),
+    ] {
         let d = e.evaluate(tool, &json!({}), &a);
         assert_eq!(d.is_allowed(), allowed, "{tool}: {d:#?}");
     }
     // The tool scope is shared by every grant.
-    assert!(!e.evaluate("fs_read", &json!({}), &Grant::new("bob")).is_allowed());
+    assert!(
+        !e.evaluate("fs_read", &json!({}), &Grant::new("bob"))
+            .is_allowed()
+    );
 }
 
 #[test]
@@ -237,7 +272,11 @@ fn args_scope_is_one_budget_per_argument_value() {
     assert!(!ok(&e, json!({"repo": {"id": null}}), &a));
     // A missing value denies.
     let d = t(&e, json!({"repo": {}}), &a);
-    assert_deny(&d, "/tools/t/limits/0", "counter `c` is kept per value of `args.repo.id`, which is missing from the call");
+    assert_deny(
+        &d,
+        "/tools/t/limits/0",
+        "counter `c` is kept per value of `args.repo.id`, which is missing from the call",
+    );
 }
 
 // ---------------------------------------------------------------- costs
@@ -250,7 +289,11 @@ fn constant_cost() {
     }
     refused(&e, MINUTE);
     let (e, _) = one_limit(r#""window":"minute","max":1,"cost":5"#);
-    assert_deny(&call(&e, "t", json!({})), "/tools/t/limits/0", "this call costs 5 but counter `c` admits at most 1 per window; it can never fit");
+    assert_deny(
+        &call(&e, "t", json!({})),
+        "/tools/t/limits/0",
+        "this call costs 5 but counter `c` admits at most 1 per window; it can never fit",
+    );
 }
 
 #[test]
@@ -265,7 +308,11 @@ fn cost_read_from_a_path() {
     // A cost that does not fit now limits; one that never fits denies.
     let d = spend(json!(5));
     assert_limit(&d, "/tools/t/limits/0", "c", MINUTE);
-    assert_deny(&spend(json!(11)), "/tools/t/limits/0", "this call costs 11 but counter `c` admits at most 10 per window; it can never fit");
+    assert_deny(
+        &spend(json!(11)),
+        "/tools/t/limits/0",
+        "this call costs 11 but counter `c` admits at most 10 per window; it can never fit",
+    );
     for (amount, what) in [
         (json!(-1), "is negative (-1)"),
         (json!(-0.5), "is negative (-0.5)"),
@@ -277,7 +324,11 @@ fn cost_read_from_a_path() {
         let message = format!("the cost of counter `c` is read from `args.amount`, which {what}");
         assert_deny(&spend(amount.clone()), "/tools/t/limits/0", &message);
     }
-    assert_deny(&t(&e, json!({}), &alice()), "/tools/t/limits/0", "which is missing");
+    assert_deny(
+        &t(&e, json!({}), &alice()),
+        "/tools/t/limits/0",
+        "which is missing",
+    );
     // None of the denials charged anything.
     assert_eq!(spend(json!(4)).remaining, Some(0));
     clock.advance(MINUTE);
@@ -289,9 +340,15 @@ fn a_zero_cost_call_is_admitted_even_when_the_budget_is_spent() {
     let (e, _) = one_limit(r#""window":"minute","max":1,"cost":"args.n""#);
     assert_eq!(t(&e, json!({"n": 1}), &alice()).remaining, Some(0));
     let d = t(&e, json!({"n": 0}), &alice());
-    assert_eq!((d.verdict, d.remaining, d.reservation), (Verdict::Allow, Some(0), None));
+    assert_eq!(
+        (d.verdict, d.remaining, d.reservation),
+        (Verdict::Allow, Some(0), None)
+    );
     // A zero-cost call on a fresh budget reports it untouched.
-    assert_eq!(t(&e, json!({"n": 0}), &Grant::new("bob")).remaining, Some(1));
+    assert_eq!(
+        t(&e, json!({"n": 0}), &Grant::new("bob")).remaining,
+        Some(1)
+    );
 }
 
 // ---------------------------------------------------------------- all-or-nothing
@@ -311,7 +368,9 @@ fn limits_are_all_or_nothing() {
     assert_eq!(t(&e, json!({}), &b).remaining, Some(0));
     assert_limit(&t(&e, json!({}), &c), "/tools/t/limits/0", "global", MINUTE);
     // Carol's refusal did not charge her own `mine` budget either.
-    let (e2, _) = limits(r#"[{"counter":"mine","window":"minute","max":1},{"counter":"global","window":"minute","max":1,"scope":"global"}]"#);
+    let (e2, _) = limits(
+        r#"[{"counter":"mine","window":"minute","max":1},{"counter":"global","window":"minute","max":1,"scope":"global"}]"#,
+    );
     assert!(t(&e2, json!({}), &a).is_allowed());
     assert!(!t(&e2, json!({}), &c).is_allowed());
     assert!(!t(&e2, json!({}), &c).is_allowed());
@@ -321,15 +380,28 @@ fn limits_are_all_or_nothing() {
 fn the_answer_is_the_refusing_limit_that_frees_last() {
     let short = r#"{"counter":"short","window":"10s","max":1}"#;
     let long = r#"{"counter":"long","window":"minute","max":1}"#;
-    for (list, long_index) in [(format!("[{short},{long}]"), 1), (format!("[{long},{short}]"), 0)] {
+    for (list, long_index) in [
+        (format!("[{short},{long}]"), 1),
+        (format!("[{long},{short}]"), 0),
+    ] {
         let (e, clock) = limits(&list);
         admitted(&e, 0);
         clock.advance(SECOND);
         let d = t(&e, json!({}), &alice());
-        assert_limit(&d, &format!("/tools/t/limits/{long_index}"), "long", MINUTE - SECOND);
+        assert_limit(
+            &d,
+            &format!("/tools/t/limits/{long_index}"),
+            "long",
+            MINUTE - SECOND,
+        );
         // After `short` frees, `long` still refuses with the same exact retry.
         clock.set(T0 + 10 * SECOND);
-        assert_limit(&t(&e, json!({}), &alice()), &format!("/tools/t/limits/{long_index}"), "long", 50 * SECOND);
+        assert_limit(
+            &t(&e, json!({}), &alice()),
+            &format!("/tools/t/limits/{long_index}"),
+            "long",
+            50 * SECOND,
+        );
     }
 }
 
@@ -343,7 +415,12 @@ fn remaining_is_the_smallest_max_minus_used() {
     for remaining in [2, 1, 0] {
         admitted(&e, remaining);
     }
-    assert_limit(&t(&e, json!({}), &alice()), "/tools/t/limits/1", "small", HOUR);
+    assert_limit(
+        &t(&e, json!({}), &alice()),
+        "/tools/t/limits/1",
+        "small",
+        HOUR,
+    );
     let d = t(&e, json!({}), &Grant::new("bob"));
     // big: 10-4, small: 3-1, costly: 200-40.
     assert_eq!(d.remaining, Some(2));
@@ -369,22 +446,35 @@ fn counters_are_shared_by_name_across_tools_and_all_tools() {
     assert_eq!(d.remaining, Some(0)); // shared 3, calls 4
     let d = e.evaluate("a", &json!({}), &a);
     assert_limit(&d, "/tools/a/limits/0", "shared", MINUTE);
-    assert_limit(&e.evaluate("b", &json!({}), &a), "/tools/b/limits/0", "shared", MINUTE);
-    assert_eq!(e.evaluate("b", &json!({}), &a).message.as_deref(), Some("b is out"));
+    assert_limit(
+        &e.evaluate("b", &json!({}), &a),
+        "/tools/b/limits/0",
+        "shared",
+        MINUTE,
+    );
+    assert_eq!(
+        e.evaluate("b", &json!({}), &a).message.as_deref(),
+        Some("b is out")
+    );
     // `c`'s own limit and all_tools' both name `calls`: the call draws on it once per limit,
     // so it needs 2 and only 1 is left.
-    assert_limit(&e.evaluate("c", &json!({}), &a), "/tools/c/limits/0", "calls", MINUTE);
+    assert_limit(
+        &e.evaluate("c", &json!({}), &a),
+        "/tools/c/limits/0",
+        "calls",
+        MINUTE,
+    );
     assert_eq!(remaining("x"), Some(0));
 }
 
 // ---------------------------------------------------------------- release
 
-/// Compiles only if `T` does not implement `Clone`.
+/// `<T as AmbiguousIfClone<_>>::check()` compiles only if `T` does not implement `Clone`.
 trait AmbiguousIfClone<A> {
     fn check() {}
 }
-impl<T: ?Sized> AmbiguousIfClone<()> for T {}
-impl<T: ?Sized + Clone> AmbiguousIfClone<u8> for T {}
+impl<T> AmbiguousIfClone<()> for T {}
+impl<T: Clone> AmbiguousIfClone<u8> for T {}
 
 #[test]
 fn a_reservation_cannot_be_copied_so_it_is_released_at_most_once() {
@@ -393,7 +483,8 @@ fn a_reservation_cannot_be_copied_so_it_is_released_at_most_once() {
 }
 
 fn reservation(d: Decision) -> Reservation {
-    d.reservation.unwrap_or_else(|| panic!("an admitted call with charges has a reservation"))
+    d.reservation
+        .unwrap_or_else(|| panic!("an admitted call with charges has a reservation"))
 }
 
 #[test]
@@ -447,7 +538,13 @@ fn releasing_after_the_window_passed_changes_nothing() {
 // ---------------------------------------------------------------- reload
 
 fn reload_policy(window: &str, max: u64, reset: &str) -> String {
-    one_tool("deny", "t", &format!(r#"{{"limits":[{{"counter":"c","window":{window},"max":{max},"reset":"{reset}"}}]}}"#))
+    one_tool(
+        "deny",
+        "t",
+        &format!(
+            r#"{{"limits":[{{"counter":"c","window":{window},"max":{max},"reset":"{reset}"}}]}}"#
+        ),
+    )
 }
 
 #[test]
@@ -505,19 +602,36 @@ fn time_going_backwards_never_over_admits() {
 
 #[test]
 fn a_full_store_refuses_new_keys_and_keeps_existing_limits() {
-    let (e, clock) = engine_with_store(&one_tool("deny", "t", r#"{"rate_limit":"1/minute"}"#), MemoryStore::with_max_keys(10));
+    let (e, clock) = engine_with_store(
+        &one_tool("deny", "t", r#"{"rate_limit":"1/minute"}"#),
+        MemoryStore::with_max_keys(10),
+    );
     let limited = alice();
     assert!(ok(&e, json!({}), &limited));
-    assert_limit(&t(&e, json!({}), &limited), "/tools/t/rate_limit", "t.rate_limit", MINUTE);
+    assert_limit(
+        &t(&e, json!({}), &limited),
+        "/tools/t/rate_limit",
+        "t.rate_limit",
+        MINUTE,
+    );
     for i in 0..9 {
         assert!(ok(&e, json!({}), &Grant::new(format!("g{i}"))), "g{i}");
     }
     assert_eq!(e.store().live_keys(), 10);
     for i in 9..1_000 {
         let d = t(&e, json!({}), &Grant::new(format!("g{i}")));
-        assert_deny(&d, "/tools/t/rate_limit", "counter store is full (10 live keys)");
+        assert_deny(
+            &d,
+            "/tools/t/rate_limit",
+            "counter store is full (10 live keys)",
+        );
     }
-    assert_limit(&t(&e, json!({}), &limited), "/tools/t/rate_limit", "t.rate_limit", MINUTE);
+    assert_limit(
+        &t(&e, json!({}), &limited),
+        "/tools/t/rate_limit",
+        "t.rate_limit",
+        MINUTE,
+    );
     assert_eq!(e.store().live_keys(), 10);
     // Once the windows pass, the old keys are reclaimed and new grants fit again.
     clock.advance(MINUTE);

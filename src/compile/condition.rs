@@ -54,7 +54,9 @@ impl CompiledCondition {
         let value_pointer = format!("{}/value", condition.pointer);
         let test = match condition.op {
             Op::Eq | Op::Neq => Test::Equal(condition.value.clone()),
-            Op::In | Op::NotIn => Test::OneOf(condition.value.as_array().cloned().unwrap_or_default()),
+            Op::In | Op::NotIn => {
+                Test::OneOf(condition.value.as_array().cloned().unwrap_or_default())
+            }
             Op::Lt | Op::Lte | Op::Gt | Op::Gte => match &condition.value {
                 Value::Number(n) => Test::Compare(n.clone()),
                 _ => return Err((value_pointer, "expected a number".into())),
@@ -68,11 +70,15 @@ impl CompiledCondition {
                     .map_err(|e| (value_pointer.clone(), regex_message(pattern, &e)))?;
                 Test::Regex(regex)
             }
-            Op::StartsWith => Test::StartsWith(condition.value.as_str().unwrap_or_default().to_owned()),
+            Op::StartsWith => {
+                Test::StartsWith(condition.value.as_str().unwrap_or_default().to_owned())
+            }
             Op::EndsWith => Test::EndsWith(condition.value.as_str().unwrap_or_default().to_owned()),
             Op::Contains => Test::Contains(condition.value.clone()),
             Op::Exists => Test::Exists(condition.value.as_bool().unwrap_or(true)),
-            Op::PathUnder => Test::PathUnder(normalize_owned(condition.value.as_str().unwrap_or_default())),
+            Op::PathUnder => Test::PathUnder(normalize_owned(
+                condition.value.as_str().unwrap_or_default(),
+            )),
         };
         let message: Arc<str> = match &condition.on_deny {
             Some(m) => m.as_str().into(),
@@ -119,19 +125,27 @@ impl CompiledCondition {
                 }
             }
             (Test::Regex(regex), op) => {
-                let s = found.as_str().ok_or_else(|| self.type_error(found, "a string"))?;
+                let s = found
+                    .as_str()
+                    .ok_or_else(|| self.type_error(found, "a string"))?;
                 regex.is_match(s) == (op == Op::Regex)
             }
             (Test::StartsWith(prefix), _) => {
-                let s = found.as_str().ok_or_else(|| self.type_error(found, "a string"))?;
+                let s = found
+                    .as_str()
+                    .ok_or_else(|| self.type_error(found, "a string"))?;
                 s.starts_with(prefix.as_str())
             }
             (Test::EndsWith(suffix), _) => {
-                let s = found.as_str().ok_or_else(|| self.type_error(found, "a string"))?;
+                let s = found
+                    .as_str()
+                    .ok_or_else(|| self.type_error(found, "a string"))?;
                 s.ends_with(suffix.as_str())
             }
             (Test::Contains(needle), _) => match (found, needle) {
-                (Found::Json(Value::Array(items)), _) => items.iter().any(|item| json_eq(item, needle)),
+                (Found::Json(Value::Array(items)), _) => {
+                    items.iter().any(|item| json_eq(item, needle))
+                }
                 (_, Value::String(sub)) if found.as_str().is_some() => {
                     found.as_str().is_some_and(|s| s.contains(sub.as_str()))
                 }
@@ -146,7 +160,9 @@ impl CompiledCondition {
                 _ => return Err(self.type_error(found, "a string or an array")),
             },
             (Test::PathUnder(dir), _) => {
-                let s = found.as_str().ok_or_else(|| self.type_error(found, "a string"))?;
+                let s = found
+                    .as_str()
+                    .ok_or_else(|| self.type_error(found, "a string"))?;
                 path_under(s, dir)
             }
         };
@@ -181,9 +197,13 @@ fn regex_message(pattern: &str, error: &regex::Error) -> String {
 pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => compare_numbers(x, y) == Ordering::Equal,
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -263,9 +283,18 @@ mod tests {
         assert!(json_eq(&json!(1), &json!(1.0)));
         assert!(json_eq(&json!([1, {"a": 2.0}]), &json!([1.0, {"a": 2}])));
         assert!(!json_eq(&json!("1"), &json!(1)));
-        assert_eq!(compare_numbers(&Number::from(u64::MAX), &Number::from(-1i64)), Ordering::Greater);
-        assert_eq!(compare_numbers(&Number::from(-1i64), &Number::from(u64::MAX)), Ordering::Less);
-        assert_eq!(compare_numbers(&Number::from(u64::MAX), &Number::from(u64::MAX - 1)), Ordering::Greater);
+        assert_eq!(
+            compare_numbers(&Number::from(u64::MAX), &Number::from(-1i64)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_numbers(&Number::from(-1i64), &Number::from(u64::MAX)),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_numbers(&Number::from(u64::MAX), &Number::from(u64::MAX - 1)),
+            Ordering::Greater
+        );
         let half = Number::from_f64(0.5).unwrap();
         assert_eq!(compare_numbers(&Number::from(0), &half), Ordering::Less);
     }

@@ -12,7 +12,9 @@ use smallvec::SmallVec;
 use crate::approval::{approval_id, binding, canonical_json, canonical_json_by_value, fnv1a_128};
 use crate::args::check_args;
 use crate::decision::{Decision, Verdict};
-use crate::document::{Action, Clause, Cost, DefaultAction, Document, Limit, Reader, Reset, Scope, Stage};
+use crate::document::{
+    Action, Clause, Cost, DefaultAction, Document, Limit, Reader, Reset, Scope, Stage,
+};
 use crate::duration::format_duration;
 use crate::error::{LoadError, LoadErrorKind, LoadErrors, StoreError};
 use crate::grant::Grant;
@@ -68,7 +70,9 @@ pub(crate) struct CompiledSchema {
 
 impl std::fmt::Debug for CompiledSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledSchema").field("rule", &self.rule).finish_non_exhaustive()
+        f.debug_struct("CompiledSchema")
+            .field("rule", &self.rule)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,7 +124,6 @@ pub struct Pending<'a> {
 }
 
 static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::Map::new()));
-
 
 impl Policy {
     /// Loads a policy from JSON text. Every error carries its JSON Pointer and line:column.
@@ -190,7 +193,11 @@ impl Policy {
     pub(crate) fn entry_for(&self, tool: &str) -> Option<&CompiledEntry> {
         let index = match self.exact.get(tool) {
             Some(i) => Some(*i),
-            None => self.patterns.iter().find(|(glob, _)| glob.matches(tool)).map(|(_, i)| *i),
+            None => self
+                .patterns
+                .iter()
+                .find(|(glob, _)| glob.matches(tool))
+                .map(|(_, i)| *i),
         };
         index.and_then(|i| self.entries.get(i))
     }
@@ -236,12 +243,21 @@ impl Policy {
     /// assert_eq!(decision.verdict, Verdict::Allow);
     /// assert_eq!(decision.remaining, Some(9));
     /// ```
-    pub fn plan<'a>(&'a self, tool: &'a str, args: &'a Value, grant: &'a Grant, now_ms: u64) -> Step<'a> {
+    pub fn plan<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+        now_ms: u64,
+    ) -> Step<'a> {
         let args: &'a Value = if args.is_null() { &EMPTY_ARGS } else { args };
         if !args.is_object() {
             return Step::Done(Decision::deny(
                 &self.input_rule,
-                format!("arguments must be a JSON object, found {}", crate::error::type_name(args)),
+                format!(
+                    "arguments must be a JSON object, found {}",
+                    crate::error::type_name(args)
+                ),
             ));
         }
         if let Err(message) = check_args(args) {
@@ -256,7 +272,10 @@ impl Policy {
         let entry = self.entry_for(tool);
         let allow_rule = match entry {
             None if self.document.default == DefaultAction::Deny => {
-                return Step::Done(Decision::deny(&self.default_rule, self.default_message.clone()));
+                return Step::Done(Decision::deny(
+                    &self.default_rule,
+                    self.default_message.clone(),
+                ));
             }
             None => &self.default_rule,
             Some(e) => &e.rule,
@@ -272,7 +291,11 @@ impl Policy {
                     let message = match schema.validator.validate(args) {
                         Err(error) => {
                             let at = error.instance_path().as_str().to_owned();
-                            let at = if at.is_empty() { "(the arguments object)".to_owned() } else { format!("`{at}`") };
+                            let at = if at.is_empty() {
+                                "(the arguments object)".to_owned()
+                            } else {
+                                format!("`{at}`")
+                            };
                             format!("arguments do not match the schema at {at}: {error}")
                         }
                         Ok(()) => "arguments do not match the schema".to_owned(),
@@ -290,14 +313,21 @@ impl Policy {
             for condition in &stage.require {
                 match condition.holds(tool, args, grant) {
                     Ok(true) => {}
-                    Ok(false) => return Step::Done(Decision::deny(&condition.rule, condition.message.clone())),
+                    Ok(false) => {
+                        return Step::Done(Decision::deny(
+                            &condition.rule,
+                            condition.message.clone(),
+                        ));
+                    }
                     Err(e) => return Step::Done(Decision::deny(&condition.rule, e.message)),
                 }
             }
             for clause in &stage.deny_if {
                 match clause_matches(clause, tool, args, grant) {
                     Ok(false) => {}
-                    Ok(true) => return Step::Done(Decision::deny(&clause.rule, clause.message.clone())),
+                    Ok(true) => {
+                        return Step::Done(Decision::deny(&clause.rule, clause.message.clone()));
+                    }
                     Err((rule, message)) => return Step::Done(Decision::deny(rule, message)),
                 }
             }
@@ -325,7 +355,11 @@ impl Policy {
         }
         let approval = approve.map(|_| {
             let binding = binding(&grant.id, tool, args, &self.revision);
-            ApprovalCheck { id: approval_id(&binding), binding, ttl_ms: self.document.approval_ttl_ms }
+            ApprovalCheck {
+                id: approval_id(&binding),
+                binding,
+                ttl_ms: self.document.approval_ttl_ms,
+            }
         });
         // 7. limits: the tool's, then all_tools'
         let mut limits: SmallVec<[&CompiledLimit; 4]> = SmallVec::new();
@@ -343,7 +377,12 @@ impl Policy {
                 if let Some(existing) = charges.iter_mut().find(|c| c.key == key) {
                     existing.cost = existing.cost.saturating_add(cost);
                 } else {
-                    charges.push(Charge { key, max: limit.max, cost, limit: limits.len() });
+                    charges.push(Charge {
+                        key,
+                        max: limit.max,
+                        cost,
+                        limit: limits.len(),
+                    });
                 }
                 limits.push(limit);
             }
@@ -355,19 +394,36 @@ impl Policy {
                 let counter = limit.map_or("", |l| &l.counter);
                 return Step::Done(Decision::deny(
                     rule,
-                    format!("this call costs {} but counter `{counter}` admits at most {} per window; it can never fit", charge.cost, charge.max),
+                    format!(
+                        "this call costs {} but counter `{counter}` admits at most {} per window; it can never fit",
+                        charge.cost, charge.max
+                    ),
                 ));
             }
         }
         if charges.is_empty() && approval.is_none() {
             return Step::Done(Decision::new(Verdict::Allow, allow_rule.clone(), None));
         }
-        Step::Apply(Pending { plan: Plan { now_ms, approval, charges }, limits, allow_rule, approve })
+        Step::Apply(Pending {
+            plan: Plan {
+                now_ms,
+                approval,
+                charges,
+            },
+            limits,
+            allow_rule,
+            approve,
+        })
     }
 
     /// Turns a store's answer for `pending.plan` into the decision. A store error denies.
     pub fn conclude(&self, pending: Pending<'_>, outcome: Result<Outcome, StoreError>) -> Decision {
-        let Pending { plan, limits, allow_rule, approve } = pending;
+        let Pending {
+            plan,
+            limits,
+            allow_rule,
+            approve,
+        } = pending;
         match outcome {
             Err(error) => {
                 let rule = plan
@@ -381,27 +437,48 @@ impl Policy {
             }
             Ok(Outcome::ApprovalRequired) => match (approve, plan.approval) {
                 (Some((rule, message)), Some(check)) => {
-                    let mut d = Decision::new(Verdict::Approve, rule.clone(), Some(message.clone()));
+                    let mut d =
+                        Decision::new(Verdict::Approve, rule.clone(), Some(message.clone()));
                     d.approval_id = Some(check.id);
                     d
                 }
-                _ => Decision::deny(allow_rule, "the store asked for an approval this call does not need; denying (fail closed)"),
+                _ => Decision::deny(
+                    allow_rule,
+                    "the store asked for an approval this call does not need; denying (fail closed)",
+                ),
             },
-            Ok(Outcome::Limited { charge, retry_after_ms }) => {
+            Ok(Outcome::Limited {
+                charge,
+                retry_after_ms,
+            }) => {
                 let limit = plan.charges.get(charge).and_then(|c| limits.get(c.limit));
                 match limit {
                     Some(limit) => {
-                        let mut d = Decision::new(Verdict::Limit, limit.rule.clone(), Some(limit.message.clone()));
+                        let mut d = Decision::new(
+                            Verdict::Limit,
+                            limit.rule.clone(),
+                            Some(limit.message.clone()),
+                        );
                         d.counter = Some(limit.counter.clone());
                         d.retry_after_ms = Some(retry_after_ms);
                         d
                     }
-                    None => Decision::deny(allow_rule, "the store refused a charge the call did not make; denying (fail closed)"),
+                    None => Decision::deny(
+                        allow_rule,
+                        "the store refused a charge the call did not make; denying (fail closed)",
+                    ),
                 }
             }
-            Ok(Outcome::Admitted { remaining, reservation }) => {
+            Ok(Outcome::Admitted {
+                remaining,
+                reservation,
+            }) => {
                 let mut d = Decision::new(Verdict::Allow, allow_rule.clone(), None);
-                d.remaining = if plan.charges.is_empty() { None } else { remaining };
+                d.remaining = if plan.charges.is_empty() {
+                    None
+                } else {
+                    remaining
+                };
                 d.reservation = reservation;
                 d
             }
@@ -409,7 +486,12 @@ impl Policy {
     }
 }
 
-fn clause_matches<'p>(clause: &'p CompiledClause, tool: &str, args: &Value, grant: &Grant) -> Result<bool, (&'p Arc<str>, String)> {
+fn clause_matches<'p>(
+    clause: &'p CompiledClause,
+    tool: &str,
+    args: &Value,
+    grant: &Grant,
+) -> Result<bool, (&'p Arc<str>, String)> {
     // Every condition is evaluated, so that an evaluation error anywhere denies.
     let mut all = true;
     for condition in &clause.conditions {
@@ -422,7 +504,12 @@ fn clause_matches<'p>(clause: &'p CompiledClause, tool: &str, args: &Value, gran
     Ok(all)
 }
 
-fn counter_key<'a>(limit: &'a CompiledLimit, tool: &'a str, args: &'a Value, grant: &'a Grant) -> Result<CounterKey<'a>, String> {
+fn counter_key<'a>(
+    limit: &'a CompiledLimit,
+    tool: &'a str,
+    args: &'a Value,
+    grant: &'a Grant,
+) -> Result<CounterKey<'a>, String> {
     let scope = match &limit.scope {
         Scope::Grant => ScopeKey::Grant(&grant.id),
         Scope::Session => ScopeKey::Session(&grant.id, grant.session.as_deref()),
@@ -441,25 +528,47 @@ fn counter_key<'a>(limit: &'a CompiledLimit, tool: &'a str, args: &'a Value, gra
             Some(Found::Json(v)) => ScopeKey::ArgJson(canonical_json_by_value(v)),
         },
     };
-    Ok(CounterKey { counter: &limit.counter, window_ms: limit.window_ms, reset: limit.reset, scope })
+    Ok(CounterKey {
+        counter: &limit.counter,
+        window_ms: limit.window_ms,
+        reset: limit.reset,
+        scope,
+    })
 }
 
-fn limit_cost(limit: &CompiledLimit, tool: &str, args: &Value, grant: &Grant) -> Result<u64, String> {
+fn limit_cost(
+    limit: &CompiledLimit,
+    tool: &str,
+    args: &Value,
+    grant: &Grant,
+) -> Result<u64, String> {
     match &limit.cost {
         Cost::Fixed(c) => Ok(*c),
         Cost::Path(path) => {
             let found = path.resolve(tool, args, grant);
-            let bad = |what: &str| format!("the cost of counter `{}` is read from `{path}`, which {what}", limit.counter);
+            let bad = |what: &str| {
+                format!(
+                    "the cost of counter `{}` is read from `{path}`, which {what}",
+                    limit.counter
+                )
+            };
             match found {
                 None => Err(bad("is missing")),
                 Some(Found::Json(Value::Number(n))) => {
                     if let Some(c) = n.as_u64() {
                         Ok(c)
-                    } else if n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0) {
+                    } else if n.as_i64().is_some_and(|i| i < 0)
+                        || n.as_f64().is_some_and(|f| f < 0.0)
+                    {
                         Err(bad(&format!("is negative ({n})")))
                     } else {
                         match n.as_f64() {
-                            Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => Ok(f as u64),
+                            Some(f)
+                                if f.fract() == 0.0
+                                    && (0.0..18_446_744_073_709_551_616.0).contains(&f) =>
+                            {
+                                Ok(f as u64)
+                            }
                             _ => Err(bad(&format!("is not a non-negative integer ({n})"))),
                         }
                     }
@@ -474,24 +583,44 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
     let mut counters: HashMap<String, (String, u64, u64, String, Reset)> = HashMap::new();
     let mut compile_stage = |stage: &Stage, errors: &mut Vec<LoadError>| -> CompiledStage {
         let mut out = CompiledStage::default();
-        let cond = |c: &crate::document::Condition, errors: &mut Vec<LoadError>| match CompiledCondition::compile(c) {
-            Ok(c) => Some(c),
-            Err((pointer, message)) => {
-                errors.push(LoadError::invalid(pointer, message));
-                None
+        let cond = |c: &crate::document::Condition, errors: &mut Vec<LoadError>| {
+            match CompiledCondition::compile(c) {
+                Ok(c) => Some(c),
+                Err((pointer, message)) => {
+                    errors.push(LoadError::invalid(pointer, message));
+                    None
+                }
             }
         };
-        out.require = stage.require.iter().filter_map(|c| cond(c, errors)).collect();
+        out.require = stage
+            .require
+            .iter()
+            .filter_map(|c| cond(c, errors))
+            .collect();
         let clause = |c: &Clause, default: String, errors: &mut Vec<LoadError>| CompiledClause {
             rule: c.pointer.as_str().into(),
-            conditions: c.conditions.iter().filter_map(|c| cond(c, errors)).collect(),
+            conditions: c
+                .conditions
+                .iter()
+                .filter_map(|c| cond(c, errors))
+                .collect(),
             message: c.message.clone().unwrap_or(default).into(),
         };
-        out.deny_if = stage.deny_if.iter().map(|c| clause(c, format!("denied by policy rule {}", c.pointer), errors)).collect();
+        out.deny_if = stage
+            .deny_if
+            .iter()
+            .map(|c| clause(c, format!("denied by policy rule {}", c.pointer), errors))
+            .collect();
         out.approve_if = stage
             .approve_if
             .iter()
-            .map(|c| clause(c, format!("this call needs human approval (policy rule {})", c.pointer), errors))
+            .map(|c| {
+                clause(
+                    c,
+                    format!("this call needs human approval (policy rule {})", c.pointer),
+                    errors,
+                )
+            })
             .collect();
         for limit in &stage.limits {
             check_counter(&mut counters, limit, errors);
@@ -507,7 +636,10 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
         let schema = tool.schema.as_ref().and_then(|schema| {
             let pointer = format!("{}/schema", tool.pointer);
             match compile_schema(schema) {
-                Ok(validator) => Some(CompiledSchema { rule: pointer.as_str().into(), validator }),
+                Ok(validator) => Some(CompiledSchema {
+                    rule: pointer.as_str().into(),
+                    validator,
+                }),
                 Err(message) => {
                     errors.push(LoadError::invalid(pointer, message));
                     None
@@ -515,8 +647,16 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
             }
         });
         let action_rule: Arc<str> = format!("{}/action", tool.pointer).into();
-        let deny_message: Arc<str> = tool.reason.clone().unwrap_or_else(|| "this tool is denied by policy".to_owned()).into();
-        let approve_message: Arc<str> = tool.reason.clone().unwrap_or_else(|| "this tool needs human approval before each call".to_owned()).into();
+        let deny_message: Arc<str> = tool
+            .reason
+            .clone()
+            .unwrap_or_else(|| "this tool is denied by policy".to_owned())
+            .into();
+        let approve_message: Arc<str> = tool
+            .reason
+            .clone()
+            .unwrap_or_else(|| "this tool needs human approval before each call".to_owned())
+            .into();
         entries.push(CompiledEntry {
             key: tool.key.as_str().into(),
             rule: tool.pointer.as_str().into(),
@@ -547,7 +687,11 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
             hide_exact.entry(name.clone().into_boxed_str()).or_insert(i);
         }
     }
-    let revision: Arc<str> = format!("rev-{:016x}", (fnv1a_128(canonical_json(value).as_bytes()) >> 64) as u64).into();
+    let revision: Arc<str> = format!(
+        "rev-{:016x}",
+        (fnv1a_128(canonical_json(value).as_bytes()) >> 64) as u64
+    )
+    .into();
     Some(Policy {
         document,
         revision,
@@ -595,7 +739,16 @@ fn check_counter(
     let scope = limit.scope.describe();
     match counters.get(&limit.counter) {
         None => {
-            counters.insert(limit.counter.clone(), (limit.pointer.clone(), limit.window_ms, limit.max, scope, limit.reset));
+            counters.insert(
+                limit.counter.clone(),
+                (
+                    limit.pointer.clone(),
+                    limit.window_ms,
+                    limit.max,
+                    scope,
+                    limit.reset,
+                ),
+            );
         }
         Some((first, window, max, first_scope, reset)) => {
             let field = if *window != limit.window_ms {
@@ -612,7 +765,11 @@ fn check_counter(
             if let Some(field) = field {
                 errors.push(LoadError::new(
                     limit.pointer.clone(),
-                    LoadErrorKind::CounterConflict { counter: limit.counter.clone(), other: first.clone(), field },
+                    LoadErrorKind::CounterConflict {
+                        counter: limit.counter.clone(),
+                        other: first.clone(),
+                        field,
+                    },
                 ));
             }
         }
@@ -621,7 +778,10 @@ fn check_counter(
 
 fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
     if !schema.is_object() && !schema.is_boolean() {
-        return Err(format!("a JSON Schema must be an object or a boolean, found {}", crate::error::type_name(schema)));
+        return Err(format!(
+            "a JSON Schema must be an object or a boolean, found {}",
+            crate::error::type_name(schema)
+        ));
     }
     jsonschema::options()
         .with_pattern_options(jsonschema::PatternOptions::regex())
@@ -629,7 +789,10 @@ fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
         .build(schema)
         .map_err(|e| {
             let at = e.schema_path().as_str().to_owned();
-            if at.is_empty() { format!("invalid JSON Schema: {e}") } else { format!("invalid JSON Schema at `{at}`: {e}") }
+            if at.is_empty() {
+                format!("invalid JSON Schema: {e}")
+            } else {
+                format!("invalid JSON Schema at `{at}`: {e}")
+            }
         })
 }
-

@@ -127,7 +127,9 @@ impl OwnedKey {
             && match (&self.scope, &key.scope) {
                 (OwnedScope::Global, ScopeKey::Global) => true,
                 (OwnedScope::Grant(a), ScopeKey::Grant(b)) => **a == **b,
-                (OwnedScope::Session(a, s), ScopeKey::Session(b, t)) => **a == **b && s.as_deref() == *t,
+                (OwnedScope::Session(a, s), ScopeKey::Session(b, t)) => {
+                    **a == **b && s.as_deref() == *t
+                }
                 (OwnedScope::Tool(a), ScopeKey::Tool(b)) => **a == **b,
                 (OwnedScope::ArgStr(a), ScopeKey::ArgStr(b)) => **a == **b,
                 (OwnedScope::ArgJson(a), ScopeKey::ArgJson(b)) => **a == **b,
@@ -266,7 +268,12 @@ impl MemoryStore {
     }
 
     /// Takes `n` key slots from the cap, reclaiming expired keys if needed.
-    fn reserve_keys(&self, n: usize, held: &mut [(usize, MutexGuard<'_, Shard>)], now: u64) -> Result<(), StoreError> {
+    fn reserve_keys(
+        &self,
+        n: usize,
+        held: &mut [(usize, MutexGuard<'_, Shard>)],
+        now: u64,
+    ) -> Result<(), StoreError> {
         if n == 0 {
             return Ok(());
         }
@@ -300,23 +307,37 @@ impl MemoryStore {
                 }
             }
         }
-        Err(StoreError::Full { limit: self.max_keys })
+        Err(StoreError::Full {
+            limit: self.max_keys,
+        })
     }
 }
 
-fn held_shard<'g, 's>(held: &'g mut [(usize, MutexGuard<'s, Shard>)], index: usize) -> Option<&'g mut Shard> {
-    held.iter_mut().find(|(i, _)| *i == index).map(|(_, g)| &mut **g)
+fn held_shard<'g, 's>(
+    held: &'g mut [(usize, MutexGuard<'s, Shard>)],
+    index: usize,
+) -> Option<&'g mut Shard> {
+    held.iter_mut()
+        .find(|(i, _)| *i == index)
+        .map(|(_, g)| &mut **g)
 }
 
 impl CounterStore for MemoryStore {
     fn apply(&self, plan: &Plan<'_>) -> Result<Outcome, StoreError> {
-        let hashes: SmallVec<[u64; 4]> = plan.charges.iter().map(|c| self.hasher.hash_one(&c.key)).collect();
+        let hashes: SmallVec<[u64; 4]> = plan
+            .charges
+            .iter()
+            .map(|c| self.hasher.hash_one(&c.key))
+            .collect();
         let mut order: SmallVec<[usize; 4]> = hashes.iter().map(|h| self.shard_of(*h)).collect();
         order.sort_unstable();
         order.dedup();
         let mut held: SmallVec<[(usize, MutexGuard<'_, Shard>); 4]> = SmallVec::new();
         for index in order {
-            let shard = self.shards.get(index).ok_or_else(|| StoreError::Unavailable("shard index out of range".into()))?;
+            let shard = self
+                .shards
+                .get(index)
+                .ok_or_else(|| StoreError::Unavailable("shard index out of range".into()))?;
             let mut guard = shard.lock();
             guard.high_water = guard.high_water.max(plan.now_ms);
             held.push((index, guard));
@@ -331,12 +352,16 @@ impl CounterStore for MemoryStore {
                 r.approved && r.binding == check.binding && r.expires_at > plan.now_ms
             });
             if !usable {
-                let approved_elsewhere = map.get(&check.id).is_some_and(|r| r.approved && r.expires_at > plan.now_ms);
+                let approved_elsewhere = map
+                    .get(&check.id)
+                    .is_some_and(|r| r.approved && r.expires_at > plan.now_ms);
                 if !approved_elsewhere {
                     if map.len() >= self.max_keys {
                         map.retain(|_, r| r.expires_at > plan.now_ms);
                         if map.len() >= self.max_keys {
-                            return Err(StoreError::Full { limit: self.max_keys });
+                            return Err(StoreError::Full {
+                                limit: self.max_keys,
+                            });
                         }
                     }
                     map.insert(
@@ -358,7 +383,8 @@ impl CounterStore for MemoryStore {
         let mut refusal: Option<(usize, u64)> = None;
         let mut new_keys = 0usize;
         for (i, (charge, hash)) in plan.charges.iter().zip(&hashes).enumerate() {
-            let shard = held_shard(&mut held, self.shard_of(*hash)).ok_or_else(|| StoreError::Unavailable("shard not locked".into()))?;
+            let shard = held_shard(&mut held, self.shard_of(*hash))
+                .ok_or_else(|| StoreError::Unavailable("shard not locked".into()))?;
             let now = shard.high_water;
             let retry = match shard.table.find_mut(*hash, |e| e.key.matches(&charge.key)) {
                 Some(entry) => {
@@ -373,7 +399,11 @@ impl CounterStore for MemoryStore {
                     if charge.cost > 0 {
                         new_keys += 1;
                     }
-                    if charge.cost > charge.max { charge.key.window_ms } else { 0 }
+                    if charge.cost > charge.max {
+                        charge.key.window_ms
+                    } else {
+                        0
+                    }
                 }
             };
             if retry > 0 && refusal.is_none_or(|(_, worst)| retry > worst) {
@@ -381,7 +411,10 @@ impl CounterStore for MemoryStore {
             }
         }
         if let Some((charge, retry_after_ms)) = refusal {
-            return Ok(Outcome::Limited { charge, retry_after_ms });
+            return Ok(Outcome::Limited {
+                charge,
+                retry_after_ms,
+            });
         }
 
         // 3. Room for new keys, then charge everything.
@@ -391,12 +424,18 @@ impl CounterStore for MemoryStore {
         let mut reservation = Reservation::default();
         let mut inserted = 0usize;
         for (charge, hash) in plan.charges.iter().zip(&hashes) {
-            let shard = held_shard(&mut held, self.shard_of(*hash)).ok_or_else(|| StoreError::Unavailable("shard not locked".into()))?;
+            let shard = held_shard(&mut held, self.shard_of(*hash))
+                .ok_or_else(|| StoreError::Unavailable("shard not locked".into()))?;
             let now = shard.high_water;
             let used = match shard.table.find_mut(*hash, |e| e.key.matches(&charge.key)) {
                 Some(entry) => {
                     if charge.cost > 0 {
-                        reservation.charges.push(ReservedCharge { slot: *hash, tag: entry.id, at_ms: now, cost: charge.cost });
+                        reservation.charges.push(ReservedCharge {
+                            slot: *hash,
+                            tag: entry.id,
+                            at_ms: now,
+                            cost: charge.cost,
+                        });
                     }
                     entry.charge(now, charge.cost)
                 }
@@ -408,10 +447,21 @@ impl CounterStore for MemoryStore {
                         Reset::Sliding => State::Sliding(Sliding::default()),
                         Reset::Calendar => State::Calendar(Calendar::default()),
                     };
-                    let mut entry = Entry { key: OwnedKey::from_key(&charge.key), hash: *hash, id, window_ms: charge.key.window_ms, state };
+                    let mut entry = Entry {
+                        key: OwnedKey::from_key(&charge.key),
+                        hash: *hash,
+                        id,
+                        window_ms: charge.key.window_ms,
+                        state,
+                    };
                     entry.refresh(now);
                     let used = entry.charge(now, charge.cost);
-                    reservation.charges.push(ReservedCharge { slot: *hash, tag: id, at_ms: now, cost: charge.cost });
+                    reservation.charges.push(ReservedCharge {
+                        slot: *hash,
+                        tag: id,
+                        at_ms: now,
+                        cost: charge.cost,
+                    });
                     shard.inserts_since_sweep += 1;
                     if shard.inserts_since_sweep > shard.table.len().max(64) {
                         self.sweep_shard(shard, now);
@@ -432,13 +482,22 @@ impl CounterStore for MemoryStore {
         if let (Some(mut map), Some(check)) = (approvals, &plan.approval) {
             map.remove(&check.id);
         }
-        let reservation = if reservation.charges.is_empty() { None } else { Some(reservation) };
-        Ok(Outcome::Admitted { remaining, reservation })
+        let reservation = if reservation.charges.is_empty() {
+            None
+        } else {
+            Some(reservation)
+        };
+        Ok(Outcome::Admitted {
+            remaining,
+            reservation,
+        })
     }
 
     fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
         for charge in reservation.charges {
-            let Some(shard) = self.shards.get(self.shard_of(charge.slot)) else { continue };
+            let Some(shard) = self.shards.get(self.shard_of(charge.slot)) else {
+                continue;
+            };
             let mut shard = shard.lock();
             if let Some(entry) = shard.table.find_mut(charge.slot, |e| e.id == charge.tag) {
                 match &mut entry.state {
@@ -477,7 +536,10 @@ impl MemoryStore {
                 total += entry.key.counter.len();
                 total += match &entry.key.scope {
                     OwnedScope::Global => 0,
-                    OwnedScope::Grant(s) | OwnedScope::Tool(s) | OwnedScope::ArgStr(s) | OwnedScope::ArgJson(s) => s.len(),
+                    OwnedScope::Grant(s)
+                    | OwnedScope::Tool(s)
+                    | OwnedScope::ArgStr(s)
+                    | OwnedScope::ArgJson(s) => s.len(),
                     OwnedScope::Session(g, s) => g.len() + s.as_ref().map_or(0, |s| s.len()),
                 };
                 if let State::Sliding(s) = &entry.state {

@@ -26,7 +26,10 @@ pub fn engine(text: &str) -> (TestEngine, ManualClock) {
 
 pub fn engine_with_store(text: &str, store: MemoryStore) -> (TestEngine, ManualClock) {
     let clock = ManualClock::new(T0);
-    (Engine::with_parts(policy(text), clock.clone(), store), clock)
+    (
+        Engine::with_parts(policy(text), clock.clone(), store),
+        clock,
+    )
 }
 
 /// The load errors of a policy that must not load.
@@ -40,21 +43,30 @@ pub fn load_errors(text: &str) -> Vec<LoadError> {
 /// The single load error of a policy that must not load.
 pub fn load_error(text: &str) -> LoadError {
     let mut errors = load_errors(text);
-    assert_eq!(errors.len(), 1, "expected exactly one error, got {errors:#?}");
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected exactly one error, got {errors:#?}"
+    );
     errors.remove(0)
 }
 
 /// Asserts there is an error at `pointer` whose message contains `needle`.
 pub fn assert_error_at(errors: &[LoadError], pointer: &str, needle: &str) {
     assert!(
-        errors.iter().any(|e| e.pointer == pointer && e.kind.to_string().contains(needle)),
+        errors
+            .iter()
+            .any(|e| e.pointer == pointer && e.kind.to_string().contains(needle)),
         "no error at {pointer:?} containing {needle:?} in {errors:#?}"
     );
 }
 
 /// `{"version":"1","default":DEFAULT,"tools":{NAME: ENTRY}}` with `entry` as JSON text.
 pub fn one_tool(default: &str, name: &str, entry: &str) -> String {
-    format!(r#"{{"version":"1","default":"{default}","tools":{{{}: {entry}}}}}"#, Value::from(name))
+    format!(
+        r#"{{"version":"1","default":"{default}","tools":{{{}: {entry}}}}}"#,
+        Value::from(name)
+    )
 }
 
 pub fn alice() -> Grant {
@@ -74,7 +86,10 @@ pub fn assert_allow(d: &Decision, rule: &str) {
 pub fn assert_deny(d: &Decision, rule: &str, needle: &str) {
     assert_eq!((d.verdict, &*d.rule), (Verdict::Deny, rule), "{d:#?}");
     let message = d.message.as_deref().unwrap_or_default();
-    assert!(message.contains(needle), "message {message:?} should contain {needle:?}");
+    assert!(
+        message.contains(needle),
+        "message {message:?} should contain {needle:?}"
+    );
 }
 
 /// Asserts a limit by `rule` on `counter` with exactly `retry_after_ms`.
@@ -91,6 +106,9 @@ pub fn assert_limit(d: &Decision, rule: &str, counter: &str, retry_after_ms: u64
 pub fn assert_approve(d: &Decision, rule: &str) -> String {
     assert_eq!((d.verdict, &*d.rule), (Verdict::Approve, rule), "{d:#?}");
     let id = d.approval_id.clone().unwrap_or_default();
-    assert!(id.starts_with("ap-") && id.len() == 35, "approval id {id:?}");
+    assert!(
+        id.starts_with("ap-") && id.len() == 35,
+        "approval id {id:?}"
+    );
     id
 }

@@ -20,7 +20,10 @@ pub struct Warning {
 }
 
 fn warn(out: &mut Vec<Warning>, pointer: impl Into<String>, message: impl Into<String>) {
-    out.push(Warning { pointer: pointer.into(), message: message.into() });
+    out.push(Warning {
+        pointer: pointer.into(),
+        message: message.into(),
+    });
 }
 
 /// Every warning for a policy that loaded. `value` is the parsed source (to tell what was
@@ -39,7 +42,11 @@ pub fn warnings(policy: &Policy, value: &Value) -> Vec<Warning> {
 
 /// The `hide` entry (index and text) that hides `name`, in document order.
 fn hider<'d>(doc: &'d Document, name: &str) -> Option<(usize, &'d str)> {
-    doc.hide.iter().enumerate().find(|(_, h)| Glob::new(h).matches(name)).map(|(i, h)| (i, h.as_str()))
+    doc.hide
+        .iter()
+        .enumerate()
+        .find(|(_, h)| Glob::new(h).matches(name))
+        .map(|(i, h)| (i, h.as_str()))
 }
 
 fn shadowed_by_hide(doc: &Document, out: &mut Vec<Warning>) {
@@ -60,11 +67,17 @@ fn shadowed_by_hide(doc: &Document, out: &mut Vec<Warning>) {
             hider(doc, &entry.key)
         };
         if let Some((i, h)) = hidden {
-            let what = if is_pattern(&entry.key) { "every tool this pattern matches" } else { "this tool" };
+            let what = if is_pattern(&entry.key) {
+                "every tool this pattern matches"
+            } else {
+                "this tool"
+            };
             warn(
                 out,
                 &entry.pointer,
-                format!("{what} is hidden by /hide/{i} ({h:?}), so this entry never applies (shadowed by `hide`)"),
+                format!(
+                    "{what} is hidden by /hide/{i} ({h:?}), so this entry never applies (shadowed by `hide`)"
+                ),
             );
         }
     }
@@ -96,7 +109,9 @@ pub fn globs_overlap(a: &str, b: &str) -> bool {
     let mut seen = vec![false; (n + 1) * (m + 1)];
     let mut stack = vec![(0usize, 0usize)];
     while let Some((i, j)) = stack.pop() {
-        let Some(slot) = seen.get_mut(i * (m + 1) + j) else { continue };
+        let Some(slot) = seen.get_mut(i * (m + 1) + j) else {
+            continue;
+        };
         if *slot {
             continue;
         }
@@ -136,7 +151,9 @@ fn overlapping_patterns(doc: &Document, out: &mut Vec<Warning>) {
     for (k, later) in patterns.iter().enumerate() {
         let count = Glob::new(&later.key).literal_count();
         for earlier in patterns.iter().take(k) {
-            if Glob::new(&earlier.key).literal_count() == count && globs_overlap(&earlier.key, &later.key) {
+            if Glob::new(&earlier.key).literal_count() == count
+                && globs_overlap(&earlier.key, &later.key)
+            {
                 warn(
                     out,
                     &later.pointer,
@@ -151,12 +168,16 @@ fn overlapping_patterns(doc: &Document, out: &mut Vec<Warning>) {
 }
 
 fn stage_is_empty(stage: &Stage) -> bool {
-    stage.require.is_empty() && stage.deny_if.is_empty() && stage.approve_if.is_empty() && stage.limits.is_empty()
+    stage.require.is_empty()
+        && stage.deny_if.is_empty()
+        && stage.approve_if.is_empty()
+        && stage.limits.is_empty()
 }
 
 fn denied_entries_with_constraints(doc: &Document, out: &mut Vec<Warning>) {
     for entry in &doc.tools {
-        if entry.action == Action::Deny && (!stage_is_empty(&entry.stage) || entry.schema.is_some()) {
+        if entry.action == Action::Deny && (!stage_is_empty(&entry.stage) || entry.schema.is_some())
+        {
             warn(
                 out,
                 format!("{}/action", entry.pointer),
@@ -167,7 +188,10 @@ fn denied_entries_with_constraints(doc: &Document, out: &mut Vec<Warning>) {
 }
 
 fn all_limits(doc: &Document) -> impl Iterator<Item = &Limit> {
-    doc.tools.iter().flat_map(|e| e.stage.limits.iter()).chain(doc.all_tools.limits.iter())
+    doc.tools
+        .iter()
+        .flat_map(|e| e.stage.limits.iter())
+        .chain(doc.all_tools.limits.iter())
 }
 
 fn impossible_limits(doc: &Document, out: &mut Vec<Warning>) {
@@ -195,7 +219,10 @@ fn allow_without_deny(doc: &Document, out: &mut Vec<Warning>) {
     if doc.default != DefaultAction::Allow || !doc.hide.is_empty() {
         return;
     }
-    let denies_something = doc.tools.iter().any(|e| e.action == Action::Deny || stage_denies(&e.stage) || e.schema.is_some())
+    let denies_something = doc
+        .tools
+        .iter()
+        .any(|e| e.action == Action::Deny || stage_denies(&e.stage) || e.schema.is_some())
         || stage_denies(&doc.all_tools);
     if !denies_something {
         warn(
@@ -233,7 +260,12 @@ fn counters(doc: &Document) -> Vec<(String, u64, Reset, String)> {
     let mut list = Vec::new();
     for limit in all_limits(doc) {
         if seen.insert((limit.counter.clone(), limit.window_ms, limit.reset)) {
-            list.push((limit.counter.clone(), limit.window_ms, limit.reset, limit.pointer.clone()));
+            list.push((
+                limit.counter.clone(),
+                limit.window_ms,
+                limit.reset,
+                limit.pointer.clone(),
+            ));
         }
     }
     list
@@ -249,8 +281,10 @@ fn reset_name(reset: Reset) -> &'static str {
 /// Lines reporting the counters of OLD that a reload to NEW would reset.
 fn against_lines(old_file: &str, old: &Loaded2, new_file: &str, new: &Loaded2) -> Vec<String> {
     let new_counters = counters(new.policy.document());
-    let new_keys: BTreeSet<(String, u64, &'static str)> =
-        new_counters.iter().map(|(n, w, r, _)| (n.clone(), *w, reset_name(*r))).collect();
+    let new_keys: BTreeSet<(String, u64, &'static str)> = new_counters
+        .iter()
+        .map(|(n, w, r, _)| (n.clone(), *w, reset_name(*r)))
+        .collect();
     let mut lines = Vec::new();
     for (name, window, reset, pointer) in counters(old.policy.document()) {
         if new_keys.contains(&(name.clone(), window, reset_name(reset))) {
@@ -286,7 +320,12 @@ fn load(path: &Path) -> (Vec<String>, Option<Loaded2>) {
     let file = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) => return (vec![format!("{file}:1:1: (document): cannot read the file: {e}")], None),
+        Err(e) => {
+            return (
+                vec![format!("{file}:1:1: (document): cannot read the file: {e}")],
+                None,
+            );
+        }
     };
     let policy = match Policy::from_json_str(&text) {
         Ok(policy) => policy,
@@ -301,7 +340,11 @@ fn load(path: &Path) -> (Vec<String>, Option<Loaded2>) {
         .into_iter()
         .map(|w| {
             let (line, column) = positions.find(&w.pointer);
-            let pointer = if w.pointer.is_empty() { "(document)" } else { w.pointer.as_str() };
+            let pointer = if w.pointer.is_empty() {
+                "(document)"
+            } else {
+                w.pointer.as_str()
+            };
             format!("{file}:{line}:{column}: warning: {pointer}: {}", w.message)
         })
         .collect();
@@ -370,11 +413,22 @@ mod tests {
               "pay":{"action":"approve"}}}"#,
         );
         let pointers: Vec<&str> = w.iter().map(|w| w.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/tools/db_drop", "/tools/*_iss", "/tools/list_*/action", "/tools/list_*/limits/0/cost", "/tools/pay/action"]);
+        assert_eq!(
+            pointers,
+            [
+                "/tools/db_drop",
+                "/tools/*_iss",
+                "/tools/list_*/action",
+                "/tools/list_*/limits/0/cost",
+                "/tools/pay/action"
+            ]
+        );
         let w = warnings_of(r#"{"version":"1","default":"allow","tools":{"a":{}}}"#);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].pointer, "/default");
-        let w = warnings_of(r#"{"version":"1","default":"deny","approvals":{"ttl":"5m"},"tools":{"a":{"action":"approve"}}}"#);
+        let w = warnings_of(
+            r#"{"version":"1","default":"deny","approvals":{"ttl":"5m"},"tools":{"a":{"action":"approve"}}}"#,
+        );
         assert!(w.is_empty(), "{w:?}");
     }
 }

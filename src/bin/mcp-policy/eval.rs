@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use mcp_policy::{Clock, Engine, Grant, ManualClock, MemoryStore, Policy, Reservation, SystemClock};
+use mcp_policy::{
+    Clock, Engine, Grant, ManualClock, MemoryStore, Policy, Reservation, SystemClock,
+};
 use serde_json::{Map, Value, json};
 
 use crate::json::{load_policy, parse_strict};
@@ -35,7 +37,15 @@ impl Replayer {
     pub fn new(policy: Policy, no_at: NoAt) -> Replayer {
         let clock = ManualClock::new(0);
         let engine = Engine::with_parts(policy, clock.clone(), MemoryStore::new());
-        Replayer { engine, clock, reservations: HashMap::new(), issued: 0, last_ms: None, no_at, last_approval: None }
+        Replayer {
+            engine,
+            clock,
+            reservations: HashMap::new(),
+            issued: 0,
+            last_ms: None,
+            no_at,
+            last_approval: None,
+        }
     }
 
     /// Answers one input line (already known not to be blank). `line_no` is 1-based.
@@ -56,14 +66,25 @@ impl Replayer {
 
     fn answer(&mut self, value: &Value) -> Result<Value, String> {
         let Value::Object(map) = value else {
-            return Err(format!("expected a JSON object, found {}", type_name(value)));
+            return Err(format!(
+                "expected a JSON object, found {}",
+                type_name(value)
+            ));
         };
         for key in map.keys() {
-            if !matches!(key.as_str(), "tool" | "args" | "grant" | "at" | "approve" | "release") {
-                return Err(format!("unknown field `{key}`; expected tool, args, grant, at, approve or release"));
+            if !matches!(
+                key.as_str(),
+                "tool" | "args" | "grant" | "at" | "approve" | "release"
+            ) {
+                return Err(format!(
+                    "unknown field `{key}`; expected tool, args, grant, at, approve or release"
+                ));
             }
         }
-        let kinds = ["tool", "approve", "release"].into_iter().filter(|k| map.contains_key(*k)).count();
+        let kinds = ["tool", "approve", "release"]
+            .into_iter()
+            .filter(|k| map.contains_key(*k))
+            .count();
         if kinds != 1 {
             return Err("a line needs exactly one of `tool`, `approve` or `release`".into());
         }
@@ -76,29 +97,47 @@ impl Replayer {
         }
         let now = self.time(map.get("at"))?;
         if let Some(v) = map.get("approve") {
-            let id = v.as_str().ok_or_else(|| format!("`approve` must be a string, found {}", type_name(v)))?;
+            let id = v
+                .as_str()
+                .ok_or_else(|| format!("`approve` must be a string, found {}", type_name(v)))?;
             self.set_time(now);
             self.engine.record_approval(id).map_err(|e| e.to_string())?;
             return Ok(json!({ "approved": id }));
         }
         if let Some(v) = map.get("release") {
-            let label = v.as_str().ok_or_else(|| format!("`release` must be a string, found {}", type_name(v)))?;
-            let reservation =
-                self.reservations.remove(label).ok_or_else(|| format!("unknown or already released reservation `{label}`"))?;
+            let label = v
+                .as_str()
+                .ok_or_else(|| format!("`release` must be a string, found {}", type_name(v)))?;
+            let reservation = self
+                .reservations
+                .remove(label)
+                .ok_or_else(|| format!("unknown or already released reservation `{label}`"))?;
             self.set_time(now);
-            self.engine.release(reservation).map_err(|e| e.to_string())?;
+            self.engine
+                .release(reservation)
+                .map_err(|e| e.to_string())?;
             return Ok(json!({ "released": label }));
         }
         let tool = match map.get("tool") {
             Some(Value::String(s)) => s.as_str(),
-            Some(other) => return Err(format!("`tool` must be a string, found {}", type_name(other))),
+            Some(other) => {
+                return Err(format!(
+                    "`tool` must be a string, found {}",
+                    type_name(other)
+                ));
+            }
             None => return Err("missing field `tool`".into()),
         };
         let empty = Value::Object(Map::new());
         let args = match map.get("args") {
             None => &empty,
             Some(v @ Value::Object(_)) => v,
-            Some(other) => return Err(format!("`args` must be a JSON object, found {}", type_name(other))),
+            Some(other) => {
+                return Err(format!(
+                    "`args` must be a JSON object, found {}",
+                    type_name(other)
+                ));
+            }
         };
         let grant = grant(map.get("grant"))?;
         self.set_time(now);
@@ -126,9 +165,9 @@ impl Replayer {
                     NoAt::Previous => self.last_ms.unwrap_or(0),
                 });
             }
-            Some(Value::Number(n)) => {
-                n.as_u64().ok_or_else(|| format!("`at` must be whole milliseconds since the Unix epoch, found {n}"))?
-            }
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+                format!("`at` must be whole milliseconds since the Unix epoch, found {n}")
+            })?,
             Some(Value::String(s)) => rfc3339::parse(s)?,
             Some(other) => {
                 return Err(format!(
@@ -138,7 +177,9 @@ impl Replayer {
             }
         };
         if let Some(last) = self.last_ms.filter(|last| now < *last) {
-            return Err(format!("`at` ({now}) is earlier than the previous line's time ({last}); time must not go backwards"));
+            return Err(format!(
+                "`at` ({now}) is earlier than the previous line's time ({last}); time must not go backwards"
+            ));
         }
         Ok(now)
     }
@@ -156,27 +197,47 @@ fn grant(value: Option<&Value>) -> Result<Grant, String> {
         Some(Value::Object(map)) => {
             for key in map.keys() {
                 if !matches!(key.as_str(), "id" | "session" | "attrs") {
-                    return Err(format!("unknown field `grant.{key}`; expected id, session or attrs"));
+                    return Err(format!(
+                        "unknown field `grant.{key}`; expected id, session or attrs"
+                    ));
                 }
             }
             let mut grant = match map.get("id") {
                 Some(Value::String(id)) => Grant::new(id.as_str()),
-                Some(other) => return Err(format!("`grant.id` must be a string, found {}", type_name(other))),
+                Some(other) => {
+                    return Err(format!(
+                        "`grant.id` must be a string, found {}",
+                        type_name(other)
+                    ));
+                }
                 None => return Err("`grant` needs an `id`".into()),
             };
             match map.get("session") {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) => grant.session = Some(s.clone()),
-                Some(other) => return Err(format!("`grant.session` must be a string, found {}", type_name(other))),
+                Some(other) => {
+                    return Err(format!(
+                        "`grant.session` must be a string, found {}",
+                        type_name(other)
+                    ));
+                }
             }
             match map.get("attrs") {
                 None => {}
                 Some(Value::Object(attrs)) => grant.attrs = attrs.clone(),
-                Some(other) => return Err(format!("`grant.attrs` must be an object, found {}", type_name(other))),
+                Some(other) => {
+                    return Err(format!(
+                        "`grant.attrs` must be an object, found {}",
+                        type_name(other)
+                    ));
+                }
             }
             Ok(grant)
         }
-        Some(other) => Err(format!("`grant` must be a string or an object, found {}", type_name(other))),
+        Some(other) => Err(format!(
+            "`grant` must be a string or an object, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -266,12 +327,20 @@ mod tests {
     fn allow_limit_release() {
         let mut r = replayer(POLICY);
         let a = r.line(r#"{"tool":"scan","at":1000}"#, 1);
-        assert_eq!(a, json!({"decision":"allow","rule":"/tools/scan","remaining":0,"reservation":"r-1"}));
+        assert_eq!(
+            a,
+            json!({"decision":"allow","rule":"/tools/scan","remaining":0,"reservation":"r-1"})
+        );
         let b = r.line(r#"{"tool":"scan","at":31000}"#, 2);
         assert_eq!(b["decision"], "limit");
         assert_eq!(b["retry_after_ms"], 30000);
         assert_eq!(r.line(r#"{"release":"r-1"}"#, 3), json!({"released":"r-1"}));
-        assert!(r.line(r#"{"release":"r-1"}"#, 4)["error"].as_str().unwrap().starts_with("line 4: unknown"));
+        assert!(
+            r.line(r#"{"release":"r-1"}"#, 4)["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("line 4: unknown")
+        );
         assert_eq!(r.line(r#"{"tool":"scan"}"#, 5)["decision"], "allow");
     }
 
@@ -291,17 +360,26 @@ mod tests {
         ] {
             let out = r.line(line, 7);
             let message = out["error"].as_str().unwrap_or_default();
-            assert!(message.starts_with("line 7: ") && message.contains(needle), "{line}: {out}");
+            assert!(
+                message.starts_with("line 7: ") && message.contains(needle),
+                "{line}: {out}"
+            );
         }
     }
 
     #[test]
     fn time_must_not_go_backwards() {
         let mut r = replayer(POLICY);
-        assert_eq!(r.line(r#"{"tool":"scan","at":"2026-11-21T10:00:00Z"}"#, 1)["decision"], "allow");
+        assert_eq!(
+            r.line(r#"{"tool":"scan","at":"2026-11-21T10:00:00Z"}"#, 1)["decision"],
+            "allow"
+        );
         let out = r.line(r#"{"tool":"scan","at":"2026-11-21T09:59:59.999Z"}"#, 2);
         assert!(out["error"].as_str().unwrap().contains("earlier"), "{out}");
-        assert_eq!(r.line(r#"{"tool":"scan","at":"2026-11-21T10:01:00Z"}"#, 3)["decision"], "allow");
+        assert_eq!(
+            r.line(r#"{"tool":"scan","at":"2026-11-21T10:01:00Z"}"#, 3)["decision"],
+            "allow"
+        );
     }
 
     #[test]
@@ -310,7 +388,13 @@ mod tests {
         let a = r.line(r#"{"tool":"pay","args":{"n":1},"grant":"bob"}"#, 1);
         assert_eq!(a["decision"], "approve");
         let id = a["approval_id"].as_str().unwrap().to_owned();
-        assert_eq!(r.line(&format!(r#"{{"approve":"{id}"}}"#), 2), json!({"approved": id}));
-        assert_eq!(r.line(r#"{"tool":"pay","args":{"n":1},"grant":"bob"}"#, 3)["decision"], "allow");
+        assert_eq!(
+            r.line(&format!(r#"{{"approve":"{id}"}}"#), 2),
+            json!({"approved": id})
+        );
+        assert_eq!(
+            r.line(r#"{"tool":"pay","args":{"n":1},"grant":"bob"}"#, 3)["decision"],
+            "allow"
+        );
     }
 }

@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use mcp_policy::document::{Action, Clause, Condition, Cost, DefaultAction, Document, Limit, Reset, Stage};
+use mcp_policy::document::{
+    Action, Clause, Condition, Cost, DefaultAction, Document, Limit, Reset, Stage,
+};
 use mcp_policy::duration::format_duration;
 use mcp_policy::pattern::{Glob, is_pattern};
 use mcp_policy::{Engine, Grant, Policy, Verdict};
@@ -82,7 +84,12 @@ impl Tracer<'_> {
         }
         for c in &stage.require {
             let holds = self.holds(c);
-            self.line(format!("   {}: require {} → {}", c.pointer, self.describe(c), holds.show()));
+            self.line(format!(
+                "   {}: require {} → {}",
+                c.pointer,
+                self.describe(c),
+                holds.show()
+            ));
             if !matches!(holds, Holds::True) {
                 self.line("   → denied here (a require that does not hold, or errs, denies)");
                 return Some(c.pointer.clone());
@@ -104,7 +111,12 @@ impl Tracer<'_> {
         let mut lines = Vec::new();
         for c in &clause.conditions {
             let holds = self.holds(c);
-            lines.push(format!("      {}: {} → {}", c.pointer, self.describe(c), holds.show()));
+            lines.push(format!(
+                "      {}: {} → {}",
+                c.pointer,
+                self.describe(c),
+                holds.show()
+            ));
             match holds {
                 Holds::True => {}
                 Holds::False => all = false,
@@ -155,25 +167,43 @@ fn limit_line(limit: &Limit) -> String {
 /// Produces the trace and the predicted deciding rule (`None`: the trace could not predict).
 fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> {
     // 1. hide
-    let hidden = doc.hide.iter().enumerate().find(|(_, h)| Glob::new(h).matches(t.tool));
+    let hidden = doc
+        .hide
+        .iter()
+        .enumerate()
+        .find(|(_, h)| Glob::new(h).matches(t.tool));
     match hidden {
         Some((i, h)) => {
-            t.line(format!("1. hide: `{}` is hidden by /hide/{i} ({h:?}) → deny", t.tool));
+            t.line(format!(
+                "1. hide: `{}` is hidden by /hide/{i} ({h:?}) → deny",
+                t.tool
+            ));
             return Some(format!("/hide/{i}"));
         }
         None if doc.hide.is_empty() => t.line("1. hide: nothing is hidden"),
-        None => t.line(format!("1. hide: not hidden (checked {} entries)", doc.hide.len())),
+        None => t.line(format!(
+            "1. hide: not hidden (checked {} entries)",
+            doc.hide.len()
+        )),
     }
     // 2. entry
     let key = policy.matching_key(t.tool);
     let entry = key.and_then(|k| doc.tools.iter().find(|e| e.key == k));
-    let matching: Vec<&str> = doc.tools.iter().filter(|e| is_pattern(&e.key) && Glob::new(&e.key).matches(t.tool)).map(|e| e.key.as_str()).collect();
+    let matching: Vec<&str> = doc
+        .tools
+        .iter()
+        .filter(|e| is_pattern(&e.key) && Glob::new(&e.key).matches(t.tool))
+        .map(|e| e.key.as_str())
+        .collect();
     let Some(entry) = entry else {
         let default = match doc.default {
             DefaultAction::Allow => "allow",
             DefaultAction::Deny => "deny",
         };
-        t.line(format!("2. entry: no `tools` key matches `{}` → default: {default} (rule /default)", t.tool));
+        t.line(format!(
+            "2. entry: no `tools` key matches `{}` → default: {default} (rule /default)",
+            t.tool
+        ));
         if doc.default == DefaultAction::Deny {
             return Some("/default".into());
         }
@@ -182,7 +212,10 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
     };
     if is_pattern(&entry.key) {
         let count = Glob::new(&entry.key).literal_count();
-        let mut why = format!("2. entry: {} — pattern {:?} ({count} literal characters)", entry.pointer, entry.key);
+        let mut why = format!(
+            "2. entry: {} — pattern {:?} ({count} literal characters)",
+            entry.pointer, entry.key
+        );
         let others: Vec<String> = matching
             .iter()
             .filter(|k| **k != entry.key)
@@ -201,14 +234,25 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
     } else {
         let mut why = format!("2. entry: {} — exact key", entry.pointer);
         if !matching.is_empty() {
-            let _ = write!(why, " (beats the matching patterns {})", matching.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                why,
+                " (beats the matching patterns {})",
+                matching
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         t.line(why);
     }
     // 3. action
     match entry.action {
         Action::Deny => {
-            t.line(format!("3. action: deny → deny ({})", entry.reason.as_deref().unwrap_or("no reason given")));
+            t.line(format!(
+                "3. action: deny → deny ({})",
+                entry.reason.as_deref().unwrap_or("no reason given")
+            ));
             return Some(format!("{}/action", entry.pointer));
         }
         Action::Allow => t.line("3. action: allow"),
@@ -218,11 +262,17 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
     match &entry.schema {
         None => t.line("4. schema: none"),
         Some(schema) => {
-            let validator = jsonschema::options().with_pattern_options(jsonschema::PatternOptions::regex()).offline().build(schema);
+            let validator = jsonschema::options()
+                .with_pattern_options(jsonschema::PatternOptions::regex())
+                .offline()
+                .build(schema);
             match validator {
                 Ok(v) => {
-                    let errors: Vec<String> =
-                        v.iter_errors(t.args).take(5).map(|e| format!("at `{}`: {e}", e.instance_path().as_str())).collect();
+                    let errors: Vec<String> = v
+                        .iter_errors(t.args)
+                        .take(5)
+                        .map(|e| format!("at `{}`: {e}", e.instance_path().as_str()))
+                        .collect();
                     if errors.is_empty() {
                         t.line("4. schema: the arguments match");
                     } else {
@@ -233,7 +283,9 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
                         return Some(format!("{}/schema", entry.pointer));
                     }
                 }
-                Err(e) => t.line(format!("4. schema: cannot be compiled here ({e}); see the answer")),
+                Err(e) => t.line(format!(
+                    "4. schema: cannot be compiled here ({e}); see the answer"
+                )),
             }
         }
     }
@@ -241,7 +293,11 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
 }
 
 /// Stages 5–7; `Some(rule)` when one of them decides.
-fn stages(doc: &Document, entry: Option<&mcp_policy::document::ToolEntry>, t: &mut Tracer<'_>) -> Option<String> {
+fn stages(
+    doc: &Document,
+    entry: Option<&mcp_policy::document::ToolEntry>,
+    t: &mut Tracer<'_>,
+) -> Option<String> {
     t.line("5. require, then deny_if (the tool's, then all_tools'):");
     if let Some(e) = entry {
         if let Some(rule) = t.conditions(&e.stage, &e.pointer) {
@@ -254,10 +310,18 @@ fn stages(doc: &Document, entry: Option<&mcp_policy::document::ToolEntry>, t: &m
     t.line("6. approval:");
     let mut approve: Option<String> = None;
     if let Some(e) = entry.filter(|e| e.action == Action::Approve) {
-        t.line(format!("   {}/action: approve → this call needs a recorded approval", e.pointer));
+        t.line(format!(
+            "   {}/action: approve → this call needs a recorded approval",
+            e.pointer
+        ));
         approve = Some(format!("{}/action", e.pointer));
     }
-    let clauses: Vec<&Clause> = entry.map(|e| e.stage.approve_if.iter()).into_iter().flatten().chain(doc.all_tools.approve_if.iter()).collect();
+    let clauses: Vec<&Clause> = entry
+        .map(|e| e.stage.approve_if.iter())
+        .into_iter()
+        .flatten()
+        .chain(doc.all_tools.approve_if.iter())
+        .collect();
     for clause in clauses {
         let matched = t.clause(clause, "approve_if");
         let errs = matched.as_ref().is_some_and(|rule| *rule != clause.pointer);
@@ -279,7 +343,12 @@ fn stages(doc: &Document, entry: Option<&mcp_policy::document::ToolEntry>, t: &m
         return approve;
     }
     t.line("7. limits (all-or-nothing; the counters here are fresh):");
-    let limits: Vec<&Limit> = entry.map(|e| e.stage.limits.iter()).into_iter().flatten().chain(doc.all_tools.limits.iter()).collect();
+    let limits: Vec<&Limit> = entry
+        .map(|e| e.stage.limits.iter())
+        .into_iter()
+        .flatten()
+        .chain(doc.all_tools.limits.iter())
+        .collect();
     if limits.is_empty() {
         t.line("   none");
     }
@@ -290,7 +359,13 @@ fn stages(doc: &Document, entry: Option<&mcp_policy::document::ToolEntry>, t: &m
 }
 
 /// Runs `explain`.
-pub fn run(policy_path: &Path, tool: &str, args: &str, grant_id: &str, session: Option<&str>) -> u8 {
+pub fn run(
+    policy_path: &Path,
+    tool: &str,
+    args: &str,
+    grant_id: &str,
+    session: Option<&str>,
+) -> u8 {
     let Ok(Loaded { policy, value, .. }) = load_policy(policy_path) else {
         return UNUSABLE;
     };
@@ -305,17 +380,33 @@ pub fn run(policy_path: &Path, tool: &str, args: &str, grant_id: &str, session: 
     if let Some(s) = session {
         grant = grant.with_session(s);
     }
-    let mut t = Tracer { value: &value, tool, args: &args, grant: &grant, out: String::new() };
-    t.line(format!("policy: {} ({})", policy_path.display(), policy.revision()));
+    let mut t = Tracer {
+        value: &value,
+        tool,
+        args: &args,
+        grant: &grant,
+        out: String::new(),
+    };
+    t.line(format!(
+        "policy: {} ({})",
+        policy_path.display(),
+        policy.revision()
+    ));
     t.line(format!(
         "call:   tool `{tool}`, grant `{}`{}, args {args}",
         grant.id,
-        session.map_or_else(|| " (no session)".to_owned(), |s| format!(", session `{s}`"))
+        session.map_or_else(
+            || " (no session)".to_owned(),
+            |s| format!(", session `{s}`")
+        )
     ));
     let predicted = trace(policy.document(), &policy, &mut t);
     let decision = Engine::new(policy).evaluate(tool, &args, &grant);
     let label = decision.reservation.as_ref().map(|_| "r-1");
-    t.line(format!("8. answer: {} (rule {})", decision.verdict, decision.rule));
+    t.line(format!(
+        "8. answer: {} (rule {})",
+        decision.verdict, decision.rule
+    ));
     if let Some(m) = &decision.message {
         t.line(format!("   message: {m}"));
     }

@@ -46,7 +46,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::from(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("number out of range"))
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -68,7 +70,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
             if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate key `{key}` in one object")));
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{key}` in one object"
+                )));
             }
             let value = access.next_value_seed(StrictSeed)?;
             map.insert(key, value);
@@ -119,7 +123,11 @@ pub fn load_error_lines(file: &str, errors: &LoadErrors) -> Vec<String> {
         .iter()
         .map(|error| {
             let (line, column) = error.position.map_or((1, 1), |p| (p.line, p.column));
-            let pointer = if error.pointer.is_empty() { "(document)" } else { error.pointer.as_str() };
+            let pointer = if error.pointer.is_empty() {
+                "(document)"
+            } else {
+                error.pointer.as_str()
+            };
             format!("{file}:{line}:{column}: {pointer}: {}", error.kind)
         })
         .collect()
@@ -139,7 +147,13 @@ pub struct Positions {
 impl Positions {
     /// Indexes `text`, which should be valid JSON (on invalid text the index is partial).
     pub fn new(text: &str) -> Positions {
-        let mut scanner = Scanner { chars: text.chars().collect(), i: 0, line: 1, column: 1, at: HashMap::new() };
+        let mut scanner = Scanner {
+            chars: text.chars().collect(),
+            i: 0,
+            line: 1,
+            column: 1,
+            at: HashMap::new(),
+        };
         scanner.value(String::new(), 0);
         Positions { at: scanner.at }
     }
@@ -185,7 +199,10 @@ impl Scanner {
     }
 
     fn ws(&mut self) {
-        while self.peek().is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+        while self
+            .peek()
+            .is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
             self.bump();
         }
     }
@@ -269,7 +286,10 @@ impl Scanner {
                 self.string();
             }
             Some(_) => {
-                while self.peek().is_some_and(|c| !matches!(c, ',' | ']' | '}' | ' ' | '\t' | '\n' | '\r')) {
+                while self
+                    .peek()
+                    .is_some_and(|c| !matches!(c, ',' | ']' | '}' | ' ' | '\t' | '\n' | '\r'))
+                {
                     self.bump();
                 }
             }

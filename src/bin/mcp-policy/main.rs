@@ -36,7 +36,11 @@ pub const FAILURES: u8 = 1;
 pub const UNUSABLE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "mcp-policy", version, about = "Check, evaluate, test and explain MCP tool-call policies")]
+#[command(
+    name = "mcp-policy",
+    version,
+    about = "Check, evaluate, test and explain MCP tool-call policies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,9 +111,13 @@ fn main() -> ExitCode {
         Command::Check { policies, against } => check::run(&policies, against.as_deref()),
         Command::Eval { policy, input } => eval::run(&policy, input.as_deref()),
         Command::Test { files } => test_cmd::run(&files),
-        Command::Explain { policy, tool, args, grant, session } => {
-            explain::run(&policy, &tool, &args, &grant, session.as_deref())
-        }
+        Command::Explain {
+            policy,
+            tool,
+            args,
+            grant,
+            session,
+        } => explain::run(&policy, &tool, &args, &grant, session.as_deref()),
         Command::Schema => schema::run(),
         Command::Scaffold { tools_list } => scaffold::run(&tools_list),
     };

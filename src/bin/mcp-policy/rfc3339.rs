@@ -15,7 +15,9 @@ pub fn parse(text: &str) -> Result<u64, String> {
     let sep = |at: usize, allowed: &[u8]| -> Result<(), String> {
         match b.get(at) {
             Some(c) if allowed.contains(c) => Ok(()),
-            _ => Err(bad("expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset")),
+            _ => Err(bad(
+                "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset",
+            )),
         }
     };
     let year = digits(0, 4)?;
@@ -65,7 +67,11 @@ pub fn parse(text: &str) -> Result<u64, String> {
             if h > 23 || m > 59 {
                 return Err(bad("offset out of range"));
             }
-            if *sign == b'+' { h * 60 + m } else { -(h * 60 + m) }
+            if *sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            }
         }
         _ => return Err(bad("expected Z or an offset such as +02:00 at the end")),
     };
@@ -114,8 +120,14 @@ mod tests {
 
     #[test]
     fn offsets() {
-        assert_eq!(parse("2026-11-21T12:00:00.250+02:00"), parse("2026-11-21T10:00:00.250Z"));
-        assert_eq!(parse("2026-11-21T04:30:00-05:30"), parse("2026-11-21T10:00:00Z"));
+        assert_eq!(
+            parse("2026-11-21T12:00:00.250+02:00"),
+            parse("2026-11-21T10:00:00.250Z")
+        );
+        assert_eq!(
+            parse("2026-11-21T04:30:00-05:30"),
+            parse("2026-11-21T10:00:00Z")
+        );
         assert_eq!(parse("2026-11-21t10:00:00z"), parse("2026-11-21T10:00:00Z"));
     }
 

@@ -45,23 +45,60 @@ impl Risk {
 }
 
 const FINANCIAL: &[&str] = &[
-    "pay", "payment", "payments", "refund", "refunds", "charge", "charges", "transfer", "transfers", "payout", "payouts",
-    "invoice", "invoices", "purchase", "checkout", "withdraw", "withdrawal", "billing", "subscription", "subscribe", "wire",
+    "pay",
+    "payment",
+    "payments",
+    "refund",
+    "refunds",
+    "charge",
+    "charges",
+    "transfer",
+    "transfers",
+    "payout",
+    "payouts",
+    "invoice",
+    "invoices",
+    "purchase",
+    "withdraw",
+    "withdrawal",
 ];
-const FINANCIAL_PHRASES: &[&str] = &["payment", "refund", "money", "credit card", "charge a", "payout", "invoice", "funds"];
+const FINANCIAL_PHRASES: &[&str] = &[
+    "payment",
+    "refund",
+    "money",
+    "credit card",
+    "charge a",
+    "payout",
+    "invoice",
+    "funds",
+];
 const EXECUTE: &[&str] = &[
-    "run", "exec", "execute", "shell", "command", "cmd", "script", "eval", "evaluate", "spawn", "launch", "invoke", "deploy",
-    "start", "trigger", "scan",
+    "run", "exec", "execute", "shell", "command", "cmd", "script", "eval", "evaluate", "spawn",
+    "launch", "invoke", "deploy", "start", "trigger", "scan",
 ];
-const DESTRUCTIVE: &[&str] =
-    &["delete", "remove", "rm", "drop", "destroy", "purge", "wipe", "truncate", "reset", "kill", "terminate", "erase", "revoke"];
+const DESTRUCTIVE: &[&str] = &[
+    "delete",
+    "remove",
+    "rm",
+    "drop",
+    "destroy",
+    "purge",
+    "wipe",
+    "truncate",
+    "reset",
+    "kill",
+    "terminate",
+    "erase",
+    "revoke",
+];
 const READ: &[&str] = &[
-    "get", "list", "search", "read", "fetch", "show", "view", "describe", "find", "query", "status", "diff", "log", "lookup",
-    "check", "inspect", "open", "count", "echo",
+    "get", "list", "search", "read", "fetch", "show", "view", "describe", "find", "query",
+    "status", "diff", "log", "lookup", "check", "inspect", "open", "count", "echo",
 ];
 const WRITE: &[&str] = &[
-    "create", "update", "add", "push", "fork", "merge", "edit", "write", "set", "put", "post", "comment", "send", "upload",
-    "commit", "move", "rename", "copy", "insert", "patch", "modify", "review", "assign", "label", "close", "reopen", "toggle",
+    "create", "update", "add", "push", "fork", "merge", "edit", "write", "set", "put", "post",
+    "comment", "send", "upload", "commit", "move", "rename", "copy", "insert", "patch", "modify",
+    "review", "assign", "label", "close", "reopen", "toggle",
 ];
 
 /// The lowercase words of a tool name: split at `_`, `-`, `.`, `/`, spaces and camelCase.
@@ -92,9 +129,17 @@ pub fn words(name: &str) -> Vec<String> {
 /// Classifies one tool; returns the class and why.
 pub fn classify(tool: &Value) -> (Risk, String) {
     let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-    let description = tool.get("description").and_then(Value::as_str).unwrap_or_default().to_lowercase();
+    let description = tool
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_lowercase();
     let annotations = tool.get("annotations").and_then(Value::as_object);
-    let hint = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_bool);
+    let hint = |key: &str| {
+        annotations
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_bool)
+    };
     let words = words(name);
     let has = |list: &[&str]| words.iter().find(|w| list.contains(&w.as_str())).cloned();
     let read_only = hint("readOnlyHint");
@@ -122,14 +167,23 @@ pub fn classify(tool: &Value) -> (Risk, String) {
         return (Risk::Execute, format!("name mentions `{w}`"));
     }
     if read_only == Some(false) {
-        return (Risk::Write, "annotations: not read-only, not destructive".into());
+        return (
+            Risk::Write,
+            "annotations: not read-only, not destructive".into(),
+        );
     }
     // No usable annotations: the name's verbs.
     if let Some(w) = has(DESTRUCTIVE) {
-        return (Risk::Destructive, format!("no annotations; name mentions `{w}`"));
+        return (
+            Risk::Destructive,
+            format!("no annotations; name mentions `{w}`"),
+        );
     }
     if let Some(w) = words.first().filter(|w| READ.contains(&w.as_str())) {
-        return (Risk::Read, format!("no annotations; name starts with `{w}`"));
+        return (
+            Risk::Read,
+            format!("no annotations; name starts with `{w}`"),
+        );
     }
     if let Some(w) = has(WRITE) {
         return (Risk::Write, format!("no annotations; name mentions `{w}`"));
@@ -137,7 +191,10 @@ pub fn classify(tool: &Value) -> (Risk, String) {
     if let Some(w) = has(READ) {
         return (Risk::Read, format!("no annotations; name mentions `{w}`"));
     }
-    (Risk::Destructive, "no annotations and no recognised verb (fail closed: review it)".into())
+    (
+        Risk::Destructive,
+        "no annotations and no recognised verb (fail closed: review it)".into(),
+    )
 }
 
 /// The tools of a `tools/list` result: `{"tools": [...]}`, a JSON-RPC response
@@ -168,8 +225,18 @@ pub fn tools_of(text: &str) -> Result<Vec<Value>, String> {
     match parse_strict(text) {
         Ok(value) => from_value(value, &mut tools)?,
         Err(whole) => {
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let value = parse_strict(line).map_err(|e| if i == 0 { whole.clone() } else { format!("line {}: {e}", i + 1) })?;
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let value = parse_strict(line).map_err(|e| {
+                    if i == 0 {
+                        whole.clone()
+                    } else {
+                        format!("line {}: {e}", i + 1)
+                    }
+                })?;
                 from_value(value, &mut tools).map_err(|e| format!("line {}: {e}", i + 1))?;
             }
         }
@@ -184,12 +251,18 @@ pub fn scaffold(tools: &[Value], source: &str) -> (Value, Vec<String>) {
     let mut hide = Vec::new();
     let mut any_financial = false;
     for tool in tools {
-        let Some(name) = tool.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+        let Some(name) = tool
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        else {
             notes.push("a tool without a name was skipped".into());
             continue;
         };
         if is_pattern(name) {
-            notes.push(format!("tool {name:?} contains `*` or `?`, which a policy reads as a pattern; skipped"));
+            notes.push(format!(
+                "tool {name:?} contains `*` or `?`, which a policy reads as a pattern; skipped"
+            ));
             continue;
         }
         if entries.contains_key(name) {
@@ -217,9 +290,15 @@ pub fn scaffold(tools: &[Value], source: &str) -> (Value, Vec<String>) {
         entries.insert(name.to_owned(), entry);
     }
     let mut policy = Map::new();
-    policy.insert("$schema".into(), "https://github.com/mcp-policy/mcp-policy/blob/main/docs/policy.schema.json".into());
+    policy.insert(
+        "$schema".into(),
+        "https://github.com/mcp-policy/mcp-policy/blob/main/docs/policy.schema.json".into(),
+    );
     policy.insert("version".into(), "1".into());
-    policy.insert("description".into(), format!("Starting policy scaffolded from {source}; review every entry").into());
+    policy.insert(
+        "description".into(),
+        format!("Starting policy scaffolded from {source}; review every entry").into(),
+    );
     policy.insert("default".into(), "deny".into());
     if !hide.is_empty() {
         policy.insert("hide".into(), Value::Array(hide));
@@ -248,7 +327,9 @@ pub fn run(path: &Path) -> u8 {
             return UNUSABLE;
         }
     };
-    let source = path.file_name().map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let source = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
     let (policy, notes) = scaffold(&tools, &source);
     for note in &notes {
         eprintln!("{file}: {note}");
@@ -283,16 +364,35 @@ mod tests {
     fn words_split() {
         assert_eq!(words("get-env"), ["get", "env"]);
         assert_eq!(words("createPullRequest"), ["create", "pull", "request"]);
-        assert_eq!(words("list_directory_with_sizes"), ["list", "directory", "with", "sizes"]);
+        assert_eq!(
+            words("list_directory_with_sizes"),
+            ["list", "directory", "with", "sizes"]
+        );
     }
 
     #[test]
     fn classes() {
         let c = |v: Value| classify(&v).0;
-        assert_eq!(c(json!({"name": "refund_charge", "annotations": {"readOnlyHint": false, "destructiveHint": false}})), Risk::Financial);
-        assert_eq!(c(json!({"name": "list_payments", "annotations": {"readOnlyHint": true}})), Risk::Read);
-        assert_eq!(c(json!({"name": "x", "annotations": {"readOnlyHint": false}})), Risk::Destructive);
-        assert_eq!(c(json!({"name": "run_query", "annotations": {"readOnlyHint": false, "destructiveHint": false}})), Risk::Execute);
+        assert_eq!(
+            c(
+                json!({"name": "refund_charge", "annotations": {"readOnlyHint": false, "destructiveHint": false}})
+            ),
+            Risk::Financial
+        );
+        assert_eq!(
+            c(json!({"name": "list_payments", "annotations": {"readOnlyHint": true}})),
+            Risk::Read
+        );
+        assert_eq!(
+            c(json!({"name": "x", "annotations": {"readOnlyHint": false}})),
+            Risk::Destructive
+        );
+        assert_eq!(
+            c(
+                json!({"name": "run_query", "annotations": {"readOnlyHint": false, "destructiveHint": false}})
+            ),
+            Risk::Execute
+        );
         assert_eq!(c(json!({"name": "delete_repo"})), Risk::Destructive);
         assert_eq!(c(json!({"name": "frobnicate"})), Risk::Destructive);
         assert_eq!(c(json!({"name": "create_issue"})), Risk::Write);

@@ -10,7 +10,10 @@ pub const POLICY_SCHEMA: &str = include_str!("../../../docs/policy.schema.json")
 /// Prints the schema exactly as the file holds it.
 pub fn run() -> u8 {
     let mut out = std::io::stdout().lock();
-    match out.write_all(POLICY_SCHEMA.as_bytes()).and_then(|()| out.flush()) {
+    match out
+        .write_all(POLICY_SCHEMA.as_bytes())
+        .and_then(|()| out.flush())
+    {
         Ok(()) => OK,
         Err(e) => {
             eprintln!("cannot write the schema: {e}");

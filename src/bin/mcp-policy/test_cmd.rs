@@ -21,12 +21,25 @@ struct Case {
     calls: Vec<(Map<String, Value>, Option<Map<String, Value>>)>,
 }
 
-fn object<'v>(value: &'v Value, at: &str, allowed: &[&str]) -> Result<&'v Map<String, Value>, String> {
+fn object<'v>(
+    value: &'v Value,
+    at: &str,
+    allowed: &[&str],
+) -> Result<&'v Map<String, Value>, String> {
     let Value::Object(map) = value else {
-        return Err(format!("{at}: expected an object, found {}", type_name(value)));
+        return Err(format!(
+            "{at}: expected an object, found {}",
+            type_name(value)
+        ));
     };
-    if let Some(key) = map.keys().find(|k| !k.starts_with("x-") && !allowed.contains(&k.as_str())) {
-        return Err(format!("{at}: unknown field `{key}`; expected {}", allowed.join(", ")));
+    if let Some(key) = map
+        .keys()
+        .find(|k| !k.starts_with("x-") && !allowed.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "{at}: unknown field `{key}`; expected {}",
+            allowed.join(", ")
+        ));
     }
     Ok(map)
 }
@@ -34,10 +47,19 @@ fn object<'v>(value: &'v Value, at: &str, allowed: &[&str]) -> Result<&'v Map<St
 fn parse_file(path: &Path) -> Result<TestFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     let value = parse_strict(&text)?;
-    let top = object(&value, "(document)", &["$schema", "description", "policy", "cases"])?;
+    let top = object(
+        &value,
+        "(document)",
+        &["$schema", "description", "policy", "cases"],
+    )?;
     let policy = match top.get("policy") {
         Some(Value::String(p)) => path.parent().unwrap_or(Path::new("")).join(p),
-        Some(other) => return Err(format!("/policy: expected a path string, found {}", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "/policy: expected a path string, found {}",
+                type_name(other)
+            ));
+        }
         None => return Err("(document): missing field `policy`".into()),
     };
     let Some(Value::Array(items)) = top.get("cases") else {
@@ -64,7 +86,12 @@ fn parse_file(path: &Path) -> Result<TestFile, String> {
             let expect = match input.remove("expect") {
                 None => None,
                 Some(Value::Object(e)) => Some(e),
-                Some(other) => return Err(format!("{call_at}/expect: expected an object, found {}", type_name(&other))),
+                Some(other) => {
+                    return Err(format!(
+                        "{call_at}/expect: expected an object, found {}",
+                        type_name(&other)
+                    ));
+                }
             };
             input.retain(|k, _| !k.starts_with("x-"));
             calls.push((input, expect));
@@ -79,9 +106,15 @@ fn compare(expect: &Map<String, Value>, actual: &Value) -> Vec<String> {
     let mut diffs = Vec::new();
     for (key, want) in expect {
         if let Some(field) = key.strip_suffix("_contains") {
-            let got = actual.get(field).and_then(Value::as_str).unwrap_or_default();
+            let got = actual
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !want.as_str().is_some_and(|w| got.contains(w)) {
-                diffs.push(format!("{field}: expected to contain {want}, got {}", show(actual.get(field))));
+                diffs.push(format!(
+                    "{field}: expected to contain {want}, got {}",
+                    show(actual.get(field))
+                ));
             }
             continue;
         }
@@ -91,7 +124,11 @@ fn compare(expect: &Map<String, Value>, actual: &Value) -> Vec<String> {
             want => got == Some(want),
         };
         if !ok {
-            let want = if want.is_null() { "absent".to_owned() } else { want.to_string() };
+            let want = if want.is_null() {
+                "absent".to_owned()
+            } else {
+                want.to_string()
+            };
             diffs.push(format!("{key}: expected {want}, got {}", show(got)));
         }
     }
@@ -113,25 +150,39 @@ fn run_case(policy: Policy, case: &Case) -> Result<(), Vec<String>> {
                 Some(id) => {
                     input.insert("approve".into(), Value::String(id.clone()));
                 }
-                None => failures.push(format!("call {}: `$last` but no approval was asked for yet", i + 1)),
+                None => failures.push(format!(
+                    "call {}: `$last` but no approval was asked for yet",
+                    i + 1
+                )),
             }
         }
         let actual = replayer.value(&Value::Object(input.clone()), i + 1);
         let diffs = match expect {
             Some(expect) => compare(expect, &actual),
-            None if actual.get("error").is_some() => vec!["an answer without error (no `expect` given)".into()],
+            None if actual.get("error").is_some() => {
+                vec!["an answer without error (no `expect` given)".into()]
+            }
             None => Vec::new(),
         };
         if !diffs.is_empty() {
             failures.push(format!("call {} {}", i + 1, Value::Object(input)));
-            failures.push(format!("    expected {}", expect.as_ref().map_or_else(|| "{}".into(), |e| Value::Object(e.clone()).to_string())));
+            failures.push(format!(
+                "    expected {}",
+                expect
+                    .as_ref()
+                    .map_or_else(|| "{}".into(), |e| Value::Object(e.clone()).to_string())
+            ));
             failures.push(format!("    actual   {actual}"));
             for diff in diffs {
                 failures.push(format!("    - {diff}"));
             }
         }
     }
-    if failures.is_empty() { Ok(()) } else { Err(failures) }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    }
 }
 
 /// Runs `test`.
@@ -150,7 +201,10 @@ pub fn run(files: &[PathBuf]) -> u8 {
         let text = match std::fs::read_to_string(&test.policy) {
             Ok(text) => text,
             Err(e) => {
-                eprintln!("{file}: cannot read the policy {}: {e}", test.policy.display());
+                eprintln!(
+                    "{file}: cannot read the policy {}: {e}",
+                    test.policy.display()
+                );
                 unusable = true;
                 continue;
             }
