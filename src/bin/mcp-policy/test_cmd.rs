@@ -16,9 +16,12 @@ struct TestFile {
     cases: Vec<Case>,
 }
 
+/// One call of a case: the eval input line and the expected answer fields.
+type Call = (Map<String, Value>, Option<Map<String, Value>>);
+
 struct Case {
     name: String,
-    calls: Vec<(Map<String, Value>, Option<Map<String, Value>>)>,
+    calls: Vec<Call>,
 }
 
 fn object<'v>(
