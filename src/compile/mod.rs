@@ -118,7 +118,7 @@ pub enum Step<'a> {
 pub struct Pending<'a> {
     /// What the store must apply, atomically.
     pub plan: Plan<'a>,
-    limits: SmallVec<[&'a CompiledLimit; 4]>,
+    limits: SmallVec<[&'a CompiledLimit; 2]>,
     allow_rule: &'a Arc<str>,
     approve: Option<(&'a Arc<str>, &'a Arc<str>)>,
 }
@@ -355,15 +355,15 @@ impl Policy {
         }
         let approval = approve.map(|_| {
             let binding = binding(&grant.id, tool, args, &self.revision);
-            ApprovalCheck {
+            Box::new(ApprovalCheck {
                 id: approval_id(&binding),
                 binding,
                 ttl_ms: self.document.approval_ttl_ms,
-            }
+            })
         });
         // 7. limits: the tool's, then all_tools'
-        let mut limits: SmallVec<[&CompiledLimit; 4]> = SmallVec::new();
-        let mut charges: SmallVec<[Charge<'a>; 4]> = SmallVec::new();
+        let mut limits: SmallVec<[&CompiledLimit; 2]> = SmallVec::new();
+        let mut charges: SmallVec<[Charge<'a>; 2]> = SmallVec::new();
         for stage in &stages {
             for limit in &stage.limits {
                 let key = match counter_key(limit, tool, args, grant) {

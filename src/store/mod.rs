@@ -117,9 +117,9 @@ pub struct Plan<'a> {
     /// It is checked before the charges (an unapproved call is answered
     /// [`Outcome::ApprovalRequired`] whatever its limits, as in the spec's order of evaluation),
     /// and consumed only when the charges are admitted.
-    pub approval: Option<ApprovalCheck>,
+    pub approval: Option<Box<ApprovalCheck>>,
     /// The counters to check and charge, all or nothing. Charges on one key are merged.
-    pub charges: SmallVec<[Charge<'a>; 4]>,
+    pub charges: SmallVec<[Charge<'a>; 2]>,
 }
 
 /// A charge that was made, so that it can be refunded.
@@ -143,7 +143,7 @@ pub struct ReservedCharge {
 #[derive(Debug, PartialEq, Eq, Default)]
 pub struct Reservation {
     /// The charges made.
-    pub charges: SmallVec<[ReservedCharge; 4]>,
+    pub charges: SmallVec<[ReservedCharge; 2]>,
 }
 
 /// What a store answers for a plan.
