@@ -1,22 +1,23 @@
-//! A tight loop over the seed policy's allow path, for profilers (`perf record`, callgrind):
-//! `cargo run --release --example hot_loop -- 5000000`.
+//! Tight loops for profilers (`perf record`, `valgrind --tool=callgrind`):
+//!
+//! - `cargo run --release --example hot_loop -- allow 5000000`: the seed policy's allow path;
+//! - `cargo run --release --example hot_loop -- compile 20`: loading and compiling a policy of
+//!   10,000 exact tools and 1,000 patterns.
 
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy, Verdict};
+use serde_json::json;
 
 const SEED: &str = r#"{ "version": "1", "default": "deny", "tools": { "start_security_scan": { "limits": [
   { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .map_or(Ok(1_000_000), |s| s.parse())?;
+fn allow(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let clock = ManualClock::new(1_763_712_000_000);
     let engine = Engine::with_parts(
         Policy::from_json_str(SEED)?,
         clock.clone(),
         MemoryStore::new(),
     );
-    let args = serde_json::json!({"target": "prod"});
+    let args = json!({"target": "prod"});
     let grant = Grant::new("alice-laptop");
     let start = std::time::Instant::now();
     let mut allowed = 0u64;
@@ -39,4 +40,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::mem::size_of::<mcp_policy::Plan<'_>>()
     );
     Ok(())
+}
+
+fn compile(n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut tools = serde_json::Map::new();
+    for i in 0..10_000 {
+        tools.insert(format!("tool_{i}"), json!({"rate_limit": "10/minute"}));
+    }
+    for i in 0..1_000 {
+        tools.insert(format!("ns{i}_*_x?"), json!({"rate_limit": "10/minute"}));
+    }
+    let text = json!({"version": "1", "default": "deny", "tools": tools}).to_string();
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(Policy::from_json_str(&text)?);
+    }
+    println!(
+        "{:.1} ms per compile",
+        start.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "allow".to_owned());
+    let n: Option<u64> = args.next().map(|s| s.parse()).transpose()?;
+    match mode.as_str() {
+        "compile" => compile(n.unwrap_or(20)),
+        _ => allow(n.unwrap_or(1_000_000)),
+    }
 }

@@ -14,9 +14,9 @@ use serde_json::Value;
 /// assert_eq!(mcp_policy::approval::canonical_json(&v), r#"{"a":"x","b":[1,{"c":null,"d":true}]}"#);
 /// ```
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out, false);
-    out
+    into_string(out)
 }
 
 /// Canonical JSON in which numbers are written by value: an integral float is written as the
@@ -24,60 +24,77 @@ pub fn canonical_json(value: &Value) -> String {
 /// JSON equality (numbers compared by value) get the same text; used to key `args.PATH`
 /// counter scopes, so that `1` and `1.0` draw on one budget.
 pub(crate) fn canonical_json_by_value(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out, true);
-    out
+    into_string(out)
 }
 
-/// `n` written by value: an integral float in the 64-bit integer range as that integer.
-fn number_by_value(n: &serde_json::Number) -> String {
-    match n.as_f64() {
-        Some(f)
-            if n.is_f64()
-                && f.fract() == 0.0
-                && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&f) =>
-        {
-            if f < 0.0 {
-                (f as i64).to_string()
-            } else {
-                (f as u64).to_string()
-            }
-        }
-        _ => n.to_string(),
-    }
+/// Only JSON text, which is UTF-8, is ever written into these buffers.
+fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String, by_value: bool) {
+/// Writes `n` by value: an integral float in the 64-bit integer range as that integer.
+fn write_number_by_value(n: &serde_json::Number, out: &mut Vec<u8>) {
+    let integral = n.as_f64().filter(|f| {
+        n.is_f64()
+            && f.fract() == 0.0
+            && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(f)
+    });
+    // Writing into a Vec cannot fail.
+    let _ = match integral {
+        Some(f) if f < 0.0 => serde_json::to_writer(&mut *out, &(f as i64)),
+        Some(f) => serde_json::to_writer(&mut *out, &(f as u64)),
+        None => serde_json::to_writer(&mut *out, n),
+    };
+}
+
+/// Appends canonical JSON to `out` without allocating per key or scalar.
+fn write_canonical(value: &Value, out: &mut Vec<u8>, by_value: bool) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out, by_value);
-                }
+                let _ = serde_json::to_writer(&mut *out, key);
+                out.push(b':');
+                write_canonical(v, out, by_value);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out, by_value);
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::Number(n) if by_value => out.push_str(&number_by_value(n)),
-        scalar => out.push_str(&scalar.to_string()),
+        Value::Number(n) if by_value => write_number_by_value(n, out),
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
     }
+}
+
+/// The binding text of a call: canonical JSON of `[grant id, tool, arguments, revision]`.
+pub fn binding(grant_id: &str, tool: &str, args: &Value, revision: &str) -> String {
+    let mut out = vec![b'['];
+    let _ = serde_json::to_writer(&mut out, grant_id);
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut out, tool);
+    out.push(b',');
+    write_canonical(args, &mut out, false);
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut out, revision);
+    out.push(b']');
+    into_string(out)
 }
 
 /// 128-bit FNV-1a.
@@ -90,20 +107,6 @@ pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
         hash = hash.wrapping_mul(PRIME);
     }
     hash
-}
-
-/// The binding text of a call: canonical JSON of `[grant id, tool, arguments, revision]`.
-pub fn binding(grant_id: &str, tool: &str, args: &Value, revision: &str) -> String {
-    let mut out = String::from("[");
-    out.push_str(&Value::from(grant_id).to_string());
-    out.push(',');
-    out.push_str(&Value::from(tool).to_string());
-    out.push(',');
-    write_canonical(args, &mut out, false);
-    out.push(',');
-    out.push_str(&Value::from(revision).to_string());
-    out.push(']');
-    out
 }
 
 /// The approval id of a binding: `ap-` and 32 hex digits.

@@ -147,6 +147,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Whether two scopes key budgets the same way (`args.a` and `/args/a` are one scope).
+    pub fn same_as(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Arg(a), Scope::Arg(b)) => a.same_place(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+
     /// The scope as written in a policy.
     pub fn describe(&self) -> String {
         match self {
@@ -276,7 +284,15 @@ pub(crate) struct Reader {
 }
 
 fn child(pointer: &str, token: &str) -> String {
-    format!("{pointer}/{}", escape_pointer_token(token))
+    let mut out = String::with_capacity(pointer.len() + token.len() + 1);
+    out.push_str(pointer);
+    out.push('/');
+    if token.contains(['~', '/']) {
+        out.push_str(&escape_pointer_token(token));
+    } else {
+        out.push_str(token);
+    }
+    out
 }
 
 impl Reader {

@@ -148,6 +148,18 @@ impl Path {
         })
     }
 
+    /// Whether two paths reach the same place, however they are written
+    /// (`args.a.b` and `/args/a/b`).
+    ///
+    /// ```
+    /// use mcp_policy::path::Path;
+    /// assert!(Path::parse("args.a.0").unwrap().same_place(&Path::parse("/args/a/0").unwrap()));
+    /// assert!(!Path::parse("args.a").unwrap().same_place(&Path::parse("args.b").unwrap()));
+    /// ```
+    pub fn same_place(&self, other: &Path) -> bool {
+        self.root == other.root && self.segments == other.segments
+    }
+
     /// The root this path starts from.
     pub fn root(&self) -> Root {
         self.root

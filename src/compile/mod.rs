@@ -177,6 +177,9 @@ impl Policy {
 
     /// The index of the `hide` entry that hides `tool`, if any.
     pub(crate) fn hidden_by(&self, tool: &str) -> Option<usize> {
+        if self.hide_rules.is_empty() {
+            return None;
+        }
         let exact = self.hide_exact.get(tool).copied();
         let pattern = self
             .hide_patterns
@@ -304,12 +307,13 @@ impl Policy {
                 }
             }
         }
-        let stages: SmallVec<[&CompiledStage; 2]> = match entry {
-            Some(e) => [&e.stage, &self.all_tools].into_iter().collect(),
-            None => [&self.all_tools].into_iter().collect(),
+        let tool_stage: &[CompiledStage] = match entry {
+            Some(e) => std::slice::from_ref(&e.stage),
+            None => &[],
         };
+        let stages = tool_stage.iter().chain(std::iter::once(&self.all_tools));
         // 5. require, then deny_if: the tool's, then all_tools'
-        for stage in &stages {
+        for stage in stages.clone() {
             for condition in &stage.require {
                 match condition.holds(tool, args, grant) {
                     Ok(true) => {}
@@ -340,7 +344,7 @@ impl Policy {
                 approve = Some((&e.action_rule, &e.approve_message));
             }
         }
-        for stage in &stages {
+        for stage in stages.clone() {
             for clause in &stage.approve_if {
                 match clause_matches(clause, tool, args, grant) {
                     Ok(true) => {
@@ -364,7 +368,7 @@ impl Policy {
         // 7. limits: the tool's, then all_tools'
         let mut limits: SmallVec<[&CompiledLimit; 2]> = SmallVec::new();
         let mut charges: SmallVec<[Charge<'a>; 2]> = SmallVec::new();
-        for stage in &stages {
+        for stage in stages.clone() {
             for limit in &stage.limits {
                 let key = match counter_key(limit, tool, args, grant) {
                     Ok(key) => key,
@@ -580,8 +584,8 @@ fn limit_cost(
 }
 
 fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Option<Policy> {
-    let mut counters: HashMap<String, (String, u64, u64, String, Reset)> = HashMap::new();
-    let mut compile_stage = |stage: &Stage, errors: &mut Vec<LoadError>| -> CompiledStage {
+    check_counters(&document, errors);
+    let compile_stage = |stage: &Stage, errors: &mut Vec<LoadError>| -> CompiledStage {
         let mut out = CompiledStage::default();
         let cond = |c: &crate::document::Condition, errors: &mut Vec<LoadError>| {
             match CompiledCondition::compile(c) {
@@ -623,11 +627,12 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
             })
             .collect();
         for limit in &stage.limits {
-            check_counter(&mut counters, limit, errors);
             out.limits.push(compile_limit(limit));
         }
         out
     };
+    let default_deny: Arc<str> = "this tool is denied by policy".into();
+    let default_approve: Arc<str> = "this tool needs human approval before each call".into();
     let mut entries = Vec::new();
     let mut exact = HashMap::new();
     let mut patterns = Vec::new();
@@ -646,20 +651,18 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
                 }
             }
         });
-        let action_rule: Arc<str> = format!("{}/action", tool.pointer).into();
-        let deny_message: Arc<str> = tool
-            .reason
-            .clone()
-            .unwrap_or_else(|| "this tool is denied by policy".to_owned())
-            .into();
-        let approve_message: Arc<str> = tool
-            .reason
-            .clone()
-            .unwrap_or_else(|| "this tool needs human approval before each call".to_owned())
-            .into();
+        let rule: Arc<str> = tool.pointer.as_str().into();
+        // The action's rule and messages are only ever used by deny and approve entries.
+        let action_rule: Arc<str> = match tool.action {
+            Action::Allow => rule.clone(),
+            _ => format!("{}/action", tool.pointer).into(),
+        };
+        let reason: Option<Arc<str>> = tool.reason.as_deref().map(Arc::from);
+        let deny_message = reason.clone().unwrap_or_else(|| default_deny.clone());
+        let approve_message = reason.unwrap_or_else(|| default_approve.clone());
         entries.push(CompiledEntry {
             key: tool.key.as_str().into(),
-            rule: tool.pointer.as_str().into(),
+            rule,
             action: tool.action,
             action_rule,
             deny_message,
@@ -731,47 +734,40 @@ fn compile_limit(limit: &Limit) -> CompiledLimit {
     }
 }
 
-fn check_counter(
-    counters: &mut HashMap<String, (String, u64, u64, String, Reset)>,
-    limit: &Limit,
-    errors: &mut Vec<LoadError>,
-) {
-    let scope = limit.scope.describe();
-    match counters.get(&limit.counter) {
-        None => {
-            counters.insert(
-                limit.counter.clone(),
-                (
-                    limit.pointer.clone(),
-                    limit.window_ms,
-                    limit.max,
-                    scope,
-                    limit.reset,
-                ),
-            );
-        }
-        Some((first, window, max, first_scope, reset)) => {
-            let field = if *window != limit.window_ms {
-                Some("window")
-            } else if *max != limit.max {
-                Some("max")
-            } else if *first_scope != scope {
-                Some("scope")
-            } else if *reset != limit.reset {
-                Some("reset")
-            } else {
-                None
-            };
-            if let Some(field) = field {
-                errors.push(LoadError::new(
-                    limit.pointer.clone(),
-                    LoadErrorKind::CounterConflict {
-                        counter: limit.counter.clone(),
-                        other: first.clone(),
-                        field,
-                    },
-                ));
-            }
+/// Every limit naming a counter must agree on window, max, scope and reset; a conflict is
+/// reported at the later limit (tools in document order, then `all_tools`).
+fn check_counters(document: &Document, errors: &mut Vec<LoadError>) {
+    let mut first: HashMap<&str, &Limit> = HashMap::new();
+    let stages = document
+        .tools
+        .iter()
+        .map(|t| &t.stage)
+        .chain(std::iter::once(&document.all_tools));
+    for limit in stages.flat_map(|s| &s.limits) {
+        let Some(seen) = first.get(limit.counter.as_str()) else {
+            first.insert(&limit.counter, limit);
+            continue;
+        };
+        let field = if seen.window_ms != limit.window_ms {
+            Some("window")
+        } else if seen.max != limit.max {
+            Some("max")
+        } else if !seen.scope.same_as(&limit.scope) {
+            Some("scope")
+        } else if seen.reset != limit.reset {
+            Some("reset")
+        } else {
+            None
+        };
+        if let Some(field) = field {
+            errors.push(LoadError::new(
+                limit.pointer.clone(),
+                LoadErrorKind::CounterConflict {
+                    counter: limit.counter.clone(),
+                    other: seen.pointer.clone(),
+                    field,
+                },
+            ));
         }
     }
 }

@@ -9,7 +9,9 @@ use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 use super::window::{Calendar, Sliding};
-use super::{CounterKey, CounterStore, Outcome, Plan, Reservation, ReservedCharge, ScopeKey};
+use super::{
+    Charge, CounterKey, CounterStore, Outcome, Plan, Reservation, ReservedCharge, ScopeKey,
+};
 use crate::document::Reset;
 use crate::error::{HostError, StoreError};
 
@@ -322,8 +324,113 @@ fn held_shard<'g, 's>(
         .map(|(_, g)| &mut **g)
 }
 
+impl MemoryStore {
+    /// Creates the counter for `charge` in `shard`, charged at `now`; returns its id and the
+    /// cost used after charging. The caller has reserved room under the key cap.
+    fn insert_new(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        charge: &Charge<'_>,
+        now: u64,
+    ) -> (u64, u64) {
+        shard.next_id += 1;
+        let id = shard.next_id;
+        let state = match charge.key.reset {
+            Reset::Sliding => State::Sliding(Sliding::default()),
+            Reset::Calendar => State::Calendar(Calendar::default()),
+        };
+        let mut entry = Entry {
+            key: OwnedKey::from_key(&charge.key),
+            hash,
+            id,
+            window_ms: charge.key.window_ms,
+            state,
+        };
+        entry.refresh(now);
+        let used = entry.charge(now, charge.cost);
+        shard.inserts_since_sweep += 1;
+        if shard.inserts_since_sweep > shard.table.len().max(64) {
+            self.sweep_shard(shard, now);
+        }
+        shard.table.insert_unique(hash, entry, |e| e.hash);
+        (id, used)
+    }
+
+    /// The common case, one charge and no approval: one lock, one lookup.
+    fn apply_one(&self, now_ms: u64, charge: &Charge<'_>) -> Result<Outcome, StoreError> {
+        let hash = self.hasher.hash_one(&charge.key);
+        let index = self.shard_of(hash);
+        let shard = self
+            .shards
+            .get(index)
+            .ok_or_else(|| StoreError::Unavailable("shard index out of range".into()))?;
+        let mut guard = shard.lock();
+        guard.high_water = guard.high_water.max(now_ms);
+        let now = guard.high_water;
+        if charge.cost > charge.max {
+            return Ok(Outcome::Limited {
+                charge: 0,
+                retry_after_ms: charge.key.window_ms,
+            });
+        }
+        if let Some(entry) = guard.table.find_mut(hash, |e| e.key.matches(&charge.key)) {
+            entry.refresh(now);
+            let retry_after_ms = entry.retry_after(now, charge.max, charge.cost);
+            if retry_after_ms > 0 {
+                return Ok(Outcome::Limited {
+                    charge: 0,
+                    retry_after_ms,
+                });
+            }
+            let used = entry.charge(now, charge.cost);
+            let reservation = (charge.cost > 0).then(|| Reservation {
+                charges: smallvec::smallvec![ReservedCharge {
+                    slot: hash,
+                    tag: entry.id,
+                    at_ms: now,
+                    cost: charge.cost
+                }],
+            });
+            return Ok(Outcome::Admitted {
+                remaining: Some(charge.max.saturating_sub(used)),
+                reservation,
+            });
+        }
+        if charge.cost == 0 {
+            return Ok(Outcome::Admitted {
+                remaining: Some(charge.max),
+                reservation: None,
+            });
+        }
+        let mut held: SmallVec<[(usize, MutexGuard<'_, Shard>); 4]> =
+            smallvec::smallvec![(index, guard)];
+        self.reserve_keys(1, &mut held, now)?;
+        let Some((_, guard)) = held.first_mut() else {
+            return Err(StoreError::Unavailable("shard not locked".into()));
+        };
+        let (id, used) = self.insert_new(guard, hash, charge, now);
+        Ok(Outcome::Admitted {
+            remaining: Some(charge.max.saturating_sub(used)),
+            reservation: Some(Reservation {
+                charges: smallvec::smallvec![ReservedCharge {
+                    slot: hash,
+                    tag: id,
+                    at_ms: now,
+                    cost: charge.cost
+                }],
+            }),
+        })
+    }
+}
+
 impl CounterStore for MemoryStore {
     fn apply(&self, plan: &Plan<'_>) -> Result<Outcome, StoreError> {
+        if plan.approval.is_none() {
+            if let [charge] = plan.charges.as_slice() {
+                return self.apply_one(plan.now_ms, charge);
+            }
+        }
         let hashes: SmallVec<[u64; 4]> = plan
             .charges
             .iter()
@@ -441,32 +548,13 @@ impl CounterStore for MemoryStore {
                 }
                 None if charge.cost == 0 => 0,
                 None => {
-                    shard.next_id += 1;
-                    let id = shard.next_id;
-                    let state = match charge.key.reset {
-                        Reset::Sliding => State::Sliding(Sliding::default()),
-                        Reset::Calendar => State::Calendar(Calendar::default()),
-                    };
-                    let mut entry = Entry {
-                        key: OwnedKey::from_key(&charge.key),
-                        hash: *hash,
-                        id,
-                        window_ms: charge.key.window_ms,
-                        state,
-                    };
-                    entry.refresh(now);
-                    let used = entry.charge(now, charge.cost);
+                    let (id, used) = self.insert_new(shard, *hash, charge, now);
                     reservation.charges.push(ReservedCharge {
                         slot: *hash,
                         tag: id,
                         at_ms: now,
                         cost: charge.cost,
                     });
-                    shard.inserts_since_sweep += 1;
-                    if shard.inserts_since_sweep > shard.table.len().max(64) {
-                        self.sweep_shard(shard, now);
-                    }
-                    shard.table.insert_unique(*hash, entry, |e| e.hash);
                     inserted += 1;
                     used
                 }
