@@ -246,6 +246,7 @@ impl Policy {
     /// assert_eq!(decision.verdict, Verdict::Allow);
     /// assert_eq!(decision.remaining, Some(9));
     /// ```
+    #[inline]
     pub fn plan<'a>(
         &'a self,
         tool: &'a str,
@@ -421,6 +422,7 @@ impl Policy {
     }
 
     /// Turns a store's answer for `pending.plan` into the decision. A store error denies.
+    #[inline]
     pub fn conclude(&self, pending: Pending<'_>, outcome: Result<Outcome, StoreError>) -> Decision {
         let Pending {
             plan,
