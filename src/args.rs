@@ -22,33 +22,55 @@ pub const MAX_BYTES: usize = 1 << 20;
 /// ```
 pub fn check_args(args: &Value) -> Result<(), String> {
     let mut size = 0usize;
-    walk(args, 1, &mut size)
+    walk(args, 1, &mut size).map_err(|bound| match bound {
+        Bound::Depth => format!("arguments are nested deeper than {MAX_DEPTH} levels"),
+        Bound::Size => too_large(),
+    })
+}
+
+/// Which bound a walk crossed (the message is written once, at the top).
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Depth,
+    Size,
+}
+
+fn too_large() -> String {
+    format!("arguments are larger than {MAX_BYTES} bytes (1 MiB)")
 }
 
 /// `depth` counts containers: the top-level object is level 1, and a scalar adds no level.
-fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), String> {
-    if depth > MAX_DEPTH && (value.is_array() || value.is_object()) {
-        return Err(format!(
-            "arguments are nested deeper than {MAX_DEPTH} levels"
-        ));
-    }
-    *size += match value {
-        Value::Null | Value::Bool(true) => 4,
-        Value::Bool(false) => 5,
-        Value::Number(n) => number_len(n),
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.len(),
-        Value::Object(map) => 2 + map.iter().map(|(k, _)| k.len() + 4).sum::<usize>(),
-    };
-    if *size > MAX_BYTES {
-        return Err(format!(
-            "arguments are larger than {MAX_BYTES} bytes (1 MiB)"
-        ));
-    }
+fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), Bound> {
     match value {
-        Value::Array(items) => items.iter().try_for_each(|v| walk(v, depth + 1, size)),
-        Value::Object(map) => map.values().try_for_each(|v| walk(v, depth + 1, size)),
-        _ => Ok(()),
+        Value::Array(items) => {
+            if depth > MAX_DEPTH {
+                return Err(Bound::Depth);
+            }
+            *size += 2 + items.len();
+            for item in items {
+                walk(item, depth + 1, size)?;
+            }
+        }
+        Value::Object(map) => {
+            if depth > MAX_DEPTH {
+                return Err(Bound::Depth);
+            }
+            *size += 2;
+            for (key, item) in map {
+                // The key, its quotes, the colon and a comma.
+                *size += key.len() + 4;
+                walk(item, depth + 1, size)?;
+            }
+        }
+        Value::Null | Value::Bool(true) => *size += 4,
+        Value::Bool(false) => *size += 5,
+        Value::Number(n) => *size += number_len(n),
+        Value::String(s) => *size += s.len() + 2,
+    }
+    if *size > MAX_BYTES {
+        Err(Bound::Size)
+    } else {
+        Ok(())
     }
 }
 
@@ -84,9 +106,7 @@ fn digits(mut n: u64) -> usize {
 /// ```
 pub fn parse_args(text: &str) -> Result<Value, String> {
     if text.len() > MAX_BYTES.saturating_mul(2) {
-        return Err(format!(
-            "arguments are larger than {MAX_BYTES} bytes (1 MiB)"
-        ));
+        return Err(too_large());
     }
     let value = parse_strict(text).map_err(|e| format!("{} at {}", e.message, e.position))?;
     if !value.is_object() {
