@@ -1,7 +1,7 @@
 //! The answer for one call.
 
+use crate::text::Text;
 use std::fmt;
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -57,11 +57,11 @@ pub struct Decision {
     /// allow, deny, limit or approve.
     pub verdict: Verdict,
     /// JSON Pointer of the rule that decided (`""` for checks on the input itself).
-    pub rule: Arc<str>,
+    pub rule: Text,
     /// Why, for a person (always present except on allow).
-    pub message: Option<Arc<str>>,
+    pub message: Option<Text>,
     /// On limit: the counter that refused.
-    pub counter: Option<Arc<str>>,
+    pub counter: Option<Text>,
     /// On limit: milliseconds until the same call would be admitted.
     pub retry_after_ms: Option<u64>,
     /// On allow, when the call has limits: the smallest `max - used` after charging.
@@ -73,7 +73,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub(crate) fn new(verdict: Verdict, rule: Arc<str>, message: Option<Arc<str>>) -> Decision {
+    pub(crate) fn new(verdict: Verdict, rule: Text, message: Option<Text>) -> Decision {
         Decision {
             verdict,
             rule,
@@ -86,7 +86,7 @@ impl Decision {
         }
     }
 
-    pub(crate) fn deny(rule: &Arc<str>, message: impl Into<Arc<str>>) -> Decision {
+    pub(crate) fn deny(rule: &Text, message: impl Into<Text>) -> Decision {
         Decision::new(Verdict::Deny, rule.clone(), Some(message.into()))
     }
 

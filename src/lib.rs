@@ -66,6 +66,7 @@ pub mod path;
 pub mod pattern;
 pub mod source;
 pub mod store;
+pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::{Pending, Policy, Step};

@@ -1,8 +1,8 @@
 //! Compiled conditions: operands prepared once (regexes built, numbers typed, directories
 //! normalised), tested per call without parsing.
 
+use crate::text::Text;
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::{Number, Value};
@@ -15,12 +15,12 @@ use crate::path::{Found, Path};
 /// A condition ready to test.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledCondition {
-    pub(crate) rule: Arc<str>,
+    pub(crate) rule: Text,
     pub(crate) path: Path,
     pub(crate) op: Op,
     pub(crate) test: Test,
     /// Message when this condition fails in `require`.
-    pub(crate) message: Arc<str>,
+    pub(crate) message: Text,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl CompiledCondition {
                 condition.value.as_str().unwrap_or_default(),
             )),
         };
-        let message: Arc<str> = match &condition.on_deny {
+        let message: Text = match &condition.on_deny {
             Some(m) => m.as_str().into(),
             None => format!(
                 "requirement not met: `{}` {} {}",

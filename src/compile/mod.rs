@@ -3,7 +3,8 @@
 
 pub(crate) mod condition;
 
-use std::sync::{Arc, LazyLock};
+use crate::text::Text;
+use std::sync::LazyLock;
 
 use hashbrown::HashMap;
 use serde_json::Value;
@@ -37,14 +38,14 @@ use condition::CompiledCondition;
 #[derive(Debug)]
 pub struct Policy {
     document: Document,
-    revision: Arc<str>,
-    default_rule: Arc<str>,
-    default_message: Arc<str>,
-    input_rule: Arc<str>,
+    revision: Text,
+    default_rule: Text,
+    default_message: Text,
+    input_rule: Text,
     hide_exact: HashMap<Box<str>, usize>,
     hide_patterns: Vec<(Glob, usize)>,
-    hide_rules: Vec<Arc<str>>,
-    hidden_message: Arc<str>,
+    hide_rules: Vec<Text>,
+    hidden_message: Text,
     exact: HashMap<Box<str>, usize>,
     patterns: Vec<(Glob, usize)>,
     entries: Vec<CompiledEntry>,
@@ -53,18 +54,18 @@ pub struct Policy {
 
 #[derive(Debug)]
 pub(crate) struct CompiledEntry {
-    pub(crate) key: Arc<str>,
-    pub(crate) rule: Arc<str>,
+    pub(crate) key: Text,
+    pub(crate) rule: Text,
     pub(crate) action: Action,
-    pub(crate) action_rule: Arc<str>,
-    pub(crate) deny_message: Arc<str>,
-    pub(crate) approve_message: Arc<str>,
+    pub(crate) action_rule: Text,
+    pub(crate) deny_message: Text,
+    pub(crate) approve_message: Text,
     pub(crate) schema: Option<CompiledSchema>,
     pub(crate) stage: CompiledStage,
 }
 
 pub(crate) struct CompiledSchema {
-    pub(crate) rule: Arc<str>,
+    pub(crate) rule: Text,
     pub(crate) validator: jsonschema::Validator,
 }
 
@@ -86,21 +87,21 @@ pub(crate) struct CompiledStage {
 
 #[derive(Debug)]
 pub(crate) struct CompiledClause {
-    pub(crate) rule: Arc<str>,
+    pub(crate) rule: Text,
     pub(crate) conditions: Vec<CompiledCondition>,
-    pub(crate) message: Arc<str>,
+    pub(crate) message: Text,
 }
 
 #[derive(Debug)]
 pub(crate) struct CompiledLimit {
-    pub(crate) rule: Arc<str>,
-    pub(crate) counter: Arc<str>,
+    pub(crate) rule: Text,
+    pub(crate) counter: Text,
     pub(crate) window_ms: u64,
     pub(crate) max: u64,
     pub(crate) scope: Scope,
     pub(crate) cost: Cost,
     pub(crate) reset: Reset,
-    pub(crate) message: Arc<str>,
+    pub(crate) message: Text,
 }
 
 /// The first step of deciding a call, before any counter is touched.
@@ -119,8 +120,8 @@ pub struct Pending<'a> {
     /// What the store must apply, atomically.
     pub plan: Plan<'a>,
     limits: SmallVec<[&'a CompiledLimit; 2]>,
-    allow_rule: &'a Arc<str>,
-    approve: Option<(&'a Arc<str>, &'a Arc<str>)>,
+    allow_rule: &'a Text,
+    approve: Option<(&'a Text, &'a Text)>,
 }
 
 static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::Map::new()));
@@ -339,7 +340,7 @@ impl Policy {
         }
         // 6. approval: the action, else the first matching approve_if (all are evaluated:
         //    an evaluation error anywhere denies).
-        let mut approve: Option<(&Arc<str>, &Arc<str>)> = None;
+        let mut approve: Option<(&Text, &Text)> = None;
         if let Some(e) = entry {
             if e.action == Action::Approve {
                 approve = Some((&e.action_rule, &e.approve_message));
@@ -497,7 +498,7 @@ fn clause_matches<'p>(
     tool: &str,
     args: &Value,
     grant: &Grant,
-) -> Result<bool, (&'p Arc<str>, String)> {
+) -> Result<bool, (&'p Text, String)> {
     // Every condition is evaluated, so that an evaluation error anywhere denies.
     let mut all = true;
     for condition in &clause.conditions {
@@ -633,8 +634,8 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
         }
         out
     };
-    let default_deny: Arc<str> = "this tool is denied by policy".into();
-    let default_approve: Arc<str> = "this tool needs human approval before each call".into();
+    let default_deny: Text = "this tool is denied by policy".into();
+    let default_approve: Text = "this tool needs human approval before each call".into();
     let mut entries = Vec::new();
     let mut exact = HashMap::new();
     let mut patterns = Vec::new();
@@ -653,13 +654,13 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
                 }
             }
         });
-        let rule: Arc<str> = tool.pointer.as_str().into();
+        let rule: Text = tool.pointer.as_str().into();
         // The action's rule and messages are only ever used by deny and approve entries.
-        let action_rule: Arc<str> = match tool.action {
+        let action_rule: Text = match tool.action {
             Action::Allow => rule.clone(),
             _ => format!("{}/action", tool.pointer).into(),
         };
-        let reason: Option<Arc<str>> = tool.reason.as_deref().map(Arc::from);
+        let reason: Option<Text> = tool.reason.as_deref().map(Text::from);
         let deny_message = reason.clone().unwrap_or_else(|| default_deny.clone());
         let approve_message = reason.unwrap_or_else(|| default_approve.clone());
         entries.push(CompiledEntry {
@@ -685,14 +686,14 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
     let mut hide_patterns = Vec::new();
     let mut hide_rules = Vec::new();
     for (i, name) in document.hide.iter().enumerate() {
-        hide_rules.push(Arc::from(format!("/hide/{i}")));
+        hide_rules.push(Text::from(format!("/hide/{i}")));
         if is_pattern(name) {
             hide_patterns.push((Glob::new(name), i));
         } else {
             hide_exact.entry(name.clone().into_boxed_str()).or_insert(i);
         }
     }
-    let revision: Arc<str> = format!(
+    let revision: Text = format!(
         "rev-{:016x}",
         (fnv1a_128(canonical_json(value).as_bytes()) >> 64) as u64
     )
