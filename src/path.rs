@@ -184,19 +184,29 @@ impl Path {
 
     fn descend_map<'a>(&self, map: &'a serde_json::Map<String, Value>) -> Option<Found<'a>> {
         let (first, rest) = self.segments.split_first()?;
-        let value = map.get(&*first.key)?;
+        let value = member(map, &first.key)?;
         self.descend(value, rest).map(Found::Json)
     }
 
     fn descend<'a>(&self, mut value: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
         for segment in segments {
             value = match value {
-                Value::Object(map) => map.get(&*segment.key)?,
+                Value::Object(map) => member(map, &segment.key)?,
                 Value::Array(items) => items.get(segment.index?)?,
                 _ => return None,
             };
         }
         Some(value)
+    }
+}
+
+/// Looks a key up in an object. Arguments objects are small: a scan of a few entries is
+/// cheaper than hashing the key (serde_json's ordered map hashes with SipHash).
+fn member<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= 8 {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
     }
 }
 
