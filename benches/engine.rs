@@ -9,18 +9,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
 use serde_json::{Value, json};
 
-const SEED: &str = r#"{ "version": "1", "default": "deny", "tools": { "start_security_scan": { "limits": [
-  { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#;
+const SEED: &str = include_str!("data/seed.json");
 
-const CONDITIONED: &str = r#"{ "version": "1", "default": "deny", "tools": { "refund": {
-  "schema": { "type": "object", "required": ["amount", "currency", "reason"],
-              "properties": { "amount": { "type": "integer", "minimum": 0 },
-                              "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
-                              "reason": { "type": "string", "maxLength": 200 } } },
-  "require": [ { "path": "args.reason", "op": "exists", "value": true },
-               { "path": "args.currency", "op": "in", "value": ["USD", "EUR", "GBP"] } ],
-  "deny_if": [ { "conditions": [ { "path": "args.amount", "op": "gt", "value": 10000 } ], "on_deny": "too big" },
-               { "conditions": [ { "path": "args.reason", "op": "regex", "value": "(?i)\\b(test|ignore previous)\\b" } ] } ] } } }"#;
+const CONDITIONED: &str = include_str!("data/conditioned.json");
 
 fn engine(policy: &str) -> (Engine<ManualClock, MemoryStore>, ManualClock) {
     let clock = ManualClock::new(1_763_712_000_000);

@@ -7,8 +7,7 @@
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy, Verdict};
 use serde_json::json;
 
-const SEED: &str = r#"{ "version": "1", "default": "deny", "tools": { "start_security_scan": { "limits": [
-  { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#;
+const SEED: &str = include_str!("../benches/data/seed.json");
 
 fn allow(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let clock = ManualClock::new(1_763_712_000_000);

@@ -423,6 +423,25 @@ fn holds(c: &Value, tool: &str, args: &Value, grant: &Grant) -> Result<bool, ()>
     })
 }
 
+/// Whether every condition of a clause holds; `Err(rule of the condition)` on an evaluation
+/// error (every condition is evaluated, so an error anywhere counts).
+fn clause_holds(
+    clause: &Value,
+    rule: &str,
+    tool: &str,
+    args: &Value,
+    grant: &Grant,
+) -> Result<bool, String> {
+    let mut all = true;
+    for (j, c) in clause["conditions"].as_array().unwrap().iter().enumerate() {
+        match holds(c, tool, args, grant) {
+            Err(()) => return Err(format!("{rule}/conditions/{j}")),
+            Ok(h) => all &= h,
+        }
+    }
+    Ok(all)
+}
+
 fn canonical(v: &Value) -> String {
     mcp_policy::approval::canonical_json(v)
 }
@@ -528,26 +547,11 @@ impl Reference {
                 }
             }
             for (i, clause) in s["deny_if"].as_array().into_iter().flatten().enumerate() {
-                let mut all = true;
-                for (j, c) in clause["conditions"].as_array().unwrap().iter().enumerate() {
-                    match holds(c, tool, args, grant) {
-                        Err(()) => {
-                            return (
-                                Answer::new(
-                                    Verdict::Deny,
-                                    format!("{base}/deny_if/{i}/conditions/{j}"),
-                                ),
-                                None,
-                            );
-                        }
-                        Ok(h) => all &= h,
-                    }
-                }
-                if all {
-                    return (
-                        Answer::new(Verdict::Deny, format!("{base}/deny_if/{i}")),
-                        None,
-                    );
+                let rule = format!("{base}/deny_if/{i}");
+                match clause_holds(clause, &rule, tool, args, grant) {
+                    Err(error_rule) => return (Answer::new(Verdict::Deny, error_rule), None),
+                    Ok(true) => return (Answer::new(Verdict::Deny, rule), None),
+                    Ok(false) => {}
                 }
             }
         }
@@ -560,23 +564,11 @@ impl Reference {
         }
         for (base, s) in &stages {
             for (i, clause) in s["approve_if"].as_array().into_iter().flatten().enumerate() {
-                let mut all = true;
-                for (j, c) in clause["conditions"].as_array().unwrap().iter().enumerate() {
-                    match holds(c, tool, args, grant) {
-                        Err(()) => {
-                            return (
-                                Answer::new(
-                                    Verdict::Deny,
-                                    format!("{base}/approve_if/{i}/conditions/{j}"),
-                                ),
-                                None,
-                            );
-                        }
-                        Ok(h) => all &= h,
-                    }
-                }
-                if all && approve.is_none() {
-                    approve = Some(format!("{base}/approve_if/{i}"));
+                let rule = format!("{base}/approve_if/{i}");
+                match clause_holds(clause, &rule, tool, args, grant) {
+                    Err(error_rule) => return (Answer::new(Verdict::Deny, error_rule), None),
+                    Ok(true) if approve.is_none() => approve = Some(rule),
+                    Ok(_) => {}
                 }
             }
         }

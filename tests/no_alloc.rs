@@ -42,8 +42,7 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (usize, T) {
     (COUNT.with(Cell::get) - before, out)
 }
 
-const SEED: &str = r#"{ "version": "1", "default": "deny", "tools": { "start_security_scan": { "limits": [
-  { "counter": "start_security_scan_rate", "window": "minute", "max": 10, "scope": "grant" } ] } } }"#;
+const SEED: &str = include_str!("../benches/data/seed.json");
 
 #[test]
 fn the_counter_sees_allocations() {
