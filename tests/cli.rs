@@ -15,15 +15,20 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(BIN)
+/// Starts the binary in the repository root with all three standard streams piped.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
         .args(args)
         .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = spawn(args);
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
         // The command may exit before reading (an unusable policy): a broken pipe is fine.
@@ -237,14 +242,7 @@ fn eval_approve_and_release_flows() {
 
 #[test]
 fn eval_flushes_each_answer_before_the_next_line_is_written() {
-    let mut child = Command::new(BIN)
-        .args(["eval", "--policy", SCANNER])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["eval", "--policy", SCANNER]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();

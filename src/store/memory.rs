@@ -525,8 +525,7 @@ impl CounterStore for MemoryStore {
         }
 
         // 3. Room for new keys, then charge everything.
-        let now_any = plan.now_ms;
-        self.reserve_keys(new_keys, &mut held, now_any)?;
+        self.reserve_keys(new_keys, &mut held, plan.now_ms)?;
         let mut remaining: Option<u64> = None;
         let mut reservation = Reservation::default();
         let mut inserted = 0usize;
@@ -562,7 +561,7 @@ impl CounterStore for MemoryStore {
             let left = charge.max.saturating_sub(used);
             remaining = Some(remaining.map_or(left, |r: u64| r.min(left)));
         }
-        // A key seen in step 1 may have been reclaimed (its window had passed) while making
+        // A key seen in step 2 may have been reclaimed (its window had passed) while making
         // room, and inserted again: count it.
         if inserted > new_keys {
             self.live.fetch_add(inserted - new_keys, Ordering::Relaxed);
