@@ -48,7 +48,7 @@ fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), Bound> {
             }
             *size += 2 + items.len();
             for item in items {
-                walk(item, depth + 1, size)?;
+                visit(item, depth, size)?;
             }
         }
         Value::Object(map) => {
@@ -59,18 +59,44 @@ fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), Bound> {
             for (key, item) in map {
                 // The key, its quotes, the colon and a comma.
                 *size += key.len() + 4;
-                walk(item, depth + 1, size)?;
+                visit(item, depth, size)?;
             }
         }
-        Value::Null | Value::Bool(true) => *size += 4,
-        Value::Bool(false) => *size += 5,
-        Value::Number(n) => *size += number_len(n),
-        Value::String(s) => *size += s.len() + 2,
+        scalar => *size += scalar_len(scalar),
     }
-    if *size > MAX_BYTES {
+    within(*size)
+}
+
+/// One member of a container at `depth`: scalars are measured here, without a call.
+#[inline(always)]
+fn visit(item: &Value, depth: usize, size: &mut usize) -> Result<(), Bound> {
+    match item {
+        Value::Array(_) | Value::Object(_) => walk(item, depth + 1, size),
+        scalar => {
+            *size += scalar_len(scalar);
+            within(*size)
+        }
+    }
+}
+
+#[inline(always)]
+fn within(size: usize) -> Result<(), Bound> {
+    if size > MAX_BYTES {
         Err(Bound::Size)
     } else {
         Ok(())
+    }
+}
+
+/// The compact JSON length of a scalar (containers are measured by [`walk`]).
+#[inline(always)]
+fn scalar_len(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => number_len(n),
+        Value::String(s) => s.len() + 2,
+        Value::Array(_) | Value::Object(_) => 0,
     }
 }
 
@@ -84,13 +110,8 @@ fn number_len(n: &serde_json::Number) -> usize {
     }
 }
 
-fn digits(mut n: u64) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    d
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Parses argument text the way a gateway should: duplicate keys are an error (a gateway and

@@ -7,11 +7,11 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::compile::{Policy, Step};
+use crate::compile::{Policy, Prepared};
 use crate::decision::Decision;
 use crate::error::{HostError, StoreError};
 use crate::grant::Grant;
-use crate::store::{CounterStore, MemoryStore, Reservation};
+use crate::store::{CounterStore, MemoryStore, Plan, Reservation};
 
 /// Decides tool calls.
 pub trait Decider {
@@ -106,15 +106,17 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
     /// Decides one call (see [`Decider::evaluate`]).
     pub fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
         let policy = self.policy.load();
-        let now = self.clock.now_ms();
-        match policy.plan(tool, args, grant, now) {
-            Step::Done(decision) => decision,
-            Step::Apply(pending) => {
-                let outcome = catch_unwind(AssertUnwindSafe(|| self.store.apply(&pending.plan)))
+        // The same steps as `Policy::plan`, then `Policy::conclude`, with the plan built in
+        // this frame and never moved.
+        let mut plan = Plan::new(self.clock.now_ms());
+        match policy.prepare(tool, args, grant, &mut plan) {
+            Prepared::Done(decision) => decision,
+            Prepared::Store(context) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| self.store.apply(&plan)))
                     .unwrap_or_else(|_| {
                         Err(StoreError::Unavailable("the counter store panicked".into()))
                     });
-                policy.conclude(pending, outcome)
+                policy.finish(&plan, context, outcome)
             }
         }
     }

@@ -8,7 +8,6 @@ use std::sync::LazyLock;
 
 use hashbrown::HashMap;
 use serde_json::Value;
-use smallvec::SmallVec;
 
 use crate::approval::{approval_id, binding, canonical_json, canonical_json_by_value, fnv1a_128};
 use crate::args::check_args;
@@ -95,7 +94,10 @@ pub(crate) struct CompiledClause {
 #[derive(Debug)]
 pub(crate) struct CompiledLimit {
     pub(crate) rule: Text,
+    /// The name as the decision reports it.
     pub(crate) counter: Text,
+    /// The same name, for counter keys (a plain `str`: reading it costs nothing per call).
+    pub(crate) counter_name: Box<str>,
     pub(crate) window_ms: u64,
     pub(crate) max: u64,
     pub(crate) scope: Scope,
@@ -119,9 +121,25 @@ pub enum Step<'a> {
 pub struct Pending<'a> {
     /// What the store must apply, atomically.
     pub plan: Plan<'a>,
-    limits: SmallVec<[&'a CompiledLimit; 2]>,
+    context: Context<'a>,
+}
+
+/// What concluding a call needs besides its plan: the entry whose limits the charges come
+/// from, and the rules that answer it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    entry: Option<&'a CompiledEntry>,
     allow_rule: &'a Text,
     approve: Option<(&'a Text, &'a Text)>,
+}
+
+/// The result of [`Policy::prepare`].
+#[allow(clippy::large_enum_variant)] // boxing would allocate on every call
+pub(crate) enum Prepared<'a> {
+    /// Decided without the store.
+    Done(Decision),
+    /// The scratch plan must go to the store.
+    Store(Context<'a>),
 }
 
 static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::Map::new()));
@@ -255,9 +273,27 @@ impl Policy {
         grant: &'a Grant,
         now_ms: u64,
     ) -> Step<'a> {
+        let mut plan = Plan::new(now_ms);
+        match self.prepare(tool, args, grant, &mut plan) {
+            Prepared::Done(decision) => Step::Done(decision),
+            Prepared::Store(context) => Step::Apply(Pending { plan, context }),
+        }
+    }
+
+    /// Steps 1 to 7 of the spec's procedure: decides the call, or fills `plan` (empty, with
+    /// the call's time) with what the store must apply. The engine keeps the plan in its own
+    /// stack frame for the whole call, so that it is never moved.
+    #[inline]
+    pub(crate) fn prepare<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+        plan: &mut Plan<'a>,
+    ) -> Prepared<'a> {
         let args: &'a Value = if args.is_null() { &EMPTY_ARGS } else { args };
         if !args.is_object() {
-            return Step::Done(Decision::deny(
+            return Prepared::Done(Decision::deny(
                 &self.input_rule,
                 format!(
                     "arguments must be a JSON object, found {}",
@@ -266,18 +302,18 @@ impl Policy {
             ));
         }
         if let Err(message) = check_args(args) {
-            return Step::Done(Decision::deny(&self.input_rule, message));
+            return Prepared::Done(Decision::deny(&self.input_rule, message));
         }
         // 1. hidden
         if let Some(i) = self.hidden_by(tool) {
             let rule = self.hide_rules.get(i).unwrap_or(&self.input_rule);
-            return Step::Done(Decision::deny(rule, self.hidden_message.clone()));
+            return Prepared::Done(Decision::deny(rule, self.hidden_message.clone()));
         }
         // 2. matching entry, else default
         let entry = self.entry_for(tool);
         let allow_rule = match entry {
             None if self.document.default == DefaultAction::Deny => {
-                return Step::Done(Decision::deny(
+                return Prepared::Done(Decision::deny(
                     &self.default_rule,
                     self.default_message.clone(),
                 ));
@@ -288,7 +324,7 @@ impl Policy {
         // 3. action deny
         if let Some(e) = entry {
             if e.action == Action::Deny {
-                return Step::Done(Decision::deny(&e.action_rule, e.deny_message.clone()));
+                return Prepared::Done(Decision::deny(&e.action_rule, e.deny_message.clone()));
             }
             // 4. schema
             if let Some(schema) = &e.schema {
@@ -305,7 +341,7 @@ impl Policy {
                         }
                         Ok(()) => "arguments do not match the schema".to_owned(),
                     };
-                    return Step::Done(Decision::deny(&schema.rule, message));
+                    return Prepared::Done(Decision::deny(&schema.rule, message));
                 }
             }
         }
@@ -320,21 +356,24 @@ impl Policy {
                 match condition.holds(tool, args, grant) {
                     Ok(true) => {}
                     Ok(false) => {
-                        return Step::Done(Decision::deny(
+                        return Prepared::Done(Decision::deny(
                             &condition.rule,
                             condition.message.clone(),
                         ));
                     }
-                    Err(e) => return Step::Done(Decision::deny(&condition.rule, e.message)),
+                    Err(e) => return Prepared::Done(Decision::deny(&condition.rule, e.message)),
                 }
             }
             for clause in &stage.deny_if {
                 match clause_matches(clause, tool, args, grant) {
                     Ok(false) => {}
                     Ok(true) => {
-                        return Step::Done(Decision::deny(&clause.rule, clause.message.clone()));
+                        return Prepared::Done(Decision::deny(
+                            &clause.rule,
+                            clause.message.clone(),
+                        ));
                     }
-                    Err((rule, message)) => return Step::Done(Decision::deny(rule, message)),
+                    Err((rule, message)) => return Prepared::Done(Decision::deny(rule, message)),
                 }
             }
         }
@@ -355,7 +394,7 @@ impl Policy {
                         }
                     }
                     Ok(false) => {}
-                    Err((rule, message)) => return Step::Done(Decision::deny(rule, message)),
+                    Err((rule, message)) => return Prepared::Done(Decision::deny(rule, message)),
                 }
             }
         }
@@ -368,17 +407,17 @@ impl Policy {
             })
         });
         // 7. limits: the tool's, then all_tools'
-        let mut limits: SmallVec<[&CompiledLimit; 2]> = SmallVec::new();
-        let mut charges: SmallVec<[Charge<'a>; 2]> = SmallVec::new();
+        let charges = &mut plan.charges;
+        let mut index = 0usize;
         for stage in stages.clone() {
             for limit in &stage.limits {
                 let key = match counter_key(limit, tool, args, grant) {
                     Ok(key) => key,
-                    Err(message) => return Step::Done(Decision::deny(&limit.rule, message)),
+                    Err(message) => return Prepared::Done(Decision::deny(&limit.rule, message)),
                 };
                 let cost = match limit_cost(limit, tool, args, grant) {
                     Ok(cost) => cost,
-                    Err(message) => return Step::Done(Decision::deny(&limit.rule, message)),
+                    Err(message) => return Prepared::Done(Decision::deny(&limit.rule, message)),
                 };
                 if let Some(existing) = charges.iter_mut().find(|c| c.key == key) {
                     existing.cost = existing.cost.saturating_add(cost);
@@ -387,18 +426,18 @@ impl Policy {
                         key,
                         max: limit.max,
                         cost,
-                        limit: limits.len(),
+                        limit: index,
                     });
                 }
-                limits.push(limit);
+                index += 1;
             }
         }
-        for charge in &charges {
+        for charge in charges.iter() {
             if charge.cost > charge.max {
-                let limit = limits.get(charge.limit).copied();
+                let limit = self.limit_of(entry, charge.limit);
                 let rule = limit.map_or(&self.input_rule, |l| &l.rule);
                 let counter = limit.map_or("", |l| &l.counter);
-                return Step::Done(Decision::deny(
+                return Prepared::Done(Decision::deny(
                     rule,
                     format!(
                         "this call costs {} but counter `{counter}` admits at most {} per window; it can never fit",
@@ -408,15 +447,11 @@ impl Policy {
             }
         }
         if charges.is_empty() && approval.is_none() {
-            return Step::Done(Decision::new(Verdict::Allow, allow_rule.clone(), None));
+            return Prepared::Done(Decision::new(Verdict::Allow, allow_rule.clone(), None));
         }
-        Step::Apply(Pending {
-            plan: Plan {
-                now_ms,
-                approval,
-                charges,
-            },
-            limits,
+        plan.approval = approval;
+        Prepared::Store(Context {
+            entry,
             allow_rule,
             approve,
         })
@@ -425,28 +460,51 @@ impl Policy {
     /// Turns a store's answer for `pending.plan` into the decision. A store error denies.
     #[inline]
     pub fn conclude(&self, pending: Pending<'_>, outcome: Result<Outcome, StoreError>) -> Decision {
-        let Pending {
-            plan,
-            limits,
+        self.finish(&pending.plan, pending.context, outcome)
+    }
+
+    /// The limit at `index` in a call's limit list: the entry's limits, then `all_tools`'.
+    fn limit_of<'p>(
+        &'p self,
+        entry: Option<&'p CompiledEntry>,
+        index: usize,
+    ) -> Option<&'p CompiledLimit> {
+        let own = entry.map_or(&[][..], |e| e.stage.limits.as_slice());
+        match index.checked_sub(own.len()) {
+            None => own.get(index),
+            Some(rest) => self.all_tools.limits.get(rest),
+        }
+    }
+
+    /// Turns a store's answer into the decision (see [`conclude`](Self::conclude)).
+    #[inline]
+    pub(crate) fn finish(
+        &self,
+        plan: &Plan<'_>,
+        context: Context<'_>,
+        outcome: Result<Outcome, StoreError>,
+    ) -> Decision {
+        let Context {
+            entry,
             allow_rule,
             approve,
-        } = pending;
+        } = context;
         match outcome {
             Err(error) => {
                 let rule = plan
                     .charges
                     .first()
-                    .and_then(|c| limits.get(c.limit))
+                    .and_then(|c| self.limit_of(entry, c.limit))
                     .map(|l| &l.rule)
                     .or(approve.map(|(rule, _)| rule))
                     .unwrap_or(allow_rule);
                 Decision::deny(rule, format!("{error}; the call is denied (fail closed)"))
             }
-            Ok(Outcome::ApprovalRequired) => match (approve, plan.approval) {
+            Ok(Outcome::ApprovalRequired) => match (approve, &plan.approval) {
                 (Some((rule, message)), Some(check)) => {
                     let mut d =
                         Decision::new(Verdict::Approve, rule.clone(), Some(message.clone()));
-                    d.approval_id = Some(check.id);
+                    d.approval_id = Some(check.id.clone());
                     d
                 }
                 _ => Decision::deny(
@@ -458,7 +516,10 @@ impl Policy {
                 charge,
                 retry_after_ms,
             }) => {
-                let limit = plan.charges.get(charge).and_then(|c| limits.get(c.limit));
+                let limit = plan
+                    .charges
+                    .get(charge)
+                    .and_then(|c| self.limit_of(entry, c.limit));
                 match limit {
                     Some(limit) => {
                         let mut d = Decision::new(
@@ -479,16 +540,20 @@ impl Policy {
             Ok(Outcome::Admitted {
                 remaining,
                 reservation,
-            }) => {
-                let mut d = Decision::new(Verdict::Allow, allow_rule.clone(), None);
-                d.remaining = if plan.charges.is_empty() {
+            }) => Decision {
+                verdict: Verdict::Allow,
+                rule: allow_rule.clone(),
+                message: None,
+                counter: None,
+                retry_after_ms: None,
+                remaining: if plan.charges.is_empty() {
                     None
                 } else {
                     remaining
-                };
-                d.reservation = reservation;
-                d
-            }
+                },
+                approval_id: None,
+                reservation,
+            },
         }
     }
 }
@@ -511,6 +576,7 @@ fn clause_matches<'p>(
     Ok(all)
 }
 
+#[inline]
 fn counter_key<'a>(
     limit: &'a CompiledLimit,
     tool: &'a str,
@@ -536,13 +602,14 @@ fn counter_key<'a>(
         },
     };
     Ok(CounterKey {
-        counter: &limit.counter,
+        counter: &limit.counter_name,
         window_ms: limit.window_ms,
         reset: limit.reset,
         scope,
     })
 }
 
+#[inline]
 fn limit_cost(
     limit: &CompiledLimit,
     tool: &str,
@@ -728,6 +795,7 @@ fn compile_limit(limit: &Limit) -> CompiledLimit {
     CompiledLimit {
         rule: limit.pointer.as_str().into(),
         counter: limit.counter.as_str().into(),
+        counter_name: limit.counter.as_str().into(),
         window_ms: limit.window_ms,
         max: limit.max,
         scope: limit.scope.clone(),

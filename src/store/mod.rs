@@ -122,6 +122,23 @@ pub struct Plan<'a> {
     pub charges: SmallVec<[Charge<'a>; 2]>,
 }
 
+impl Plan<'_> {
+    /// An empty plan at `now_ms`: no approval, no charges.
+    ///
+    /// ```
+    /// let plan = mcp_policy::Plan::new(1_000);
+    /// assert!(plan.charges.is_empty() && plan.approval.is_none());
+    /// ```
+    #[inline]
+    pub fn new(now_ms: u64) -> Self {
+        Plan {
+            now_ms,
+            approval: None,
+            charges: SmallVec::new(),
+        }
+    }
+}
+
 /// A charge that was made, so that it can be refunded.
 ///
 /// `slot` and `tag` are the store's own handles (the in-memory store uses the key's hash and
