@@ -1,6 +1,8 @@
 //! Tight loops for profilers (`perf record`, `valgrind --tool=callgrind`):
 //!
 //! - `cargo run --release --example hot_loop -- allow 5000000`: the seed policy's allow path;
+//! - `cargo run --release --example hot_loop -- conditioned 1000000`: the argument-conditioned
+//!   policy's allow path (schema, `require`, `deny_if` with a number and a regex);
 //! - `cargo run --release --example hot_loop -- compile 20`: loading and compiling a policy of
 //!   10,000 exact tools and 1,000 patterns.
 
@@ -8,6 +10,28 @@ use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy, Verdict};
 use serde_json::json;
 
 const SEED: &str = include_str!("../benches/data/seed.json");
+const CONDITIONED: &str = include_str!("../benches/data/conditioned.json");
+
+fn conditioned(n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let engine = Engine::with_parts(
+        Policy::from_json_str(CONDITIONED)?,
+        ManualClock::new(1_763_712_000_000),
+        MemoryStore::new(),
+    );
+    let args =
+        json!({"amount": 2500, "currency": "USD", "reason": "duplicate charge on invoice 4411"});
+    let grant = Grant::new("alice-laptop");
+    let start = std::time::Instant::now();
+    let mut allowed = 0u64;
+    for _ in 0..n {
+        if engine.evaluate("refund", &args, &grant).verdict == Verdict::Allow {
+            allowed += 1;
+        }
+    }
+    let per_call = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("{allowed} of {n} allowed, {per_call:.0} ns per call");
+    Ok(())
+}
 
 fn allow(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let clock = ManualClock::new(1_763_712_000_000);
@@ -67,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: Option<u64> = args.next().map(|s| s.parse()).transpose()?;
     match mode.as_str() {
         "compile" => compile(n.unwrap_or(20)),
+        "conditioned" => conditioned(n.unwrap_or(1_000_000)),
         _ => allow(n.unwrap_or(1_000_000)),
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
 use crate::compile::{Policy, Prepared};
-use crate::decision::Decision;
+use crate::decision::{Decision, Verdict};
 use crate::error::{HostError, StoreError};
 use crate::grant::Grant;
 use crate::store::{CounterStore, MemoryStore, Plan, Reservation};
@@ -110,7 +110,10 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
         // this frame and never moved.
         let mut plan = Plan::new(self.clock.now_ms());
         match policy.prepare(tool, args, grant, &mut plan) {
-            Prepared::Done(decision) => decision,
+            Prepared::Allow(rule) => Decision::new(Verdict::Allow, rule.clone(), None),
+            Prepared::Deny(rule, message) => {
+                Decision::new(Verdict::Deny, rule.clone(), Some(message))
+            }
             Prepared::Store(context) => {
                 let outcome = catch_unwind(AssertUnwindSafe(|| self.store.apply(&plan)))
                     .unwrap_or_else(|_| {

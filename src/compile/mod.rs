@@ -133,13 +133,21 @@ pub(crate) struct Context<'a> {
     approve: Option<(&'a Text, &'a Text)>,
 }
 
-/// The result of [`Policy::prepare`].
-#[allow(clippy::large_enum_variant)] // boxing would allocate on every call
+/// The result of [`Policy::prepare`]: small, so that returning it copies little; the engine
+/// builds the decision itself, in place.
 pub(crate) enum Prepared<'a> {
-    /// Decided without the store.
-    Done(Decision),
-    /// The scratch plan must go to the store.
+    /// Allowed without the store, by this rule.
+    Allow(&'a Text),
+    /// Denied by this rule, with this message.
+    Deny(&'a Text, Text),
+    /// The plan must go to the store.
     Store(Context<'a>),
+}
+
+impl<'a> Prepared<'a> {
+    fn deny(rule: &'a Text, message: impl Into<Text>) -> Prepared<'a> {
+        Prepared::Deny(rule, message.into())
+    }
 }
 
 static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::Map::new()));
@@ -275,7 +283,10 @@ impl Policy {
     ) -> Step<'a> {
         let mut plan = Plan::new(now_ms);
         match self.prepare(tool, args, grant, &mut plan) {
-            Prepared::Done(decision) => Step::Done(decision),
+            Prepared::Allow(rule) => Step::Done(Decision::new(Verdict::Allow, rule.clone(), None)),
+            Prepared::Deny(rule, message) => {
+                Step::Done(Decision::new(Verdict::Deny, rule.clone(), Some(message)))
+            }
             Prepared::Store(context) => Step::Apply(Pending { plan, context }),
         }
     }
@@ -293,30 +304,27 @@ impl Policy {
     ) -> Prepared<'a> {
         let args: &'a Value = if args.is_null() { &EMPTY_ARGS } else { args };
         if !args.is_object() {
-            return Prepared::Done(Decision::deny(
+            return Prepared::deny(
                 &self.input_rule,
                 format!(
                     "arguments must be a JSON object, found {}",
                     crate::error::type_name(args)
                 ),
-            ));
+            );
         }
         if let Err(message) = check_args(args) {
-            return Prepared::Done(Decision::deny(&self.input_rule, message));
+            return Prepared::deny(&self.input_rule, message);
         }
         // 1. hidden
         if let Some(i) = self.hidden_by(tool) {
             let rule = self.hide_rules.get(i).unwrap_or(&self.input_rule);
-            return Prepared::Done(Decision::deny(rule, self.hidden_message.clone()));
+            return Prepared::deny(rule, self.hidden_message.clone());
         }
         // 2. matching entry, else default
         let entry = self.entry_for(tool);
         let allow_rule = match entry {
             None if self.document.default == DefaultAction::Deny => {
-                return Prepared::Done(Decision::deny(
-                    &self.default_rule,
-                    self.default_message.clone(),
-                ));
+                return Prepared::deny(&self.default_rule, self.default_message.clone());
             }
             None => &self.default_rule,
             Some(e) => &e.rule,
@@ -324,7 +332,7 @@ impl Policy {
         // 3. action deny
         if let Some(e) = entry {
             if e.action == Action::Deny {
-                return Prepared::Done(Decision::deny(&e.action_rule, e.deny_message.clone()));
+                return Prepared::deny(&e.action_rule, e.deny_message.clone());
             }
             // 4. schema
             if let Some(schema) = &e.schema {
@@ -341,7 +349,7 @@ impl Policy {
                         }
                         Ok(()) => "arguments do not match the schema".to_owned(),
                     };
-                    return Prepared::Done(Decision::deny(&schema.rule, message));
+                    return Prepared::deny(&schema.rule, message);
                 }
             }
         }
@@ -356,24 +364,18 @@ impl Policy {
                 match condition.holds(tool, args, grant) {
                     Ok(true) => {}
                     Ok(false) => {
-                        return Prepared::Done(Decision::deny(
-                            &condition.rule,
-                            condition.message.clone(),
-                        ));
+                        return Prepared::deny(&condition.rule, condition.message.clone());
                     }
-                    Err(e) => return Prepared::Done(Decision::deny(&condition.rule, e.message)),
+                    Err(e) => return Prepared::deny(&condition.rule, e.message),
                 }
             }
             for clause in &stage.deny_if {
                 match clause_matches(clause, tool, args, grant) {
                     Ok(false) => {}
                     Ok(true) => {
-                        return Prepared::Done(Decision::deny(
-                            &clause.rule,
-                            clause.message.clone(),
-                        ));
+                        return Prepared::deny(&clause.rule, clause.message.clone());
                     }
-                    Err((rule, message)) => return Prepared::Done(Decision::deny(rule, message)),
+                    Err((rule, message)) => return Prepared::deny(rule, message),
                 }
             }
         }
@@ -394,7 +396,7 @@ impl Policy {
                         }
                     }
                     Ok(false) => {}
-                    Err((rule, message)) => return Prepared::Done(Decision::deny(rule, message)),
+                    Err((rule, message)) => return Prepared::deny(rule, message),
                 }
             }
         }
@@ -413,11 +415,11 @@ impl Policy {
             for limit in &stage.limits {
                 let key = match counter_key(limit, tool, args, grant) {
                     Ok(key) => key,
-                    Err(message) => return Prepared::Done(Decision::deny(&limit.rule, message)),
+                    Err(message) => return Prepared::deny(&limit.rule, message),
                 };
                 let cost = match limit_cost(limit, tool, args, grant) {
                     Ok(cost) => cost,
-                    Err(message) => return Prepared::Done(Decision::deny(&limit.rule, message)),
+                    Err(message) => return Prepared::deny(&limit.rule, message),
                 };
                 if let Some(existing) = charges.iter_mut().find(|c| c.key == key) {
                     existing.cost = existing.cost.saturating_add(cost);
@@ -437,17 +439,17 @@ impl Policy {
                 let limit = self.limit_of(entry, charge.limit);
                 let rule = limit.map_or(&self.input_rule, |l| &l.rule);
                 let counter = limit.map_or("", |l| &l.counter);
-                return Prepared::Done(Decision::deny(
+                return Prepared::deny(
                     rule,
                     format!(
                         "this call costs {} but counter `{counter}` admits at most {} per window; it can never fit",
                         charge.cost, charge.max
                     ),
-                ));
+                );
             }
         }
         if charges.is_empty() && approval.is_none() {
-            return Prepared::Done(Decision::new(Verdict::Allow, allow_rule.clone(), None));
+            return Prepared::Allow(allow_rule);
         }
         plan.approval = approval;
         Prepared::Store(Context {
@@ -588,18 +590,7 @@ fn counter_key<'a>(
         Scope::Session => ScopeKey::Session(&grant.id, grant.session.as_deref()),
         Scope::Global => ScopeKey::Global,
         Scope::Tool => ScopeKey::Tool(tool),
-        Scope::Arg(path) => match path.resolve(tool, args, grant) {
-            None => {
-                return Err(format!(
-                    "counter `{}` is kept per value of `{path}`, which is missing from the call",
-                    limit.counter
-                ));
-            }
-            Some(Found::Str(s)) => ScopeKey::ArgStr(s),
-            Some(Found::Json(Value::String(s))) => ScopeKey::ArgStr(s),
-            // Numbers by value (section 4): `1` and `1.0` are one budget.
-            Some(Found::Json(v)) => ScopeKey::ArgJson(canonical_json_by_value(v)),
-        },
+        Scope::Arg(path) => arg_scope(limit, path, tool, args, grant)?,
     };
     Ok(CounterKey {
         counter: &limit.counter_name,
@@ -607,6 +598,27 @@ fn counter_key<'a>(
         reset: limit.reset,
         scope,
     })
+}
+
+/// The scope of a counter kept per argument value (out of line: the other scopes are a copy).
+#[inline(never)]
+fn arg_scope<'a>(
+    limit: &CompiledLimit,
+    path: &crate::path::Path,
+    tool: &'a str,
+    args: &'a Value,
+    grant: &'a Grant,
+) -> Result<ScopeKey<'a>, String> {
+    match path.resolve(tool, args, grant) {
+        None => Err(format!(
+            "counter `{}` is kept per value of `{path}`, which is missing from the call",
+            limit.counter
+        )),
+        Some(Found::Str(s)) => Ok(ScopeKey::ArgStr(s)),
+        Some(Found::Json(Value::String(s))) => Ok(ScopeKey::ArgStr(s)),
+        // Numbers by value (section 4): `1` and `1.0` are one budget.
+        Some(Found::Json(v)) => Ok(ScopeKey::ArgJson(canonical_json_by_value(v))),
+    }
 }
 
 #[inline]
@@ -618,38 +630,45 @@ fn limit_cost(
 ) -> Result<u64, String> {
     match &limit.cost {
         Cost::Fixed(c) => Ok(*c),
-        Cost::Path(path) => {
-            let found = path.resolve(tool, args, grant);
-            let bad = |what: &str| {
-                format!(
-                    "the cost of counter `{}` is read from `{path}`, which {what}",
-                    limit.counter
-                )
-            };
-            match found {
-                None => Err(bad("is missing")),
-                Some(Found::Json(Value::Number(n))) => {
-                    if let Some(c) = n.as_u64() {
-                        Ok(c)
-                    } else if n.as_i64().is_some_and(|i| i < 0)
-                        || n.as_f64().is_some_and(|f| f < 0.0)
+        Cost::Path(path) => path_cost(limit, path, tool, args, grant),
+    }
+}
+
+/// A cost read from the call (out of line: a fixed cost is a copy).
+#[inline(never)]
+fn path_cost(
+    limit: &CompiledLimit,
+    path: &crate::path::Path,
+    tool: &str,
+    args: &Value,
+    grant: &Grant,
+) -> Result<u64, String> {
+    let found = path.resolve(tool, args, grant);
+    let bad = |what: &str| {
+        format!(
+            "the cost of counter `{}` is read from `{path}`, which {what}",
+            limit.counter
+        )
+    };
+    match found {
+        None => Err(bad("is missing")),
+        Some(Found::Json(Value::Number(n))) => {
+            if let Some(c) = n.as_u64() {
+                Ok(c)
+            } else if n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0) {
+                Err(bad(&format!("is negative ({n})")))
+            } else {
+                match n.as_f64() {
+                    Some(f)
+                        if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) =>
                     {
-                        Err(bad(&format!("is negative ({n})")))
-                    } else {
-                        match n.as_f64() {
-                            Some(f)
-                                if f.fract() == 0.0
-                                    && (0.0..18_446_744_073_709_551_616.0).contains(&f) =>
-                            {
-                                Ok(f as u64)
-                            }
-                            _ => Err(bad(&format!("is not a non-negative integer ({n})"))),
-                        }
+                        Ok(f as u64)
                     }
+                    _ => Err(bad(&format!("is not a non-negative integer ({n})"))),
                 }
-                Some(other) => Err(bad(&format!("is {}, not a number", other.type_name()))),
             }
         }
+        Some(other) => Err(bad(&format!("is {}, not a number", other.type_name()))),
     }
 }
 

@@ -12,6 +12,8 @@
 pub mod memory;
 pub mod window;
 
+use std::hash::{Hash, Hasher};
+
 use smallvec::SmallVec;
 
 use crate::document::Reset;
@@ -21,7 +23,7 @@ use crate::error::{HostError, StoreError};
 ///
 /// The window and reset are part of the key, so a policy reload that keeps them keeps the
 /// counter, and one that changes them starts a fresh budget.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterKey<'a> {
     /// The counter's name.
     pub counter: &'a str,
@@ -31,6 +33,39 @@ pub struct CounterKey<'a> {
     pub reset: Reset,
     /// Whose budget.
     pub scope: ScopeKey<'a>,
+}
+
+/// Hashes in three writes (name, one word for window, reset and scope kind, scope value)
+/// rather than the seven a derived `Hash` makes; equal keys hash equally. `0xff`, which never
+/// occurs in UTF-8, separates a session scope's two parts.
+impl Hash for CounterKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.counter.as_bytes());
+        let reset = match self.reset {
+            Reset::Sliding => 0u64,
+            Reset::Calendar => 1,
+        };
+        let (kind, value): (u64, &[u8]) = match &self.scope {
+            ScopeKey::Global => (0, b""),
+            ScopeKey::Grant(g) => (1, g.as_bytes()),
+            ScopeKey::Session(g, _) => (2, g.as_bytes()),
+            ScopeKey::Tool(t) => (3, t.as_bytes()),
+            ScopeKey::ArgStr(v) => (4, v.as_bytes()),
+            ScopeKey::ArgJson(v) => (5, v.as_bytes()),
+        };
+        // Reset and scope kind go in the top byte (a function of the fields either way).
+        state.write_u64(self.window_ms ^ ((reset | kind << 1) << 56));
+        state.write(value);
+        if let ScopeKey::Session(_, session) = &self.scope {
+            match session {
+                Some(s) => {
+                    state.write_u8(0xff);
+                    state.write(s.as_bytes());
+                }
+                None => state.write_u8(0xfe),
+            }
+        }
+    }
 }
 
 /// The scope part of a [`CounterKey`].
