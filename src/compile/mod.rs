@@ -578,7 +578,7 @@ fn clause_matches<'p>(
     Ok(all)
 }
 
-#[inline]
+#[inline(always)]
 fn counter_key<'a>(
     limit: &'a CompiledLimit,
     tool: &'a str,
@@ -621,7 +621,7 @@ fn arg_scope<'a>(
     }
 }
 
-#[inline]
+#[inline(always)]
 fn limit_cost(
     limit: &CompiledLimit,
     tool: &str,
