@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use hashbrown::HashMap;
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::approval::{approval_id, binding, canonical_json, canonical_json_by_value, fnv1a_128};
 use crate::args::check_args;
@@ -421,18 +422,17 @@ impl Policy {
                     Ok(cost) => cost,
                     Err(message) => return Prepared::deny(&limit.rule, message),
                 };
-                if let Some(existing) = charges.iter_mut().find(|c| c.key == key) {
-                    existing.cost = existing.cost.saturating_add(cost);
-                } else {
-                    charges.push(Charge {
-                        key,
-                        max: limit.max,
-                        cost,
-                        limit: index,
-                    });
-                }
+                charges.push(Charge {
+                    key,
+                    max: limit.max,
+                    cost,
+                    limit: index,
+                });
                 index += 1;
             }
+        }
+        if charges.len() > 1 {
+            merge_same_keys(charges);
         }
         for charge in charges.iter() {
             if charge.cost > charge.max {
@@ -556,6 +556,30 @@ impl Policy {
                 approval_id: None,
                 reservation,
             },
+        }
+    }
+}
+
+/// Merges charges on one key into the first of them (its cost becomes their sum), keeping
+/// the order of first appearance.
+fn merge_same_keys(charges: &mut SmallVec<[Charge<'_>; 2]>) {
+    let mut i = 1;
+    while i < charges.len() {
+        let (head, tail) = charges.split_at_mut(i);
+        let merged = match (tail.first(), head) {
+            (Some(later), head) => match head.iter_mut().find(|c| c.key == later.key) {
+                Some(first) => {
+                    first.cost = first.cost.saturating_add(later.cost);
+                    true
+                }
+                None => false,
+            },
+            (None, _) => false,
+        };
+        if merged {
+            charges.remove(i);
+        } else {
+            i += 1;
         }
     }
 }
@@ -881,4 +905,43 @@ fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
                 format!("invalid JSON Schema at `{at}`: {e}")
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charge(counter: &str, cost: u64, limit: usize) -> Charge<'_> {
+        Charge {
+            key: CounterKey {
+                counter,
+                window_ms: 60_000,
+                reset: Reset::Sliding,
+                scope: ScopeKey::Global,
+            },
+            max: 10,
+            cost,
+            limit,
+        }
+    }
+
+    #[test]
+    fn charges_on_one_key_merge_into_the_first_in_order() {
+        let mut charges: SmallVec<[Charge<'_>; 2]> = SmallVec::new();
+        for (counter, cost, limit) in [
+            ("a", 1, 0),
+            ("b", 2, 1),
+            ("a", 3, 2),
+            ("c", 4, 3),
+            ("b", 5, 4),
+        ] {
+            charges.push(charge(counter, cost, limit));
+        }
+        merge_same_keys(&mut charges);
+        let got: Vec<(&str, u64, usize)> = charges
+            .iter()
+            .map(|c| (c.key.counter, c.cost, c.limit))
+            .collect();
+        assert_eq!(got, vec![("a", 4, 0), ("b", 7, 1), ("c", 4, 3)]);
+    }
 }
