@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion};
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
 use serde_json::{Value, json};
 
@@ -137,10 +137,12 @@ fn run_threads(
     start.elapsed()
 }
 
+/// A window of one second and a max high enough never to refuse: measures the store.
+const THREADS_POLICY: &str = r#"{"version":"1","default":"deny","tools":{"start_security_scan":{"limits":[
+    {"counter":"c","window":"second","max":1000000000,"scope":"grant"}]}}}"#;
+
 fn store_threads(c: &mut Criterion) {
-    // A window of one second and a max high enough never to refuse: measures the store.
-    let policy = r#"{"version":"1","default":"deny","tools":{"start_security_scan":{"limits":[
-        {"counter":"c","window":"second","max":1000000000,"scope":"grant"}]}}}"#;
+    let policy = THREADS_POLICY;
     let mut g = c.benchmark_group("threads");
     for (name, threads, distinct) in [
         ("1_thread", 1, true),
@@ -161,5 +163,56 @@ fn store_threads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, seed_policy, conditioned, scale, store_threads);
-criterion_main!(benches);
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The scaling figure from one process, 1 and 2 threads in alternating rounds: on a shared
+/// virtual machine, two separate criterion runs can drift apart by more than the effect.
+fn threads_summary(quick: bool) {
+    let (calls, rounds) = if quick {
+        (100_000u64, 3)
+    } else {
+        (1_000_000u64, 11)
+    };
+    let (e, clock) = engine(THREADS_POLICY);
+    let e = Arc::new(e);
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        clock.advance(1);
+        let run = |threads: usize| {
+            let elapsed = run_threads(&e, threads, calls / threads as u64, true);
+            elapsed.as_nanos() as f64 / calls as f64
+        };
+        if round % 2 == 0 {
+            one.push(run(1));
+            two.push(run(2));
+        } else {
+            two.push(run(2));
+            one.push(run(1));
+        }
+    }
+    let (one, two) = (median(one), median(two));
+    println!();
+    println!(
+        "threads summary (median of {rounds} alternating rounds of {calls} calls): \
+         1 thread {one:.1} ns per call, 2 threads on distinct keys {two:.1} ns per call, \
+         throughput ratio {:.2}× (target ≥ 1.7×)",
+        one / two
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut c = Criterion::default().configure_from_args();
+    seed_policy(&mut c);
+    conditioned(&mut c);
+    scale(&mut c);
+    store_threads(&mut c);
+    c.final_summary();
+    // `--test` (each benchmark run once) and `--list`: no summary timing.
+    if !args.iter().any(|a| a == "--test" || a == "--list") {
+        threads_summary(args.iter().any(|a| a == "--quick"));
+    }
+}
