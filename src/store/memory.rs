@@ -86,6 +86,9 @@ struct Shard {
     inserts_since_sweep: usize,
 }
 
+/// One counter, on cache lines of its own: the newest event of a sliding window is written
+/// here on every charge, and counters of different threads must not share a line.
+#[repr(align(64))]
 struct Entry {
     key: OwnedKey,
     hash: u64,
