@@ -197,7 +197,7 @@ fn threads_summary(quick: bool) {
     let (calls, rounds) = if quick {
         (100_000u64, 3)
     } else {
-        (1_000_000u64, 11)
+        (1_000_000u64, 21)
     };
     let (e, clock) = engine(THREADS_POLICY);
     let e = Arc::new(e);
