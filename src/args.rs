@@ -24,13 +24,7 @@ pub fn check_args(args: &Value) -> Result<(), String> {
     let mut size = 0usize;
     let checked = match args {
         // The usual top level, measured here: a flat object costs no call.
-        Value::Object(map) => {
-            size = 2;
-            map.iter().try_for_each(|(key, item)| {
-                size += key.len() + 4;
-                visit(item, 1, &mut size)
-            })
-        }
+        Value::Object(map) => members(map, 1, &mut size),
         other => walk(other, 1, &mut size),
     };
     checked.map_err(|bound| match bound {
@@ -66,16 +60,27 @@ fn walk(value: &Value, depth: usize, size: &mut usize) -> Result<(), Bound> {
             if depth > MAX_DEPTH {
                 return Err(Bound::Depth);
             }
-            *size += 2;
-            for (key, item) in map {
-                // The key, its quotes, the colon and a comma.
-                *size += key.len() + 4;
-                visit(item, depth, size)?;
-            }
+            members(map, depth, size)?;
         }
         scalar => *size += scalar_len(scalar),
     }
     within(*size)
+}
+
+/// The braces and members of an object at `depth` (within the depth bound).
+#[inline(always)]
+fn members(
+    map: &serde_json::Map<String, Value>,
+    depth: usize,
+    size: &mut usize,
+) -> Result<(), Bound> {
+    *size += 2;
+    for (key, item) in map {
+        // The key, its quotes, the colon and a comma.
+        *size += key.len() + 4;
+        visit(item, depth, size)?;
+    }
+    Ok(())
 }
 
 /// One member of a container at `depth`: scalars are measured here, without a call.
