@@ -76,6 +76,15 @@ pub use error::{HostError, LoadError, LoadErrorKind, LoadErrors, Position, Store
 pub use grant::Grant;
 pub use store::{CounterStore, MemoryStore, Outcome, Plan, Reservation};
 
+/// The JSON Schema (draft 2020-12) of the policy document, for editors and validators: the
+/// text of `docs/policy.schema.json`.
+///
+/// ```
+/// let schema: serde_json::Value = serde_json::from_str(mcp_policy::POLICY_JSON_SCHEMA).unwrap();
+/// assert_eq!(schema["type"], "object");
+/// ```
+pub const POLICY_JSON_SCHEMA: &str = include_str!("../docs/policy.schema.json");
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,5 +1,4 @@
 //! The `mcp-policy` command, run as a subprocess: real binary, real files, real pipes.
-#![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -11,8 +10,10 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
 
+/// The repository root: the example policies and docs live there.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().map_or(crate_dir.clone(), PathBuf::from)
 }
 
 /// Starts the binary in the repository root with all three standard streams piped.
@@ -604,7 +605,7 @@ fn schema_rejects_unknown_fields_like_the_loader() {
 // ---------- scaffold ----------
 
 fn scaffold(fixture: &str) -> Value {
-    let path = format!("tests/data/tools_list/{fixture}.json");
+    let path = format!("mcp-policy-cli/tests/data/tools_list/{fixture}.json");
     let o = run(&["scaffold", &path], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
@@ -623,7 +624,7 @@ fn assert_classes(fixture: &str, expected: &[(&str, &str)]) {
     assert_eq!(policy["default"], "deny");
     let tools = policy["tools"].as_object().unwrap();
     let fixture_tools: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join(format!("tests/data/tools_list/{fixture}.json")))
+        &std::fs::read_to_string(root().join(format!("mcp-policy-cli/tests/data/tools_list/{fixture}.json")))
             .unwrap(),
     )
     .unwrap();

@@ -5,7 +5,7 @@ use std::io::Write;
 use crate::{OK, UNUSABLE};
 
 /// The policy document's JSON Schema (draft 2020-12), as shipped in `docs/policy.schema.json`.
-pub const POLICY_SCHEMA: &str = include_str!("../../../docs/policy.schema.json");
+pub const POLICY_SCHEMA: &str = mcp_policy::POLICY_JSON_SCHEMA;
 
 /// Prints the schema exactly as the file holds it.
 pub fn run() -> u8 {
