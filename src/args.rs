@@ -155,3 +155,142 @@ pub fn parse_args(text: &str) -> Result<Value, String> {
     check_args(&value)?;
     Ok(value)
 }
+
+/// Replaces every array or object nested deeper than `max_depth` levels in JSON `text` with an
+/// empty one of the same kind, so that text too deep for a JSON reader's own recursion limit
+/// (serde_json stops at 128) still parses, and arguments that were too deep are still too deep
+/// for [`check_args`] (keep `max_depth` above [`MAX_DEPTH`] plus the levels around the
+/// arguments). Text within the bound is returned as it is, without copying.
+///
+/// The scan reads each byte once, without recursion, and knows strings: brackets inside a
+/// string are not nesting. Text that is not well-formed is left for the parser to report.
+///
+/// ```
+/// use mcp_policy::args::{cap_nesting, check_args};
+/// let deep = format!("{{\"tool\":\"t\",\"args\":{{\"a\":{}1{}}}}}", "[".repeat(300), "]".repeat(300));
+/// assert!(serde_json::from_str::<serde_json::Value>(&deep).is_err()); // recursion limit
+/// let line: serde_json::Value = serde_json::from_str(&cap_nesting(&deep, 100)).unwrap();
+/// // The arguments are still deeper than 64 levels: the policy denies them.
+/// assert_eq!(
+///     check_args(&line["args"]).unwrap_err(),
+///     "arguments are nested deeper than 64 levels"
+/// );
+/// // Within the bound, nothing changes.
+/// assert_eq!(cap_nesting(r#"{"a":[["]]]"]]}"#, 3), r#"{"a":[["]]]"]]}"#);
+/// ```
+pub fn cap_nesting(text: &str, max_depth: usize) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut out: Option<String> = None;
+    // Start of the text not yet copied into `out`.
+    let mut copied = 0usize;
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    // Skip this container whole; an unbalanced rest is left to the parser.
+                    let Some(end) = container_end(bytes, i) else {
+                        break;
+                    };
+                    let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                    buf.push_str(text.get(copied..i).unwrap_or_default());
+                    buf.push_str(if b == b'[' { "[]" } else { "{}" });
+                    copied = end;
+                    depth -= 1;
+                    i = end;
+                    continue;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(mut buf) => {
+            buf.push_str(text.get(copied..).unwrap_or_default());
+            std::borrow::Cow::Owned(buf)
+        }
+    }
+}
+
+/// The offset just past the container that opens at `start`, or `None` when it never closes.
+fn container_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (offset, &b) in bytes.get(start..)?.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(start + offset + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn caps_only_what_is_too_deep_and_keeps_strings() {
+        let text = r#"{"s":"[[[[","a":[[[1,{"b":[2]}]]],"c":{"d":{"e":{}}}}"#;
+        assert_eq!(cap_nesting(text, 10), text);
+        assert_eq!(
+            cap_nesting(text, 3),
+            r#"{"s":"[[[[","a":[[[]]],"c":{"d":{"e":{}}}}"#
+        );
+    }
+
+    #[test]
+    fn unbalanced_text_is_left_for_the_parser() {
+        let text = "[[[[[";
+        assert_eq!(cap_nesting(text, 2), text);
+        assert!(parse_strict(&cap_nesting(text, 2)).is_err());
+    }
+
+    #[test]
+    fn very_deep_text_parses_and_is_denied() {
+        let n = 100_000;
+        let text = format!("{{\"a\":{}{}}}", "[".repeat(n), "]".repeat(n));
+        let value = parse_strict(&cap_nesting(&text, 100)).unwrap();
+        assert_eq!(
+            check_args(&value).unwrap_err(),
+            "arguments are nested deeper than 64 levels"
+        );
+    }
+}

@@ -98,37 +98,80 @@ impl Decision {
     /// The decision as a JSON object in the `mcp-policy eval` output format, with the
     /// reservation shown under the label given (fields that do not apply are omitted).
     ///
+    /// The object's member order is whatever the host's `serde_json::Map` keeps; for text in
+    /// the documented field order use [`Decision::to_json_string`].
+    ///
     /// ```
     /// use mcp_policy::{Engine, Grant, Policy};
     /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny"}"#).unwrap();
     /// let d = Engine::new(policy).evaluate("x", &serde_json::json!({}), &Grant::anonymous());
     /// assert_eq!(
-    ///     d.to_json(None).to_string(),
-    ///     r#"{"decision":"deny","rule":"/default","message":"this tool is not allowed by this policy (default: deny)"}"#
+    ///     d.to_json(None),
+    ///     serde_json::json!({"decision": "deny", "rule": "/default",
+    ///         "message": "this tool is not allowed by this policy (default: deny)"})
     /// );
     /// ```
     pub fn to_json(&self, reservation_label: Option<&str>) -> Value {
         let mut out = Map::new();
-        out.insert("decision".into(), self.verdict.as_str().into());
-        out.insert("rule".into(), (*self.rule).into());
-        if let Some(remaining) = self.remaining {
-            out.insert("remaining".into(), remaining.into());
-        }
-        if let (Some(label), Some(_)) = (reservation_label, &self.reservation) {
-            out.insert("reservation".into(), label.into());
-        }
-        if let Some(counter) = &self.counter {
-            out.insert("counter".into(), (**counter).into());
-        }
-        if let Some(retry) = self.retry_after_ms {
-            out.insert("retry_after_ms".into(), retry.into());
-        }
-        if let Some(id) = &self.approval_id {
-            out.insert("approval_id".into(), id.as_str().into());
-        }
-        if let Some(message) = &self.message {
-            out.insert("message".into(), (**message).into());
+        for (key, value) in self.fields(reservation_label) {
+            out.insert(key.into(), value);
         }
         Value::Object(out)
+    }
+
+    /// The decision as one line of compact JSON in the `mcp-policy eval` output format, with
+    /// its fields always in the documented order (`decision`, `rule`, `remaining`,
+    /// `reservation`, `counter`, `retry_after_ms`, `approval_id`, `message`), whatever features
+    /// the host's `serde_json` has.
+    ///
+    /// ```
+    /// use mcp_policy::{Engine, Grant, Policy};
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny"}"#).unwrap();
+    /// let d = Engine::new(policy).evaluate("x", &serde_json::json!({}), &Grant::anonymous());
+    /// assert_eq!(
+    ///     d.to_json_string(None),
+    ///     r#"{"decision":"deny","rule":"/default","message":"this tool is not allowed by this policy (default: deny)"}"#
+    /// );
+    /// ```
+    pub fn to_json_string(&self, reservation_label: Option<&str>) -> String {
+        let mut out = String::with_capacity(96);
+        out.push('{');
+        for (n, (key, value)) in self.fields(reservation_label).into_iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
+            out.push_str(&value.to_string());
+        }
+        out.push('}');
+        out
+    }
+
+    /// The output fields in their documented order.
+    fn fields(&self, reservation_label: Option<&str>) -> Vec<(&'static str, Value)> {
+        let mut out: Vec<(&'static str, Value)> = Vec::with_capacity(8);
+        out.push(("decision", self.verdict.as_str().into()));
+        out.push(("rule", (*self.rule).into()));
+        if let Some(remaining) = self.remaining {
+            out.push(("remaining", remaining.into()));
+        }
+        if let (Some(label), Some(_)) = (reservation_label, &self.reservation) {
+            out.push(("reservation", label.into()));
+        }
+        if let Some(counter) = &self.counter {
+            out.push(("counter", (**counter).into()));
+        }
+        if let Some(retry) = self.retry_after_ms {
+            out.push(("retry_after_ms", retry.into()));
+        }
+        if let Some(id) = &self.approval_id {
+            out.push(("approval_id", id.as_str().into()));
+        }
+        if let Some(message) = &self.message {
+            out.push(("message", (**message).into()));
+        }
+        out
     }
 }

@@ -9,7 +9,13 @@ use mcp_policy::{
 };
 use serde_json::{Map, Value, json};
 
+use mcp_policy::args::cap_nesting;
+
 use crate::json::{load_policy, parse_strict};
+
+/// Containers nested deeper than this in an input line are read as empty ones: far above the
+/// library's argument bound (64), well below the JSON reader's recursion limit (128).
+pub const LINE_DEPTH: usize = 100;
 use crate::{FAILURES, OK, UNUSABLE, rfc3339};
 
 /// What time a line without `at` happens at.
@@ -28,7 +34,11 @@ pub struct Replayer {
     reservations: HashMap<String, Reservation>,
     issued: u64,
     last_ms: Option<u64>,
+    /// Whether a line so far carried `at` (then lines without it keep the replay's time).
+    timed: bool,
     no_at: NoAt,
+    /// The last decision as text in the documented field order (taken by the printer).
+    decision_text: Option<String>,
     /// The last approval id answered (for `"$last"` in test files).
     pub last_approval: Option<String>,
 }
@@ -43,17 +53,30 @@ impl Replayer {
             reservations: HashMap::new(),
             issued: 0,
             last_ms: None,
+            timed: false,
             no_at,
+            decision_text: None,
             last_approval: None,
         }
     }
 
     /// Answers one input line (already known not to be blank). `line_no` is 1-based.
+    ///
+    /// Arguments nested deeper than the JSON reader's own recursion limit still get the
+    /// library's decision (deny: deeper than 64 levels), not a parse failure: containers
+    /// beyond [`LINE_DEPTH`] levels are read as empty ones, which keeps them too deep.
     pub fn line(&mut self, text: &str, line_no: usize) -> Value {
-        match parse_strict(text) {
+        self.decision_text = None;
+        match parse_strict(&cap_nesting(text, LINE_DEPTH)) {
             Ok(value) => self.value(&value, line_no),
             Err(e) => error(line_no, format!("invalid JSON: {e}")),
         }
+    }
+
+    /// The last answered line's decision as text in the documented field order, if it was
+    /// a decision.
+    pub fn take_decision_text(&mut self) -> Option<String> {
+        self.decision_text.take()
     }
 
     /// Answers one parsed input line.
@@ -147,6 +170,7 @@ impl Replayer {
             format!("r-{}", self.issued)
         });
         let out = decision.to_json(label.as_deref());
+        self.decision_text = Some(decision.to_json_string(label.as_deref()));
         if let (Some(label), Some(reservation)) = (label, decision.reservation) {
             self.reservations.insert(label, reservation);
         }
@@ -156,13 +180,16 @@ impl Replayer {
         Ok(out)
     }
 
-    /// The time of a line: its `at`, else the system time or the previous line's time.
-    fn time(&self, at: Option<&Value>) -> Result<u64, String> {
+    /// The time of a line: its `at`; without one, the replay's latest time once a line has
+    /// carried `at` (so `approve` and `release` lines need none in a timed replay), else the
+    /// system time (`eval`) or the previous line's time (`test`).
+    fn time(&mut self, at: Option<&Value>) -> Result<u64, String> {
         let now = match at {
             None => {
-                return Ok(match self.no_at {
-                    NoAt::SystemTime => SystemClock.now_ms(),
-                    NoAt::Previous => self.last_ms.unwrap_or(0),
+                return Ok(match (self.no_at, self.last_ms) {
+                    (_, Some(last)) if self.timed => last,
+                    (NoAt::SystemTime, _) => SystemClock.now_ms(),
+                    (NoAt::Previous, last) => last.unwrap_or(0),
                 });
             }
             Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
@@ -181,6 +208,7 @@ impl Replayer {
                 "`at` ({now}) is earlier than the previous line's time ({last}); time must not go backwards"
             ));
         }
+        self.timed = true;
         Ok(now)
     }
 
@@ -297,8 +325,11 @@ pub fn run(policy: &Path, input: Option<&Path>) -> u8 {
         if out.get("error").is_some() {
             failed = true;
         }
+        let text = replayer
+            .take_decision_text()
+            .unwrap_or_else(|| out.to_string());
         let mut lock = stdout.lock();
-        let written = writeln!(lock, "{out}").and_then(|()| lock.flush());
+        let written = writeln!(lock, "{text}").and_then(|()| lock.flush());
         if let Err(e) = written {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return if failed { FAILURES } else { OK };

@@ -410,7 +410,7 @@ pub fn run(
     if let Some(m) = &decision.message {
         t.line(format!("   message: {m}"));
     }
-    t.line(format!("   {}", decision.to_json(label)));
+    t.line(format!("   {}", decision.to_json_string(label)));
     if predicted.as_deref().is_some_and(|p| p != &*decision.rule) {
         t.line(format!(
             "   note: the trace above expected rule {}, but the engine decided by {}; the answer is the engine's",

@@ -108,6 +108,85 @@ fn eval_sample_stream_is_deterministic_and_exits_0() {
 }
 
 #[test]
+fn eval_timed_replay_keeps_its_time_on_lines_without_at() {
+    let t = Temp::new("timed");
+    let policy = t.file(
+        "p.json",
+        r#"{"version":"1","default":"deny","tools":{
+          "scan":{"limits":[{"counter":"c","window":"minute","max":1}]},
+          "transfer":{"action":"approve"}}}"#,
+    );
+    // `release` and `approve` carry no `at`: they happen at the replay's latest time, and the
+    // timed lines after them are still accepted (not "earlier than the previous line").
+    let first = r#"{"tool":"transfer","args":{"amount":5},"grant":"a","at":1763712000000}"#;
+    let o = run(&["eval", "--policy", &policy], Some(first));
+    let id = lines(&o)[0]["approval_id"].as_str().unwrap().to_owned();
+    let input = format!(
+        "{first}\n{{\"approve\":\"{id}\"}}\n{}\n{}\n{}\n{}\n",
+        r#"{"tool":"transfer","args":{"amount":5},"grant":"a","at":1763712000100}"#,
+        r#"{"tool":"scan","grant":"a","at":1763712000200}"#,
+        r#"{"release":"r-1"}"#,
+        r#"{"tool":"scan","grant":"a","at":1763712000300}"#,
+    );
+    let o = run(&["eval", "--policy", &policy], Some(&input));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = lines(&o);
+    assert_eq!(out[1], json!({"approved": id}));
+    assert_eq!(out[2]["decision"], "allow", "{}", stdout(&o));
+    assert_eq!(out[3]["reservation"], "r-1");
+    assert_eq!(out[4], json!({"released": "r-1"}));
+    // The refund happened at the replay's time, inside the window: the budget is free again.
+    assert_eq!(out[5]["decision"], "allow", "{}", stdout(&o));
+}
+
+#[test]
+fn eval_denies_arguments_deeper_than_the_json_readers_limit() {
+    let t = Temp::new("deep");
+    let policy = t.file("p.json", r#"{"version":"1","default":"allow"}"#);
+    let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let input = format!(
+        "{{\"tool\":\"t\",\"args\":{{\"a\":{}}}}}\n{{\"tool\":\"t\",\"args\":{{\"a\":{}}}}}\n{{\"tool\":\"t\",\"args\":{{\"a\":{}}}}}\n",
+        nested(100),
+        nested(200),
+        nested(100_000)
+    );
+    let o = run(&["eval", "--policy", &policy], Some(&input));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let expected =
+        r#"{"decision":"deny","rule":"","message":"arguments are nested deeper than 64 levels"}"#;
+    assert_eq!(text.lines().collect::<Vec<_>>(), [expected; 3], "{text}");
+}
+
+#[test]
+fn eval_prints_fields_in_the_documented_order() {
+    let t = Temp::new("order");
+    let policy = t.file(
+        "p.json",
+        r#"{"version":"1","default":"deny","tools":{
+          "scan":{"limits":[{"counter":"c","window":"minute","max":1}]},
+          "transfer":{"action":"approve","reason":"a person approves"}}}"#,
+    );
+    let input = concat!(
+        "{\"tool\":\"scan\",\"at\":1000}\n",
+        "{\"tool\":\"scan\",\"at\":2000}\n",
+        "{\"tool\":\"nope\",\"at\":2000}\n",
+    );
+    let o = run(&["eval", "--policy", &policy], Some(input));
+    let text = stdout(&o);
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        got,
+        [
+            r#"{"decision":"allow","rule":"/tools/scan","remaining":0,"reservation":"r-1"}"#,
+            r#"{"decision":"limit","rule":"/tools/scan/limits/0","counter":"c","retry_after_ms":59000,"message":"rate limit `c` reached: at most 1 per 1m (grant)"}"#,
+            r#"{"decision":"deny","rule":"/default","message":"this tool is not allowed by this policy (default: deny)"}"#,
+        ],
+        "{text}"
+    );
+}
+
+#[test]
 fn eval_reads_stdin_and_answers_every_line_in_order() {
     let input = concat!(
         "{\"tool\": \"stop_scan\", \"args\": {\"scan_id\": \"s-1\"}, \"grant\": \"alice-laptop\", \"at\": 1763712000000}\n",
@@ -624,8 +703,10 @@ fn assert_classes(fixture: &str, expected: &[(&str, &str)]) {
     assert_eq!(policy["default"], "deny");
     let tools = policy["tools"].as_object().unwrap();
     let fixture_tools: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join(format!("mcp-policy-cli/tests/data/tools_list/{fixture}.json")))
-            .unwrap(),
+        &std::fs::read_to_string(root().join(format!(
+            "mcp-policy-cli/tests/data/tools_list/{fixture}.json"
+        )))
+        .unwrap(),
     )
     .unwrap();
     // Every tool of the server has an entry, and every one is checked here.
