@@ -62,6 +62,7 @@ pub mod engine;
 pub mod error;
 pub mod grant;
 mod listing;
+pub mod mcp;
 pub mod path;
 pub mod pattern;
 pub mod source;

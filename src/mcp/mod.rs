@@ -1,0 +1,898 @@
+//! The MCP boundary as data: what a gateway does with each JSON-RPC message that crosses it.
+//!
+//! No IO and no runtime: a host (the `mcp-policy proxy` command, an HTTP gateway, an adapter
+//! inside a server) reads messages, hands each one to a [`Gateway`] with
+//! [`Gateway::from_client`] or [`Gateway::from_server`], and carries out the [`Output`]s it
+//! returns, in order. Every integration uses this one layer, so a decision looks the same to a
+//! client wherever the policy is enforced.
+//!
+//! Only two things are examined: `tools/call` requests and `tools/list` results. Everything
+//! else passes through unchanged ([`Output::Forward`]: the line exactly as received), both
+//! ways: notifications, progress, cancellation, resources, prompts, logging, and the requests
+//! a server sends to its client (sampling, elicitation, roots).
+//!
+//! | decision | what the client gets | forwarded |
+//! |---|---|---|
+//! | allow | the server's answer, unchanged | yes |
+//! | deny, limit | a result with `isError: true`: the policy's message as text (a limit adds `retry in N s`), the decision in `_meta["io.mcp-policy/decision"]` | no |
+//! | hidden tool | JSON-RPC error `-32602` `Unknown tool: NAME`, as for a tool that does not exist | no |
+//! | approve | a human is asked (elicitation, `input_required`, or out of band) | once approved |
+//!
+//! ```
+//! use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
+//! use mcp_policy::{Engine, Grant, Policy};
+//!
+//! let policy = Policy::from_json_str(r#"{"version":"1","default":"deny","hide":["drop_db"],
+//!   "tools":{"read":{},"stop_scan":{"action":"deny","reason":"Stopping scans breaks monitoring"}}}"#)?;
+//! let engine = Engine::new(policy);
+//! let mut gw = Gateway::new(Grant::new("alice"), GatewayOptions::default());
+//!
+//! // An allowed call goes to the server as it came.
+//! let out = gw.from_client(&engine, br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}}"#);
+//! assert!(matches!(out.as_slice(), [Output::Forward, Output::Audit(_)] | [Output::Forward]));
+//!
+//! // A denied one is answered here, as a tool error the model can read.
+//! let out = gw.from_client(&engine, br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"stop_scan"}}"#);
+//! let Output::ToClient(answer) = &out[0] else { panic!("{out:?}") };
+//! assert_eq!(answer["result"]["isError"], true);
+//! assert_eq!(answer["result"]["content"][0]["text"], "Stopping scans breaks monitoring");
+//! assert_eq!(answer["result"]["_meta"]["io.mcp-policy/decision"]["decision"], "deny");
+//!
+//! // A hidden tool is unknown.
+//! let out = gw.from_client(&engine, br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"drop_db"}}"#);
+//! let Output::ToClient(answer) = &out[0] else { panic!("{out:?}") };
+//! assert_eq!(answer["error"]["code"], -32602);
+//! assert_eq!(answer["error"]["message"], "Unknown tool: drop_db");
+//! # Ok::<(), mcp_policy::LoadErrors>(())
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::approval::canonical_json;
+use crate::args::cap_nesting;
+use crate::clock::Clock;
+use crate::compile::Policy;
+use crate::decision::{Decision, Verdict};
+use crate::engine::Engine;
+use crate::error::{HostError, StoreError};
+use crate::grant::Grant;
+use crate::source::parse_json;
+use crate::store::{CounterStore, Reservation};
+
+/// The `_meta` key under which a refused call's decision travels.
+pub const DECISION_META: &str = "io.mcp-policy/decision";
+
+/// Containers nested deeper than this in a message are read as empty ones (the arguments
+/// then stay deeper than the policy's bound of 64 and are denied, instead of the message
+/// failing to parse at the JSON reader's own limit of 128).
+pub const MESSAGE_DEPTH: usize = 100;
+
+/// The prefix of the ids of the requests a gateway itself sends to a client (elicitation).
+pub const OWN_ID_PREFIX: &str = "io.mcp-policy/";
+
+/// The protocol version without server-to-client requests, where approvals travel in
+/// `input_required` results.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+
+/// JSON-RPC: invalid JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC: not a valid request (a batch, here).
+pub const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC: invalid params (and unknown or hidden tools, as MCP servers answer them).
+pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC: internal error (the upstream server went away).
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// What a gateway needs from a policy engine. [`Engine`] implements it; a host with another
+/// store (a remote one, say) implements it over that.
+pub trait Enforcer {
+    /// Decides one call.
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision;
+    /// Records a human's approval.
+    fn record_approval(&self, approval_id: &str) -> Result<(), HostError>;
+    /// Refunds an allowed call's charges.
+    fn release(&self, reservation: Reservation) -> Result<(), StoreError>;
+    /// The current policy (for filtering `tools/list`).
+    fn policy(&self) -> Arc<Policy>;
+    /// Whether approvals recorded by another process (`mcp-policy approve`) reach this
+    /// enforcer's store. An in-memory store answers no.
+    fn shares_approvals(&self) -> bool {
+        false
+    }
+}
+
+impl<C: Clock, S: CounterStore> Enforcer for Engine<C, S> {
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        Engine::evaluate(self, tool, args, grant)
+    }
+    fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
+        Engine::record_approval(self, approval_id)
+    }
+    fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
+        Engine::release(self, reservation)
+    }
+    fn policy(&self) -> Arc<Policy> {
+        Engine::policy(self)
+    }
+}
+
+/// What the host does next, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Pass the message exactly as received (byte for byte) to the other side.
+    Forward,
+    /// Send this message to the client.
+    ToClient(Value),
+    /// Send this message to the server.
+    ToServer(Value),
+    /// Write this record to the audit log (the host adds the time and the digest).
+    Audit(AuditRecord),
+}
+
+/// One audited `tools/call` (spec: the audit log). The host adds `ts`, and hashes
+/// [`AuditRecord::args_canonical`] into `args_sha256`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// The grant id.
+    pub grant: String,
+    /// The grant's session.
+    pub session: Option<String>,
+    /// The called tool.
+    pub tool: String,
+    /// The decision in the `mcp-policy eval` output format (no reservation label).
+    pub decision: Value,
+    /// The arguments as canonical JSON (keys sorted, no whitespace).
+    pub args_canonical: String,
+    /// The raw arguments, only when the operator asked for them
+    /// ([`GatewayOptions::audit_args`]).
+    pub args: Option<Value>,
+    /// `ok`, `tool_error`, `error`, `gone`, or `None` when the call was not forwarded.
+    pub upstream: Option<&'static str>,
+    /// Whether the call's charges were released.
+    pub refunded: bool,
+    /// Microseconds the policy took.
+    pub policy_us: u64,
+    /// Microseconds from the request's arrival to its answer.
+    pub total_us: u64,
+}
+
+impl AuditRecord {
+    /// The record's fields in the audit log's order, without `ts` and `args_sha256` (the
+    /// host adds them).
+    pub fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut out: Vec<(&'static str, Value)> = vec![
+            ("grant", self.grant.as_str().into()),
+            (
+                "session",
+                self.session.as_deref().map_or(Value::Null, Value::from),
+            ),
+            ("tool", self.tool.as_str().into()),
+        ];
+        if let Value::Object(map) = &self.decision {
+            for key in [
+                "decision",
+                "rule",
+                "message",
+                "counter",
+                "retry_after_ms",
+                "remaining",
+                "approval_id",
+            ] {
+                if let Some(v) = map.get(key) {
+                    out.push((key, v.clone()));
+                }
+            }
+        }
+        if let Some(args) = &self.args {
+            out.push(("args", args.clone()));
+        }
+        if let Some(upstream) = self.upstream {
+            out.push(("upstream", upstream.into()));
+        }
+        if self.refunded {
+            out.push(("refunded", true.into()));
+        }
+        out.push(("policy_us", self.policy_us.into()));
+        out.push(("total_us", self.total_us.into()));
+        out
+    }
+}
+
+/// How a gateway behaves where the operator chooses.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// How long a human has to answer an elicitation (default 2 minutes).
+    pub approval_timeout: Duration,
+    /// How an operator approves out of band, shown to the client (e.g.
+    /// `mcp-policy approve ID --store redis://…`); `ID` is replaced by the approval id.
+    pub approve_command: Option<String>,
+    /// Keep the raw arguments for the audit log.
+    pub audit_args: bool,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            approval_timeout: Duration::from_secs(120),
+            approve_command: None,
+            audit_args: false,
+        }
+    }
+}
+
+/// A call waiting for an answer from the server.
+#[derive(Debug)]
+struct InFlight {
+    record: AuditRecord,
+    reservation: Option<Reservation>,
+    started: Instant,
+}
+
+/// What a forwarded client request was, so that its answer is handled.
+#[derive(Debug)]
+enum Waiting {
+    Call(Box<InFlight>),
+    List,
+    Initialize,
+    Other,
+}
+
+/// A call held until a human answers an elicitation.
+#[derive(Debug)]
+struct Held {
+    /// The call as it came, with its id.
+    request: Value,
+    tool: String,
+    args: Value,
+    approval_id: String,
+    decision: Value,
+    deadline: Instant,
+    started: Instant,
+    policy_us: u64,
+}
+
+/// An issued `requestState` (2026-07-28): which call it may approve.
+#[derive(Debug)]
+struct Issued {
+    tool: String,
+    args_canonical: String,
+    approval_id: String,
+    deadline: Instant,
+}
+
+/// The gateway's state for one client connection.
+#[derive(Debug)]
+pub struct Gateway {
+    grant: Grant,
+    options: GatewayOptions,
+    protocol: Option<String>,
+    client_elicitation: bool,
+    /// Client requests forwarded to the server, by id (as JSON text).
+    waiting: HashMap<String, Waiting>,
+    /// Calls held for an elicitation answer, by the id of our elicitation request.
+    held: HashMap<String, Held>,
+    /// `requestState`s issued to 2026-07-28 clients.
+    issued: HashMap<String, Issued>,
+    next: u64,
+}
+
+impl Gateway {
+    /// A gateway for one client, calling as `grant` (its `attrs.client` and
+    /// `attrs.client_version` are filled from the client's `initialize`).
+    pub fn new(grant: Grant, options: GatewayOptions) -> Gateway {
+        Gateway {
+            grant,
+            options,
+            protocol: None,
+            client_elicitation: false,
+            waiting: HashMap::new(),
+            held: HashMap::new(),
+            issued: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// The grant calls are decided for.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The protocol version, once the server answered `initialize` (or the client's, before).
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// How many client requests are waiting for the server, and calls held for a human.
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.waiting.len(), self.held.len())
+    }
+
+    /// Handles one message (one line, without its newline) from the client.
+    pub fn from_client(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
+        let message = match parse_line(line) {
+            Ok(message) => message,
+            Err(error) => return vec![Output::ToClient(error)],
+        };
+        let Value::Object(map) = &message else {
+            return vec![Output::ToClient(error_response(
+                &Value::Null,
+                INVALID_REQUEST,
+                "batches and non-object messages are not accepted by this gateway",
+            ))];
+        };
+        let id = map.get("id").filter(|id| !id.is_null());
+        let method = map.get("method").and_then(Value::as_str);
+        match (method, id) {
+            (Some("tools/call"), Some(id)) => {
+                let id = id.clone();
+                self.call(enforcer, message, id, Instant::now())
+            }
+            (Some(method), Some(id)) => {
+                let kind = match method {
+                    "tools/list" => Waiting::List,
+                    "initialize" => {
+                        self.initialize(map);
+                        Waiting::Initialize
+                    }
+                    _ => Waiting::Other,
+                };
+                self.waiting.insert(key(id), kind);
+                vec![Output::Forward]
+            }
+            (None, Some(id)) => {
+                // A response: to one of our elicitations, or to a server's request.
+                let k = key(id);
+                match self.held.remove(&k) {
+                    Some(held) => self.elicitation_answer(enforcer, held, map),
+                    None => vec![Output::Forward],
+                }
+            }
+            _ => vec![Output::Forward],
+        }
+    }
+
+    /// Handles one message (one line, without its newline) from the server.
+    pub fn from_server(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
+        let Ok(Value::Object(map)) = parse_line(line) else {
+            // Not for the gateway to judge: the client sees what the server sent.
+            return vec![Output::Forward];
+        };
+        if map.contains_key("method") {
+            return vec![Output::Forward];
+        }
+        let Some(id) = map.get("id") else {
+            return vec![Output::Forward];
+        };
+        match self.waiting.remove(&key(id)) {
+            None | Some(Waiting::Other) => vec![Output::Forward],
+            Some(Waiting::Initialize) => {
+                if let Some(version) = map
+                    .get("result")
+                    .and_then(|r| r.get("protocolVersion"))
+                    .and_then(Value::as_str)
+                {
+                    self.protocol = Some(version.to_owned());
+                }
+                vec![Output::Forward]
+            }
+            Some(Waiting::List) => match map.get("result") {
+                Some(result) => {
+                    let filtered = enforcer.policy().filter_tools_list(result);
+                    if &filtered == result {
+                        return vec![Output::Forward];
+                    }
+                    let mut out = map.clone();
+                    out.insert("result".into(), filtered);
+                    vec![Output::ToClient(Value::Object(out))]
+                }
+                None => vec![Output::Forward],
+            },
+            Some(Waiting::Call(flight)) => {
+                let outcome = if map.contains_key("error") {
+                    "error"
+                } else if map
+                    .get("result")
+                    .and_then(|r| r.get("isError"))
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                {
+                    "tool_error"
+                } else {
+                    "ok"
+                };
+                // A JSON-RPC error means the tool never ran: its charges are refunded.
+                let refund = outcome == "error";
+                vec![
+                    Output::Forward,
+                    self.finish(enforcer, *flight, outcome, refund),
+                ]
+            }
+        }
+    }
+
+    /// The server exited or closed: every request still waiting gets a JSON-RPC error, the
+    /// charges of calls that never got an answer are refunded, and held calls are dropped.
+    pub fn upstream_gone(&mut self, enforcer: &dyn Enforcer) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut waiting: Vec<(String, Waiting)> = self.waiting.drain().collect();
+        waiting.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id_text, kind) in waiting {
+            let id: Value = serde_json::from_str(&id_text).unwrap_or(Value::Null);
+            out.push(Output::ToClient(error_response(
+                &id,
+                INTERNAL_ERROR,
+                "the MCP server behind this gateway exited before answering",
+            )));
+            if let Waiting::Call(flight) = kind {
+                out.push(self.finish(enforcer, *flight, "gone", true));
+            }
+        }
+        out
+    }
+
+    /// Answers the calls whose approval was not given in time (call it periodically).
+    pub fn expire(&mut self, now: Instant) -> Vec<Output> {
+        self.issued.retain(|_, issued| issued.deadline > now);
+        let late: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        let seconds = self.options.approval_timeout.as_secs();
+        for k in late {
+            if let Some(held) = self.held.remove(&k) {
+                let text = format!(
+                    "The call of `{}` was not approved: no answer within {seconds} s. Nothing was done.",
+                    held.tool
+                );
+                out.extend(self.refuse_held(held, &text));
+            }
+        }
+        out
+    }
+
+    /// The earliest moment a held call times out, if any is held.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let held = self.held.values().map(|h| h.deadline);
+        let issued = self.issued.values().map(|i| i.deadline);
+        held.chain(issued).min()
+    }
+
+    fn initialize(&mut self, map: &Map<String, Value>) {
+        let params = map.get("params");
+        if let Some(version) = params
+            .and_then(|p| p.get("protocolVersion"))
+            .and_then(Value::as_str)
+        {
+            self.protocol = Some(version.to_owned());
+        }
+        self.client_elicitation = params
+            .and_then(|p| p.get("capabilities"))
+            .and_then(|c| c.get("elicitation"))
+            .is_some_and(|e| !e.is_null());
+        if let Some(info) = params.and_then(|p| p.get("clientInfo")) {
+            for (from, to) in [("name", "client"), ("version", "client_version")] {
+                if let Some(v) = info.get(from).and_then(Value::as_str) {
+                    self.grant.attrs.insert(to.into(), v.into());
+                }
+            }
+        }
+    }
+
+    /// A `tools/call` request from the client.
+    fn call(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        mut message: Value,
+        id: Value,
+        started: Instant,
+    ) -> Vec<Output> {
+        let params = message.get("params").cloned().unwrap_or(Value::Null);
+        let Some(tool) = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return vec![Output::ToClient(error_response(
+                &id,
+                INVALID_PARAMS,
+                "tools/call needs `params.name`, a string",
+            ))];
+        };
+        let args = match params.get("arguments") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => {
+                return vec![Output::ToClient(error_response(
+                    &id,
+                    INVALID_PARAMS,
+                    "tools/call `params.arguments` must be an object",
+                ))];
+            }
+        };
+        // A retry that answers an `input_required` approval (2026-07-28).
+        let mut stripped = false;
+        if let Some(state) = params.get("requestState") {
+            stripped = true;
+            self.answer_request_state(enforcer, state, &params, &tool, &args);
+            strip_approval_fields(&mut message);
+        }
+
+        let t0 = Instant::now();
+        let decision = enforcer.evaluate(&tool, &args, &self.grant);
+        let policy_us = micros(t0.elapsed());
+        let record = self.record(&tool, &decision, &args, policy_us);
+        match decision.verdict {
+            Verdict::Allow => {
+                self.waiting.insert(
+                    key(&id),
+                    Waiting::Call(Box::new(InFlight {
+                        record,
+                        reservation: decision.reservation,
+                        started,
+                    })),
+                );
+                if stripped {
+                    vec![Output::ToServer(message)]
+                } else {
+                    vec![Output::Forward]
+                }
+            }
+            Verdict::Deny if decision.rule.starts_with("/hide/") => {
+                let answer = error_response(&id, INVALID_PARAMS, &format!("Unknown tool: {tool}"));
+                vec![Output::ToClient(answer), audit(record, started)]
+            }
+            Verdict::Deny | Verdict::Limit => {
+                let answer = refusal(&id, &decision);
+                vec![Output::ToClient(answer), audit(record, started)]
+            }
+            Verdict::Approve => self.ask(message, id, tool, args, &decision, started, policy_us),
+        }
+    }
+
+    /// An `approve` decision: ask the human through the channel the client supports.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
+        &mut self,
+        request: Value,
+        id: Value,
+        tool: String,
+        args: Value,
+        decision: &Decision,
+        started: Instant,
+        policy_us: u64,
+    ) -> Vec<Output> {
+        let approval_id = decision.approval_id.clone().unwrap_or_default();
+        let reason = decision
+            .message
+            .as_deref()
+            .unwrap_or("this call needs approval");
+        let prompt = approval_prompt(&tool, &self.grant, &args, reason, &approval_id);
+        let decision_json = decision.to_json(None);
+        let record = self.record(&tool, decision, &args, policy_us);
+        let deadline = Instant::now() + self.options.approval_timeout;
+        self.next += 1;
+        if self.protocol.as_deref() == Some(STATELESS_VERSION) {
+            let state = format!("{OWN_ID_PREFIX}state/{}/{}", self.next, approval_id);
+            self.issued.insert(
+                state.clone(),
+                Issued {
+                    tool: tool.clone(),
+                    args_canonical: canonical_json(&args),
+                    approval_id: approval_id.clone(),
+                    deadline,
+                },
+            );
+            let answer = json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "result": {
+                    "resultType": "input_required",
+                    "inputRequests": {
+                        "approve": {
+                            "method": "elicitation/create",
+                            "params": elicitation_params(&prompt, false),
+                        }
+                    },
+                    "requestState": state,
+                    "_meta": { DECISION_META: decision_json },
+                }
+            });
+            return vec![Output::ToClient(answer), audit(record, started)];
+        }
+        if self.client_elicitation {
+            let own_id = format!("{OWN_ID_PREFIX}approval/{}", self.next);
+            let form_mode = self.protocol.as_deref() != Some("2025-06-18");
+            let ask = json!({
+                "jsonrpc": "2.0",
+                "id": own_id,
+                "method": "elicitation/create",
+                "params": elicitation_params(&prompt, form_mode),
+            });
+            self.held.insert(
+                key(&Value::String(own_id)),
+                Held {
+                    request,
+                    tool,
+                    args,
+                    approval_id,
+                    decision: decision_json,
+                    deadline,
+                    started,
+                    policy_us,
+                },
+            );
+            return vec![Output::ToClient(ask)];
+        }
+        // Out of band.
+        let how = match (&self.options.approve_command, approval_id.is_empty()) {
+            (Some(command), false) => format!(
+                " An operator approves it with `{}`; then retry the identical call (it goes through once).",
+                command.replace("ID", &approval_id)
+            ),
+            _ => " This gateway keeps approvals in memory: they need a client that supports \
+                  elicitation, or a shared store (`mcp-policy proxy --store redis://…`) so that \
+                  an operator can run `mcp-policy approve ID --store URL`."
+                .to_owned(),
+        };
+        let text = format!("Approval required: {reason} (approval id {approval_id}).{how}");
+        let answer = tool_error(&id, &text, decision_json);
+        vec![Output::ToClient(answer), audit(record, started)]
+    }
+
+    /// The client answered one of our elicitations.
+    fn elicitation_answer(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        held: Held,
+        answer: &Map<String, Value>,
+    ) -> Vec<Output> {
+        let result = answer.get("result");
+        let action = result
+            .and_then(|r| r.get("action"))
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        let approved = action == "accept"
+            && result
+                .and_then(|r| r.get("content"))
+                .and_then(|c| c.get("approve"))
+                .and_then(Value::as_bool)
+                == Some(true);
+        if !approved {
+            let why = match action {
+                "accept" => "the answer did not approve it",
+                "decline" => "the user declined",
+                "cancel" => "the user cancelled",
+                _ => "the client could not ask (elicitation failed)",
+            };
+            let text = format!(
+                "The call of `{}` was not approved: {why}. Nothing was done.",
+                held.tool
+            );
+            return self.refuse_held(held, &text);
+        }
+        if let Err(e) = enforcer.record_approval(&held.approval_id) {
+            let text = format!(
+                "The call of `{}` was approved, but the approval could not be recorded: {e}",
+                held.tool
+            );
+            return self.refuse_held(held, &text);
+        }
+        // Approved: decide again (the call still has to pass its limits).
+        let id = held.request.get("id").cloned().unwrap_or(Value::Null);
+        let mut outputs = self.call(enforcer, held.request.clone(), id, held.started);
+        // The call went out as a message of its own, not as the line just read.
+        for out in &mut outputs {
+            if matches!(out, Output::Forward) {
+                *out = Output::ToServer(held.request.clone());
+            }
+        }
+        outputs
+    }
+
+    fn answer_request_state(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        state: &Value,
+        params: &Value,
+        tool: &str,
+        args: &Value,
+    ) {
+        let Some(state) = state.as_str() else {
+            return;
+        };
+        // Issued here, unexpired, for this very call, and used once.
+        let Some(issued) = self.issued.remove(state) else {
+            return;
+        };
+        if issued.tool != tool || issued.args_canonical != canonical_json(args) {
+            return;
+        }
+        let response = params.get("inputResponses").and_then(|r| r.get("approve"));
+        let approved = response
+            .and_then(|r| r.get("action"))
+            .and_then(Value::as_str)
+            == Some("accept")
+            && response
+                .and_then(|r| r.get("content"))
+                .and_then(|c| c.get("approve"))
+                .and_then(Value::as_bool)
+                == Some(true);
+        if approved {
+            // A failure to record leaves the call unapproved: it is asked again.
+            let _ = enforcer.record_approval(&issued.approval_id);
+        }
+    }
+
+    fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {
+        let id = held.request.get("id").cloned().unwrap_or(Value::Null);
+        let answer = tool_error(&id, text, held.decision.clone());
+        let record = AuditRecord {
+            grant: self.grant.id.clone(),
+            session: self.grant.session.clone(),
+            tool: held.tool.clone(),
+            decision: held.decision.clone(),
+            args_canonical: canonical_json(&held.args),
+            args: self.options.audit_args.then(|| held.args.clone()),
+            upstream: None,
+            refunded: false,
+            policy_us: held.policy_us,
+            total_us: 0,
+        };
+        vec![Output::ToClient(answer), audit(record, held.started)]
+    }
+
+    fn record(&self, tool: &str, decision: &Decision, args: &Value, policy_us: u64) -> AuditRecord {
+        AuditRecord {
+            grant: self.grant.id.clone(),
+            session: self.grant.session.clone(),
+            tool: tool.to_owned(),
+            decision: decision.to_json(None),
+            args_canonical: canonical_json(args),
+            args: self.options.audit_args.then(|| args.clone()),
+            upstream: None,
+            refunded: false,
+            policy_us,
+            total_us: 0,
+        }
+    }
+
+    fn finish(
+        &self,
+        enforcer: &dyn Enforcer,
+        flight: InFlight,
+        outcome: &'static str,
+        refund: bool,
+    ) -> Output {
+        let mut record = flight.record;
+        if refund && let Some(reservation) = flight.reservation {
+            record.refunded = enforcer.release(reservation).is_ok();
+        }
+        record.upstream = Some(outcome);
+        record.total_us = micros(flight.started.elapsed());
+        Output::Audit(record)
+    }
+}
+
+/// The audit record of a call answered by the gateway itself (not forwarded).
+fn audit(mut record: AuditRecord, started: Instant) -> Output {
+    record.total_us = micros(started.elapsed());
+    Output::Audit(record)
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A map key for a JSON-RPC id: its JSON text, so `1` and `"1"` differ.
+fn key(id: &Value) -> String {
+    id.to_string()
+}
+
+fn parse_line(line: &[u8]) -> Result<Value, Value> {
+    let text = std::str::from_utf8(line).map_err(|_| {
+        error_response(
+            &Value::Null,
+            PARSE_ERROR,
+            "Parse error: the message is not UTF-8",
+        )
+    })?;
+    parse_json(&cap_nesting(text, MESSAGE_DEPTH)).map_err(|e| {
+        error_response(
+            &Value::Null,
+            PARSE_ERROR,
+            &format!("Parse error: {}", e.message),
+        )
+    })
+}
+
+/// A JSON-RPC error response.
+pub fn error_response(id: &Value, code: i64, message: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
+}
+
+/// A `tools/call` result with `isError: true`, the text, and the decision in `_meta`.
+pub fn tool_error(id: &Value, text: &str, decision: Value) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "result": {
+            "content": [ { "type": "text", "text": text } ],
+            "isError": true,
+            "_meta": { DECISION_META: decision },
+        }
+    })
+}
+
+/// The answer to a denied or rate-limited call.
+pub fn refusal(id: &Value, decision: &Decision) -> Value {
+    let mut text = decision
+        .message
+        .as_deref()
+        .unwrap_or("this call is not allowed by the policy")
+        .to_owned();
+    if let Some(ms) = decision.retry_after_ms {
+        let seconds = ms.div_ceil(1000).max(1);
+        text.push_str(&format!(" (retry in {seconds} s)"));
+    }
+    tool_error(id, &text, decision.to_json(None))
+}
+
+fn approval_prompt(tool: &str, grant: &Grant, args: &Value, reason: &str, id: &str) -> String {
+    const SHOWN: usize = 1500;
+    let canonical = canonical_json(args);
+    let summary = if canonical.len() > SHOWN {
+        let mut cut = SHOWN;
+        while !canonical.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!(
+            "{}… ({} bytes in all)",
+            canonical.get(..cut).unwrap_or_default(),
+            canonical.len()
+        )
+    } else {
+        canonical
+    };
+    format!(
+        "Approve this tool call?\nTool: {tool}\nCaller: {}\nArguments: {summary}\nWhy approval is needed: {reason}\nApproval id: {id}",
+        grant.id
+    )
+}
+
+fn elicitation_params(prompt: &str, form_mode: bool) -> Value {
+    let mut params = json!({
+        "message": prompt,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "approve": {
+                    "type": "boolean",
+                    "title": "Approve this call",
+                    "description": "true lets this exact call through once",
+                }
+            },
+            "required": ["approve"],
+        }
+    });
+    if form_mode && let Value::Object(map) = &mut params {
+        map.insert("mode".into(), "form".into());
+    }
+    params
+}
+
+fn strip_approval_fields(message: &mut Value) {
+    if let Some(Value::Object(params)) = message.get_mut("params") {
+        params.remove("requestState");
+        params.remove("inputResponses");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,427 @@
+use super::*;
+use crate::clock::ManualClock;
+use crate::store::MemoryStore;
+
+const POLICY: &str = r#"{"version":"1","default":"deny","hide":["drop_*"],
+  "tools":{
+    "read":{},
+    "scan":{"limits":[{"counter":"scan","window":"minute","max":1}]},
+    "stop_scan":{"action":"deny","reason":"Stopping scans breaks monitoring"},
+    "transfer":{"action":"approve","reason":"moves money"}}}"#;
+
+fn engine() -> Engine<ManualClock, MemoryStore> {
+    let policy = Policy::from_json_str(POLICY).unwrap();
+    Engine::with_parts(policy, ManualClock::new(1_000_000), MemoryStore::new())
+}
+
+fn gateway() -> Gateway {
+    Gateway::new(Grant::new("alice"), GatewayOptions::default())
+}
+
+fn call(id: u64, tool: &str, args: Value) -> Vec<u8> {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
+        .to_string()
+        .into_bytes()
+}
+
+fn to_client(out: &[Output]) -> &Value {
+    out.iter()
+        .find_map(|o| match o {
+            Output::ToClient(v) => Some(v),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("nothing for the client in {out:?}"))
+}
+
+fn audits(out: &[Output]) -> Vec<&AuditRecord> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Audit(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn init(gw: &mut Gateway, e: &dyn Enforcer, version: &str, elicitation: bool) {
+    let caps = if elicitation {
+        json!({"elicitation": {}})
+    } else {
+        json!({})
+    };
+    let req = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion": version, "capabilities": caps,
+        "clientInfo": {"name": "test-client", "version": "9.9"}}});
+    assert_eq!(
+        gw.from_client(e, req.to_string().as_bytes()),
+        [Output::Forward]
+    );
+    let res = json!({"jsonrpc":"2.0","id":0,"result":{"protocolVersion": version,
+        "capabilities": {"tools": {}}, "serverInfo": {"name": "s", "version": "1"}}});
+    assert_eq!(
+        gw.from_server(e, res.to_string().as_bytes()),
+        [Output::Forward]
+    );
+}
+
+#[test]
+fn allowed_call_is_forwarded_and_audited_when_answered() {
+    let (e, mut gw) = (engine(), gateway());
+    init(&mut gw, &e, "2025-11-25", false);
+    assert_eq!(gw.grant().attrs["client"], "test-client");
+    assert_eq!(gw.grant().attrs["client_version"], "9.9");
+    let out = gw.from_client(&e, &call(1, "read", json!({"a": 1})));
+    assert_eq!(out, [Output::Forward]);
+    assert_eq!(gw.in_flight(), (1, 0));
+    let out = gw.from_server(&e, br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+    assert_eq!(out.first(), Some(&Output::Forward));
+    let a = audits(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].upstream, Some("ok"));
+    assert_eq!(a[0].tool, "read");
+    assert_eq!(a[0].args_canonical, r#"{"a":1}"#);
+    assert_eq!(a[0].decision["decision"], "allow");
+    assert_eq!(gw.in_flight(), (0, 0));
+}
+
+#[test]
+fn deny_limit_and_hidden_are_answered_locally() {
+    let (e, mut gw) = (engine(), gateway());
+    let out = gw.from_client(&e, &call(1, "stop_scan", json!({})));
+    let answer = to_client(&out);
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["result"]["isError"], true);
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "Stopping scans breaks monitoring"
+    );
+    assert_eq!(
+        answer["result"]["_meta"][DECISION_META]["rule"],
+        "/tools/stop_scan/action"
+    );
+    assert_eq!(audits(&out)[0].upstream, None);
+
+    assert_eq!(
+        gw.from_client(&e, &call(2, "scan", json!({}))),
+        [Output::Forward]
+    );
+    let out = gw.from_client(&e, &call(3, "scan", json!({})));
+    let answer = to_client(&out);
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.ends_with("(retry in 60 s)"), "{text}");
+    assert_eq!(
+        answer["result"]["_meta"][DECISION_META]["decision"],
+        "limit"
+    );
+    assert_eq!(
+        answer["result"]["_meta"][DECISION_META]["retry_after_ms"],
+        60_000
+    );
+
+    let out = gw.from_client(&e, &call(4, "drop_table", json!({})));
+    assert_eq!(
+        to_client(&out),
+        &json!({"jsonrpc":"2.0","id":4,"error":{"code":-32602,"message":"Unknown tool: drop_table"}})
+    );
+}
+
+#[test]
+fn malformed_input_is_refused_never_forwarded() {
+    let (e, mut gw) = (engine(), gateway());
+    let out = gw.from_client(&e, b"this is not json");
+    assert_eq!(to_client(&out)["error"]["code"], PARSE_ERROR);
+    assert_eq!(to_client(&out)["id"], Value::Null);
+    let out = gw.from_client(
+        &e,
+        br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}}]"#,
+    );
+    assert_eq!(to_client(&out)["error"]["code"], INVALID_REQUEST);
+    let out = gw.from_client(
+        &e,
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+    );
+    assert_eq!(to_client(&out)["error"]["code"], INVALID_PARAMS);
+    let out = gw.from_client(&e, &call(2, "read", json!([1])));
+    assert_eq!(to_client(&out)["error"]["code"], INVALID_PARAMS);
+    // Duplicate keys: the gateway and the server must never read different values.
+    let out = gw.from_client(
+        &e,
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read","name":"drop_db"}}"#,
+    );
+    assert_eq!(to_client(&out)["error"]["code"], PARSE_ERROR);
+    // Arguments deeper than the reader's own limit are denied by the policy, not a parse error.
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"read","arguments":{{"a":{}1{}}}}}}}"#,
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    let out = gw.from_client(&e, deep.as_bytes());
+    assert_eq!(
+        to_client(&out)["result"]["_meta"][DECISION_META]["message"],
+        "arguments are nested deeper than 64 levels"
+    );
+    assert_eq!(gw.in_flight(), (0, 0));
+}
+
+#[test]
+fn other_messages_pass_through_and_ids_are_kept_apart() {
+    let (e, mut gw) = (engine(), gateway());
+    for line in [
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"x"}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#,
+    ] {
+        assert_eq!(gw.from_client(&e, line.as_bytes()), [Output::Forward]);
+    }
+    // The server asks the client something with id 1 while the client's call 1 is in flight.
+    assert_eq!(
+        gw.from_client(&e, &call(1, "read", json!({}))),
+        [Output::Forward]
+    );
+    let server_request =
+        br#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#;
+    assert_eq!(gw.from_server(&e, server_request), [Output::Forward]);
+    // The client's answer to it goes to the server; the call is still waiting.
+    let client_answer = br#"{"jsonrpc":"2.0","id":1,"result":{"role":"assistant"}}"#;
+    assert_eq!(gw.from_client(&e, client_answer), [Output::Forward]);
+    assert_eq!(gw.in_flight(), (2, 0));
+    let out = gw.from_server(&e, br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+    assert_eq!(audits(&out).len(), 1);
+    // Unparseable server output is the client's to see.
+    assert_eq!(gw.from_server(&e, b"garbage"), [Output::Forward]);
+}
+
+#[test]
+fn tools_list_results_are_filtered() {
+    let (e, mut gw) = (engine(), gateway());
+    let req = br#"{"jsonrpc":"2.0","id":"l1","method":"tools/list","params":{}}"#;
+    assert_eq!(gw.from_client(&e, req), [Output::Forward]);
+    let res = json!({"jsonrpc":"2.0","id":"l1","result":{"tools":[
+        {"name":"read","inputSchema":{"type":"object"}},
+        {"name":"stop_scan"},{"name":"drop_db"},{"name":"unknown"},{"name":"transfer"}],
+        "nextCursor":"c2"}});
+    let out = gw.from_server(&e, res.to_string().as_bytes());
+    let answer = to_client(&out);
+    let names: Vec<&str> = answer["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["read", "transfer"]);
+    assert_eq!(answer["result"]["nextCursor"], "c2");
+    assert_eq!(answer["id"], "l1");
+    // A list with nothing to remove passes as it came.
+    assert_eq!(gw.from_client(&e, req), [Output::Forward]);
+    let res = br#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"read"}]}}"#;
+    assert_eq!(gw.from_server(&e, res), [Output::Forward]);
+}
+
+#[test]
+fn refunds_follow_the_upstream_outcome() {
+    let (e, mut gw) = (engine(), gateway());
+    // A JSON-RPC error: the tool never ran, the charge is refunded.
+    assert_eq!(
+        gw.from_client(&e, &call(1, "scan", json!({}))),
+        [Output::Forward]
+    );
+    let out = gw.from_server(
+        &e,
+        br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"boom"}}"#,
+    );
+    assert!(audits(&out)[0].refunded);
+    assert_eq!(audits(&out)[0].upstream, Some("error"));
+    // An isError result: the tool ran, the charge stays.
+    assert_eq!(
+        gw.from_client(&e, &call(2, "scan", json!({}))),
+        [Output::Forward]
+    );
+    let out = gw.from_server(
+        &e,
+        br#"{"jsonrpc":"2.0","id":2,"result":{"isError":true,"content":[]}}"#,
+    );
+    assert!(!audits(&out)[0].refunded);
+    assert_eq!(audits(&out)[0].upstream, Some("tool_error"));
+    let out = gw.from_client(&e, &call(3, "scan", json!({})));
+    assert_eq!(to_client(&out)["result"]["isError"], true);
+}
+
+#[test]
+fn upstream_gone_answers_every_waiting_request_and_refunds() {
+    let (e, mut gw) = (engine(), gateway());
+    gw.from_client(&e, &call(1, "scan", json!({})));
+    gw.from_client(&e, br#"{"jsonrpc":"2.0","id":2,"method":"resources/list"}"#);
+    let out = gw.upstream_gone(&e);
+    let errors: Vec<&Value> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToClient(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().all(|v| v["error"]["code"] == INTERNAL_ERROR));
+    let a = audits(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].upstream, Some("gone"));
+    assert!(a[0].refunded);
+    // Refunded: the budget of one is free again.
+    assert_eq!(
+        gw.from_client(&e, &call(3, "scan", json!({}))),
+        [Output::Forward]
+    );
+}
+
+fn elicitation_id(out: &[Output]) -> Value {
+    let ask = to_client(out);
+    assert_eq!(ask["method"], "elicitation/create");
+    let schema = &ask["params"]["requestedSchema"];
+    assert_eq!(schema["properties"]["approve"]["type"], "boolean");
+    let message = ask["params"]["message"].as_str().unwrap();
+    assert!(message.contains("transfer") && message.contains("alice"));
+    assert!(message.contains(r#"{"amount":5}"#) && message.contains("moves money"));
+    ask["id"].clone()
+}
+
+#[test]
+fn elicitation_accept_forwards_once_decline_and_timeout_refuse() {
+    let (e, mut gw) = (engine(), gateway());
+    init(&mut gw, &e, "2025-11-25", true);
+    let out = gw.from_client(&e, &call(1, "transfer", json!({"amount": 5})));
+    let own = elicitation_id(&out);
+    assert_eq!(to_client(&out)["params"]["mode"], "form");
+    assert_eq!(gw.in_flight(), (0, 1));
+    let accept =
+        json!({"jsonrpc":"2.0","id":own,"result":{"action":"accept","content":{"approve":true}}});
+    let out = gw.from_client(&e, accept.to_string().as_bytes());
+    let Some(Output::ToServer(sent)) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(sent["id"], 1);
+    assert_eq!(sent["params"]["arguments"], json!({"amount": 5}));
+    // The approval was used once: the same call is asked again.
+    let out = gw.from_client(&e, &call(2, "transfer", json!({"amount": 5})));
+    let own = elicitation_id(&out);
+    let decline = json!({"jsonrpc":"2.0","id":own,"result":{"action":"decline"}});
+    let out = gw.from_client(&e, decline.to_string().as_bytes());
+    let answer = to_client(&out);
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["result"]["isError"], true);
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("declined")
+    );
+    // `approve: false` is no approval either.
+    let out = gw.from_client(&e, &call(3, "transfer", json!({"amount": 5})));
+    let own = elicitation_id(&out);
+    let no =
+        json!({"jsonrpc":"2.0","id":own,"result":{"action":"accept","content":{"approve":false}}});
+    let out = gw.from_client(&e, no.to_string().as_bytes());
+    assert_eq!(to_client(&out)["result"]["isError"], true);
+    // No answer in time.
+    let out = gw.from_client(&e, &call(4, "transfer", json!({"amount": 5})));
+    let own = elicitation_id(&out);
+    assert!(gw.next_deadline().is_some());
+    let out = gw.expire(Instant::now() + Duration::from_secs(121));
+    let answer = to_client(&out);
+    assert_eq!(answer["id"], 4);
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 120 s")
+    );
+    // A late answer approves nothing and goes nowhere harmful (to the server as an unknown
+    // response id, as any stray response would).
+    let late =
+        json!({"jsonrpc":"2.0","id":own,"result":{"action":"accept","content":{"approve":true}}});
+    assert_eq!(
+        gw.from_client(&e, late.to_string().as_bytes()),
+        [Output::Forward]
+    );
+    let out = gw.from_client(&e, &call(5, "transfer", json!({"amount": 5})));
+    assert_eq!(to_client(&out)["method"], "elicitation/create");
+}
+
+#[test]
+fn input_required_for_stateless_clients_and_forged_state_approves_nothing() {
+    let (e, mut gw) = (engine(), gateway());
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    let out = gw.from_client(&e, &call(1, "transfer", json!({"amount": 5})));
+    let answer = to_client(&out);
+    assert_eq!(answer["result"]["resultType"], "input_required");
+    let state = answer["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = &answer["result"]["inputRequests"]["approve"];
+    assert_eq!(ask["method"], "elicitation/create");
+
+    let retry = |id: u64, state: &str, args: Value| {
+        json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"transfer",
+          "arguments":args,"requestState":state,
+          "inputResponses":{"approve":{"action":"accept","content":{"approve":true}}}}})
+        .to_string()
+        .into_bytes()
+    };
+    // Forged state: asked again.
+    let out = gw.from_client(
+        &e,
+        &retry(2, "io.mcp-policy/state/99/ap-x", json!({"amount": 5})),
+    );
+    assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+    // The real state for another call (other arguments): approves nothing, and is used up.
+    let out = gw.from_client(&e, &retry(3, &state, json!({"amount": 6})));
+    assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+    let out = gw.from_client(&e, &retry(4, &state, json!({"amount": 5})));
+    assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+    // A fresh state for this exact call: forwarded, with the approval fields stripped.
+    let state = to_client(&out)["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = gw.from_client(&e, &retry(5, &state, json!({"amount": 5})));
+    let Some(Output::ToServer(sent)) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(sent["params"].get("requestState"), None);
+    assert_eq!(sent["params"].get("inputResponses"), None);
+    // Replayed: approves nothing.
+    let out = gw.from_client(&e, &retry(6, &state, json!({"amount": 5})));
+    assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+}
+
+#[test]
+fn out_of_band_approval_says_how() {
+    let (e, mut gw) = (engine(), gateway());
+    init(&mut gw, &e, "2025-06-18", false);
+    let out = gw.from_client(&e, &call(1, "transfer", json!({"amount": 5})));
+    let answer = to_client(&out);
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    let id = answer["result"]["_meta"][DECISION_META]["approval_id"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains(id) && text.contains("elicitation"), "{text}");
+    let mut gw = Gateway::new(
+        Grant::new("alice"),
+        GatewayOptions {
+            approve_command: Some("mcp-policy approve ID --store redis://127.0.0.1:6379".into()),
+            ..GatewayOptions::default()
+        },
+    );
+    let out = gw.from_client(&e, &call(1, "transfer", json!({"amount": 5})));
+    let text = to_client(&out)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains(&format!("mcp-policy approve {id} --store redis://")),
+        "{text}"
+    );
+    e.record_approval(id).unwrap();
+    assert_eq!(
+        gw.from_client(&e, &call(2, "transfer", json!({"amount": 5}))),
+        [Output::Forward]
+    );
+}
