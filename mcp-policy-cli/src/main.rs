@@ -21,6 +21,7 @@ mod check;
 mod eval;
 mod explain;
 mod json;
+mod proxy;
 mod rfc3339;
 mod scaffold;
 mod schema;
@@ -42,7 +43,7 @@ pub const UNUSABLE: u8 = 2;
 #[command(
     name = "mcp-policy",
     version,
-    about = "Check, evaluate, test and explain MCP tool-call policies"
+    about = "Check, evaluate, test and explain MCP tool-call policies, and enforce them in front of an MCP server"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -94,6 +95,37 @@ enum Command {
     },
     /// Print the JSON Schema of the policy document.
     Schema,
+    /// Put the policy in front of an MCP server: speaks MCP on stdin/stdout, runs COMMAND as
+    /// the upstream server, and passes every tool call through the policy.
+    Proxy {
+        /// The policy file (watched: a change that loads is swapped in).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The grant id of the caller (else $MCP_POLICY_GRANT, else `local`).
+        #[arg(long)]
+        grant: Option<String>,
+        /// A grant attribute, KEY=VALUE (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+        /// Where counters and approvals live: `memory` (this process only).
+        #[arg(long, default_value = "memory")]
+        store: String,
+        /// Append one JSON line per tool call (and per policy reload) to FILE, or `-` for stderr.
+        #[arg(long, value_name = "FILE|-")]
+        audit: Option<String>,
+        /// Put the raw arguments in the audit log (else only their SHA-256).
+        #[arg(long)]
+        audit_args: bool,
+        /// How long a human has to answer an approval request.
+        #[arg(long, default_value = "2m", value_name = "DURATION")]
+        approval_timeout: String,
+        /// The size limit of one message from the client, in bytes.
+        #[arg(long, default_value_t = proxy::DEFAULT_MAX_LINE, value_name = "BYTES")]
+        max_message: usize,
+        /// The upstream MCP server: a command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Write a starting policy from an MCP tools/list result.
     Scaffold {
         /// A tools/list result file (`{"tools": [...]}`, a JSON-RPC response, or JSON Lines of them).
@@ -122,6 +154,27 @@ fn main() -> ExitCode {
             session,
         } => explain::run(&policy, &tool, &args, &grant, session.as_deref()),
         Command::Schema => schema::run(),
+        Command::Proxy {
+            policy,
+            grant,
+            attrs,
+            store,
+            audit,
+            audit_args,
+            approval_timeout,
+            max_message,
+            command,
+        } => proxy::run(proxy::ProxyArgs {
+            policy,
+            grant,
+            attrs,
+            store,
+            audit,
+            audit_args,
+            approval_timeout,
+            max_line: max_message,
+            command,
+        }),
         Command::Scaffold { tools_list } => scaffold::run(&tools_list),
     };
     ExitCode::from(code)

@@ -406,9 +406,10 @@ impl Gateway {
                 };
                 // A JSON-RPC error means the tool never ran: its charges are refunded.
                 let refund = outcome == "error";
+                // Audited before the client sees the answer: the log is never behind it.
                 vec![
-                    Output::Forward,
                     self.finish(enforcer, *flight, outcome, refund),
+                    Output::Forward,
                 ]
             }
         }
@@ -422,14 +423,14 @@ impl Gateway {
         waiting.sort_by(|a, b| a.0.cmp(&b.0));
         for (id_text, kind) in waiting {
             let id: Value = serde_json::from_str(&id_text).unwrap_or(Value::Null);
+            if let Waiting::Call(flight) = kind {
+                out.push(self.finish(enforcer, *flight, "gone", true));
+            }
             out.push(Output::ToClient(error_response(
                 &id,
                 INTERNAL_ERROR,
                 "the MCP server behind this gateway exited before answering",
             )));
-            if let Waiting::Call(flight) = kind {
-                out.push(self.finish(enforcer, *flight, "gone", true));
-            }
         }
         out
     }

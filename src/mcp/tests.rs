@@ -73,7 +73,7 @@ fn allowed_call_is_forwarded_and_audited_when_answered() {
     assert_eq!(out, [Output::Forward]);
     assert_eq!(gw.in_flight(), (1, 0));
     let out = gw.from_server(&e, br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
-    assert_eq!(out.first(), Some(&Output::Forward));
+    assert_eq!(out.last(), Some(&Output::Forward));
     let a = audits(&out);
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].upstream, Some("ok"));

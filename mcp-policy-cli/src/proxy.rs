@@ -1,0 +1,617 @@
+//! `mcp-policy proxy`: a stdio MCP relay in front of an MCP server that every tool call
+//! passes the policy through.
+//!
+//! Threads, each blocking on one thing: the client reader (the proxy's stdin), the server
+//! reader (the upstream's stdout), a timer (approval timeouts), the policy watcher, and the
+//! main thread, which waits for the end. The decisions are made by the core's
+//! [`mcp_policy::mcp::Gateway`] under a lock; the writes happen after the lock is released, so
+//! a slow side never blocks the other direction's decisions. Every line that is not examined
+//! is written to the other side exactly as it was read.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use mcp_policy::mcp::{AuditRecord, Gateway, GatewayOptions, Output, PARSE_ERROR, error_response};
+use mcp_policy::{Engine, Grant, Policy};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::json::load_error_lines;
+use crate::{FAILURES, OK, UNUSABLE};
+
+/// The default size limit of one message from the client: 4 MiB.
+pub const DEFAULT_MAX_LINE: usize = 4 << 20;
+
+/// How long in-flight answers are awaited after the client closed, and how long the upstream
+/// has to exit after its stdin closed (then SIGTERM, then as long again before SIGKILL).
+const GRACE: Duration = Duration::from_secs(3);
+
+/// The proxy's options, from the command line.
+#[derive(Debug, Clone)]
+pub struct ProxyArgs {
+    pub policy: PathBuf,
+    pub grant: Option<String>,
+    pub attrs: Vec<String>,
+    pub store: String,
+    pub audit: Option<String>,
+    pub audit_args: bool,
+    pub approval_timeout: String,
+    pub max_line: usize,
+    pub command: Vec<String>,
+}
+
+/// Why the main thread wakes up.
+enum Event {
+    ClientClosed,
+    UpstreamClosed,
+    Signal,
+}
+
+/// Everything the threads share.
+struct Shared {
+    engine: Engine,
+    gateway: Mutex<Gateway>,
+    client: Mutex<std::io::Stdout>,
+    server: Mutex<Option<ChildStdin>>,
+    audit: Mutex<Option<Box<dyn Write + Send>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Carries out the gateway's outputs for a line read from one side.
+    fn carry_out(&self, outputs: Vec<Output>, line: &[u8], from_client: bool) {
+        for output in outputs {
+            match output {
+                Output::Forward if from_client => self.to_server(line),
+                Output::Forward => self.to_client(line),
+                Output::ToClient(v) => self.to_client(v.to_string().as_bytes()),
+                Output::ToServer(v) => self.to_server(v.to_string().as_bytes()),
+                Output::Audit(record) => self.audit_call(&record),
+            }
+        }
+    }
+
+    fn to_client(&self, line: &[u8]) {
+        let mut out = lock(&self.client);
+        // The client gone is noticed by the reader (end of input); nothing to do here.
+        let _ = out
+            .write_all(line)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+    }
+
+    fn to_server(&self, line: &[u8]) {
+        let mut server = lock(&self.server);
+        if let Some(stdin) = server.as_mut() {
+            let written = stdin
+                .write_all(line)
+                .and_then(|()| stdin.write_all(b"\n"))
+                .and_then(|()| stdin.flush());
+            if written.is_err() {
+                // The upstream closed its input; its exit is handled by the server reader.
+                *server = None;
+            }
+        }
+    }
+
+    fn audit_line(&self, fields: Vec<(&str, Value)>) {
+        let mut audit = lock(&self.audit);
+        let Some(out) = audit.as_mut() else {
+            return;
+        };
+        let mut text = String::with_capacity(256);
+        text.push('{');
+        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut first = true;
+        for (key, value) in std::iter::once(("ts", Value::from(ts))).chain(fields) {
+            if !first {
+                text.push(',');
+            }
+            first = false;
+            text.push_str(&Value::from(key).to_string());
+            text.push(':');
+            text.push_str(&value.to_string());
+        }
+        text.push_str("}\n");
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            eprintln!("mcp-policy proxy: cannot write the audit log; audit logging stops");
+            *audit = None;
+        }
+    }
+
+    fn audit_call(&self, record: &AuditRecord) {
+        let mut fields = record.fields();
+        let digest = Sha256::digest(record.args_canonical.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        // `args_sha256` after the decision fields, before the upstream outcome.
+        let at = fields
+            .iter()
+            .position(|(k, _)| matches!(*k, "args" | "upstream" | "refunded" | "policy_us"))
+            .unwrap_or(fields.len());
+        fields.insert(at, ("args_sha256", hex.into()));
+        self.audit_line(fields);
+    }
+}
+
+/// Runs `proxy`.
+pub fn run(args: ProxyArgs) -> u8 {
+    if args.store != "memory" {
+        eprintln!(
+            "mcp-policy proxy: --store {}: unknown store; expected `memory`",
+            args.store
+        );
+        return UNUSABLE;
+    }
+    let Some((program, program_args)) = args.command.split_first() else {
+        eprintln!(
+            "mcp-policy proxy: no upstream command; usage: mcp-policy proxy --policy P -- COMMAND [ARG]..."
+        );
+        return UNUSABLE;
+    };
+    let approval_timeout = match mcp_policy::duration::parse_duration(&args.approval_timeout) {
+        Ok(ms) if ms > 0 => Duration::from_millis(ms),
+        Ok(_) => {
+            eprintln!("mcp-policy proxy: --approval-timeout must be positive");
+            return UNUSABLE;
+        }
+        Err(e) => {
+            eprintln!("mcp-policy proxy: --approval-timeout: {e}");
+            return UNUSABLE;
+        }
+    };
+    let (policy, text) = match read_policy(&args.policy) {
+        Ok(loaded) => loaded,
+        Err(lines) => {
+            for line in lines {
+                eprintln!("{line}");
+            }
+            return UNUSABLE;
+        }
+    };
+    let grant = match make_grant(&args) {
+        Ok(grant) => grant,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: {e}");
+            return UNUSABLE;
+        }
+    };
+    let audit: Option<Box<dyn Write + Send>> = match args.audit.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stderr())),
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => Some(Box::new(file)),
+            Err(e) => {
+                eprintln!("mcp-policy proxy: --audit {path}: {e}");
+                return UNUSABLE;
+            }
+        },
+    };
+
+    let mut child = match Command::new(program)
+        .args(program_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: cannot start `{program}`: {e}");
+            return UNUSABLE;
+        }
+    };
+    let (Some(upstream_in), Some(upstream_out)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("mcp-policy proxy: the upstream's pipes could not be opened");
+        return UNUSABLE;
+    };
+
+    let options = GatewayOptions {
+        approval_timeout,
+        approve_command: None,
+        audit_args: args.audit_args,
+    };
+    let shared = Arc::new(Shared {
+        engine: Engine::new(policy),
+        gateway: Mutex::new(Gateway::new(grant, options)),
+        client: Mutex::new(std::io::stdout()),
+        server: Mutex::new(Some(upstream_in)),
+        audit: Mutex::new(audit),
+    });
+    shared.audit_line(vec![
+        ("event", "start".into()),
+        ("policy", args.policy.display().to_string().into()),
+        ("revision", shared.engine.policy().revision().into()),
+        ("upstream", program.as_str().into()),
+    ]);
+
+    let (events, wake) = mpsc::channel::<Event>();
+    spawn_server_reader(&shared, upstream_out, events.clone());
+    spawn_client_reader(&shared, args.max_line, events.clone());
+    spawn_timer(&shared);
+    let _watcher = watch_policy(&shared, &args.policy, text);
+    spawn_signals(events);
+
+    let code = match wake.recv() {
+        Ok(Event::UpstreamClosed) | Err(_) => {
+            let status = wait_for_exit(&mut child, GRACE);
+            eprintln!(
+                "mcp-policy proxy: the MCP server exited ({})",
+                status.map_or_else(|| "still running; stopped".into(), |s| s.to_string())
+            );
+            match status.and_then(|s| s.code()) {
+                Some(code) if code != 0 => u8::try_from(code).unwrap_or(FAILURES),
+                _ => FAILURES,
+            }
+        }
+        Ok(Event::ClientClosed) | Ok(Event::Signal) => {
+            // In-flight answers are delivered first, for as long as the grace period.
+            let until = Instant::now() + GRACE;
+            while Instant::now() < until && lock(&shared.gateway).in_flight().0 > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            OK
+        }
+    };
+    stop_upstream(&shared, &mut child);
+    shared.audit_line(vec![("event", "stop".into())]);
+    code
+}
+
+/// Reads and compiles the policy; the error lines say where.
+fn read_policy(path: &Path) -> Result<(Policy, String), Vec<String>> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("{shown}: cannot read the policy: {e}")])?;
+    let policy = Policy::from_json_str(&text).map_err(|e| load_error_lines(&shown, &e))?;
+    Ok((policy, text))
+}
+
+fn make_grant(args: &ProxyArgs) -> Result<Grant, String> {
+    let id = args
+        .grant
+        .clone()
+        .or_else(|| {
+            std::env::var("MCP_POLICY_GRANT")
+                .ok()
+                .filter(|g| !g.is_empty())
+        })
+        .unwrap_or_else(|| "local".to_owned());
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let session = format!("{}-{nanos:x}", std::process::id());
+    let mut grant = Grant::new(id).with_session(session);
+    let mut attrs = Map::new();
+    for pair in &args.attrs {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!("--attr {pair}: expected KEY=VALUE"));
+        };
+        if k.is_empty() {
+            return Err(format!("--attr {pair}: the key is empty"));
+        }
+        attrs.insert(k.to_owned(), Value::from(v));
+    }
+    grant.attrs.extend(attrs);
+    Ok(grant)
+}
+
+/// One line read from the client.
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    End,
+}
+
+/// Reads one line of at most `max` bytes (without its newline); a longer line is skipped to
+/// its end without being kept.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else if buf.is_empty() {
+                Line::End
+            } else {
+                Line::Text(std::mem::take(buf))
+            });
+        }
+        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(n) => (chunk.get(..n).unwrap_or_default(), Some(n + 1)),
+            None => (chunk, None),
+        };
+        if !too_long {
+            if buf.len() + part.len() > max {
+                too_long = true;
+                buf.clear();
+                buf.shrink_to(64 * 1024);
+            } else {
+                buf.extend_from_slice(part);
+            }
+        }
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Text(std::mem::take(buf))
+            });
+        }
+    }
+}
+
+fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Sender<Event>) {
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut reader = BufReader::with_capacity(64 * 1024, stdin.lock());
+        let mut buf = Vec::new();
+        loop {
+            match read_line(&mut reader, &mut buf, max_line) {
+                Ok(Line::Text(line)) => {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let outputs = lock(&shared.gateway).from_client(&shared.engine, &line);
+                    shared.carry_out(outputs, &line, true);
+                }
+                Ok(Line::TooLong) => {
+                    let answer = error_response(
+                        &Value::Null,
+                        PARSE_ERROR,
+                        &format!(
+                            "Parse error: the message is over this gateway's size limit of {max_line} bytes"
+                        ),
+                    );
+                    shared.to_client(answer.to_string().as_bytes());
+                }
+                Ok(Line::End) | Err(_) => break,
+            }
+        }
+        let _ = events.send(Event::ClientClosed);
+    });
+}
+
+fn spawn_server_reader(
+    shared: &Arc<Shared>,
+    upstream_out: impl Read + Send + 'static,
+    events: mpsc::Sender<Event>,
+) {
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(64 * 1024, upstream_out);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let outputs = lock(&shared.gateway).from_server(&shared.engine, &buf);
+            shared.carry_out(outputs, &buf, false);
+        }
+        let outputs = lock(&shared.gateway).upstream_gone(&shared.engine);
+        shared.carry_out(outputs, &[], false);
+        let _ = events.send(Event::UpstreamClosed);
+    });
+}
+
+fn spawn_timer(shared: &Arc<Shared>) {
+    let weak = Arc::downgrade(shared);
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            let outputs = lock(&shared.gateway).expire(Instant::now());
+            if !outputs.is_empty() {
+                shared.carry_out(outputs, &[], false);
+            }
+        }
+    });
+}
+
+fn spawn_signals(events: mpsc::Sender<Event>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = events.send(Event::Signal);
+                }
+            });
+        }
+        Err(e) => eprintln!("mcp-policy proxy: cannot handle signals: {e}"),
+    }
+}
+
+/// Watches the policy file; a change that loads is swapped in (counters kept where their
+/// window and reset are unchanged), a change that fails is reported and the running policy
+/// stays.
+fn watch_policy(
+    shared: &Arc<Shared>,
+    path: &Path,
+    text: String,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = match notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: cannot watch the policy file: {e}");
+            return None;
+        }
+    };
+    // The directory, not the file: editors replace files by renaming over them.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        eprintln!("mcp-policy proxy: cannot watch {}: {e}", dir.display());
+        return None;
+    }
+    let shared = Arc::downgrade(shared);
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut last = text;
+        while rx.recv().is_ok() {
+            // Let a burst of events (write, rename, chmod) settle, then read once.
+            std::thread::sleep(Duration::from_millis(50));
+            while rx.try_recv().is_ok() {}
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let Ok(now) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if now == last {
+                continue;
+            }
+            last = now;
+            let shown = path.display().to_string();
+            match Policy::from_json_str(&last) {
+                Ok(policy) => {
+                    let revision = policy.revision().to_owned();
+                    shared.engine.reload(policy);
+                    eprintln!("mcp-policy proxy: {shown}: reloaded (revision {revision})");
+                    shared.audit_line(vec![
+                        ("event", "reload".into()),
+                        ("policy", shown.into()),
+                        ("revision", revision.into()),
+                    ]);
+                }
+                Err(errors) => {
+                    let lines = load_error_lines(&shown, &errors);
+                    for line in &lines {
+                        eprintln!("{line}");
+                    }
+                    eprintln!(
+                        "mcp-policy proxy: {shown}: the change does not load; the running policy stays"
+                    );
+                    shared.audit_line(vec![
+                        ("event", "reload_rejected".into()),
+                        ("policy", shown.into()),
+                        ("errors", lines.into()),
+                    ]);
+                }
+            }
+        }
+    });
+    Some(watcher)
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let until = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}
+
+/// Closes the upstream's input, then SIGTERM, then SIGKILL, each after a grace period, and
+/// reaps it: no orphan is left.
+fn stop_upstream(shared: &Shared, child: &mut Child) {
+    drop(lock(&shared.server).take());
+    if wait_for_exit(child, GRACE).is_some() {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if wait_for_exit(child, GRACE).is_some() {
+        return;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_skipped_without_being_kept() {
+        let input = format!("{}\nshort\n{}", "x".repeat(100), "y".repeat(5));
+        let mut reader = BufReader::with_capacity(8, input.as_bytes());
+        let mut buf = Vec::new();
+        assert!(matches!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            Line::TooLong
+        ));
+        assert!(
+            matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text(l) if l == b"short")
+        );
+        assert!(
+            matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text(l) if l == b"yyyyy")
+        );
+        assert!(matches!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            Line::End
+        ));
+    }
+
+    #[test]
+    fn grant_from_flags() {
+        let args = ProxyArgs {
+            policy: PathBuf::from("p.json"),
+            grant: Some("ci".into()),
+            attrs: vec!["team=sec".into(), "tier=a=b".into()],
+            store: "memory".into(),
+            audit: None,
+            audit_args: false,
+            approval_timeout: "2m".into(),
+            max_line: DEFAULT_MAX_LINE,
+            command: vec![],
+        };
+        let grant = make_grant(&args).unwrap();
+        assert_eq!(grant.id, "ci");
+        assert_eq!(grant.attrs["team"], "sec");
+        assert_eq!(grant.attrs["tier"], "a=b");
+        assert!(grant.session.is_some());
+        let bad = ProxyArgs {
+            attrs: vec!["novalue".into()],
+            ..args
+        };
+        assert!(make_grant(&bad).is_err());
+    }
+}

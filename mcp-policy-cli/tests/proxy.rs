@@ -1,0 +1,495 @@
+//! `mcp-policy proxy` as a subprocess between the test (the client, on real pipes) and a
+//! line-level MCP server (`tests/support/line_server.py`, Python's standard library only), for
+//! what depends on exact bytes and process lifetimes: passthrough byte for byte, the upstream
+//! crashing mid-call, the client closing, signals, malformed and oversized lines, hot reload,
+//! refunds and the audit log. The registry servers and SDK clients are in `tests/e2e.rs`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
+
+fn server_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/line_server.py")
+}
+
+/// A temporary directory removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str) -> Temp {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-policy-proxy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Temp(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The proxy under test, with the test as its client.
+struct Proxy {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+const WAIT: Duration = Duration::from_secs(15);
+
+impl Proxy {
+    fn start(policy: &Path, extra: &[&str], server_env: &[(&str, &str)]) -> Proxy {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("proxy").arg("--policy").arg(policy);
+        cmd.args(extra);
+        cmd.arg("--").arg("python3").arg(server_script());
+        for (k, v) in server_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let err_pipe = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (etx, stderr) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines() {
+                let Ok(line) = line else { break };
+                let _ = etx.send(line);
+            }
+        });
+        let stdin = child.stdin.take();
+        Proxy {
+            child,
+            stdin,
+            lines,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn send_json(&mut self, v: Value) {
+        self.send(&v.to_string());
+    }
+
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .expect("the proxy answered in time")
+    }
+
+    /// The next message with this id (other messages are skipped and returned too).
+    fn answer(&self, id: Value) -> Value {
+        let until = Instant::now() + WAIT;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer with id {id}"));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("id") == Some(&id) && v.get("method").is_none() {
+                return v;
+            }
+        }
+    }
+
+    fn initialize(&mut self) -> Value {
+        self.send_json(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-11-25","capabilities":{},
+            "clientInfo":{"name":"proxy-test","version":"1.0"}}}),
+        );
+        let answer = self.answer(json!(0));
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        answer
+    }
+
+    fn call(&mut self, id: u64, tool: &str, args: Value) -> Value {
+        self.send_json(json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+            "params":{"name":tool,"arguments":args}}));
+        self.answer(json!(id))
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    fn wait(&mut self) -> Option<i32> {
+        let until = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < until, "the proxy did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        let mut out = String::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    // A zombie has exited; only a running (or sleeping) process counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+        .unwrap_or(false)
+}
+
+fn wait_dead(pid: u64) -> bool {
+    let until = Instant::now() + WAIT;
+    while Instant::now() < until {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn text(answer: &Value) -> &str {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+}
+
+const POLICY: &str = r#"{"version":"1","default":"deny","hide":["secret"],
+  "tools":{
+    "echo":{"limits":[{"counter":"echo","window":"minute","max":2}]},
+    "crash":{}, "fail":{"limits":[{"counter":"fail","window":"minute","max":1}]},
+    "toolerr":{"limits":[{"counter":"toolerr","window":"minute","max":1}]}, "slow":{},
+    "transfer":{"action":"approve","reason":"moves money"}}}"#;
+
+#[test]
+fn examined_and_passed_through() {
+    let t = Temp::new("basic");
+    let policy = t.write("p.json", POLICY);
+    let log = t.path("server.log");
+    let mut p = Proxy::start(&policy, &[], &[("LINE_SERVER_LOG", log.to_str().unwrap())]);
+    let init = p.initialize();
+    assert_eq!(init["result"]["serverInfo"]["name"], "line-server");
+
+    // Lines not examined reach the server byte for byte: odd spacing, escapes, key order.
+    let odd =
+        r#"{ "params" : {"z":1, "a":"\u00e9\n"},"method":"raw/echo","id":"r-1" ,"jsonrpc":"2.0"}"#;
+    p.send(odd);
+    assert_eq!(p.answer(json!("r-1"))["result"]["raw"], odd);
+    // A notification passes too, and what the server sends back reaches the client.
+    p.send(r#"{"jsonrpc":"2.0","method":"ping/notify","params":{"level":"info","data":"x"}}"#);
+    let note: Value = serde_json::from_str(&p.next_line()).unwrap();
+    assert_eq!(note["method"], "notifications/message");
+    assert_eq!(note["params"]["data"], "x");
+
+    // tools/list: hidden, denied-by-default and unlisted tools are removed; the rest kept.
+    p.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    let list = p.answer(json!(1));
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["echo", "crash", "fail", "toolerr", "slow"]);
+    assert_eq!(list["result"]["nextCursor"], "page-2");
+
+    // allow, then limit with the retry text and the decision in _meta.
+    assert_eq!(text(&p.call(2, "echo", json!({"m": 1}))), r#"{"m": 1}"#);
+    assert_eq!(text(&p.call(3, "echo", json!({"m": 2}))), r#"{"m": 2}"#);
+    let limited = p.call(4, "echo", json!({"m": 3}));
+    assert_eq!(limited["result"]["isError"], true);
+    assert!(text(&limited).ends_with("(retry in 60 s)"), "{limited}");
+    let decision = &limited["result"]["_meta"]["io.mcp-policy/decision"];
+    assert_eq!(decision["decision"], "limit");
+    assert_eq!(decision["counter"], "echo");
+
+    // Hidden: unknown. Unlisted under default deny: a tool error saying so.
+    let hidden = p.call(5, "secret", json!({}));
+    assert_eq!(
+        hidden["error"],
+        json!({"code": -32602, "message": "Unknown tool: secret"})
+    );
+    let unlisted = p.call(6, "nope", json!({}));
+    assert_eq!(unlisted["result"]["isError"], true);
+
+    // Malformed and oversized lines get parse errors; the proxy keeps going.
+    p.send("this is not json");
+    assert_eq!(p.answer(Value::Null)["error"]["code"], -32700);
+    p.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"raw/echo","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(5 << 20)
+    ));
+    let big = p.answer(Value::Null);
+    assert_eq!(big["error"]["code"], -32700);
+    assert!(
+        big["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("size limit")
+    );
+    p.send(r#"[{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo"}}]"#);
+    assert_eq!(p.answer(Value::Null)["error"]["code"], -32600);
+    p.send(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"arguments":{}}}"#);
+    assert_eq!(p.answer(json!(9))["error"]["code"], -32602);
+    assert_eq!(
+        p.call(10, "slow", json!({"ms": 1}))["result"]["content"][0]["text"],
+        "slow done"
+    );
+
+    // Nothing refused ever reached the server.
+    p.close_stdin();
+    assert_eq!(p.wait(), Some(0));
+    let seen = std::fs::read_to_string(&log).unwrap();
+    for absent in [
+        "secret",
+        "nope",
+        r#""m":3"#,
+        "not json",
+        "xxxxxxxx",
+        r#""id":9"#,
+    ] {
+        assert!(
+            !seen.contains(absent),
+            "{absent} reached the server:\n{seen}"
+        );
+    }
+}
+
+#[test]
+fn refunds_follow_the_upstream_outcome_and_the_audit_log_says_so() {
+    let t = Temp::new("refund");
+    let policy = t.write("p.json", POLICY);
+    let audit = t.path("audit.jsonl");
+    let mut p = Proxy::start(&policy, &["--audit", audit.to_str().unwrap()], &[]);
+    p.initialize();
+    // A JSON-RPC error: refunded, so the budget of 1 admits the next call.
+    assert_eq!(p.call(1, "fail", json!({}))["error"]["code"], -32000);
+    assert_eq!(p.call(2, "fail", json!({}))["error"]["code"], -32000);
+    // isError: the tool ran; its charge stays.
+    assert_eq!(p.call(3, "toolerr", json!({}))["result"]["isError"], true);
+    let limited = p.call(4, "toolerr", json!({}));
+    assert_eq!(
+        limited["result"]["_meta"]["io.mcp-policy/decision"]["decision"],
+        "limit"
+    );
+    p.close_stdin();
+    assert_eq!(p.wait(), Some(0));
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let calls: Vec<&Value> = lines.iter().filter(|l| l.get("tool").is_some()).collect();
+    assert_eq!(calls.len(), 4, "{lines:?}");
+    for c in &calls {
+        assert_eq!(c["grant"], "local");
+        assert!(c["session"].is_string());
+        assert!(c["ts"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(c["args_sha256"].as_str().unwrap().len(), 64);
+        assert!(c["policy_us"].is_u64() && c["total_us"].is_u64());
+        assert!(c.get("args").is_none(), "raw arguments only when asked for");
+    }
+    // sha256("{}")
+    assert_eq!(
+        calls[0]["args_sha256"],
+        "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    );
+    assert_eq!(calls[0]["upstream"], "error");
+    assert_eq!(calls[0]["refunded"], true);
+    assert_eq!(calls[2]["upstream"], "tool_error");
+    assert!(calls[2].get("refunded").is_none());
+    assert_eq!(calls[3]["decision"], "limit");
+    assert!(calls[3].get("upstream").is_none());
+    assert!(lines.iter().any(|l| l["event"] == "start"));
+}
+
+#[test]
+fn upstream_crash_mid_call_answers_the_waiting_calls_and_exits_nonzero() {
+    let t = Temp::new("crash");
+    let policy = t.write("p.json", POLICY);
+    let audit = t.path("audit.jsonl");
+    let mut p = Proxy::start(&policy, &["--audit", audit.to_str().unwrap()], &[]);
+    let init = p.initialize();
+    let server_pid = init["result"]["serverInfo"]["pid"].as_u64().unwrap();
+    p.send_json(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"ms":5000}}}));
+    p.send_json(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"crash"}}));
+    let a = p.answer(json!(1));
+    assert_eq!(a["error"]["code"], -32603, "{a}");
+    let exit = p.wait();
+    assert_ne!(exit, Some(0));
+    assert!(wait_dead(server_pid));
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    assert!(audit.contains(r#""upstream":"gone""#), "{audit}");
+    assert!(p.stderr_text().contains("the MCP server exited"));
+}
+
+#[test]
+fn client_closing_delivers_in_flight_answers_and_leaves_no_orphan() {
+    let t = Temp::new("close");
+    let policy = t.write("p.json", POLICY);
+    let mut p = Proxy::start(&policy, &[], &[]);
+    let init = p.initialize();
+    let server_pid = init["result"]["serverInfo"]["pid"].as_u64().unwrap();
+    assert!(alive(server_pid));
+    p.send_json(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"ms":300}}}));
+    p.close_stdin();
+    // The answer in flight still arrives after the client closed its side.
+    assert_eq!(text(&p.answer(json!(1))), "slow done");
+    assert_eq!(p.wait(), Some(0));
+    assert!(
+        wait_dead(server_pid),
+        "the upstream {server_pid} was left running"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_proxy_and_its_upstream() {
+    let t = Temp::new("term");
+    let policy = t.write("p.json", POLICY);
+    let mut p = Proxy::start(&policy, &[], &[]);
+    let init = p.initialize();
+    let server_pid = init["result"]["serverInfo"]["pid"].as_u64().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(p.wait(), Some(0));
+    assert!(
+        wait_dead(server_pid),
+        "the upstream {server_pid} was left running"
+    );
+}
+
+#[test]
+fn hot_reload_keeps_counters_and_a_broken_edit_keeps_the_old_policy() {
+    let t = Temp::new("reload");
+    let policy = t.write("p.json", POLICY);
+    let audit = t.path("audit.jsonl");
+    let mut p = Proxy::start(&policy, &["--audit", audit.to_str().unwrap()], &[]);
+    p.initialize();
+    let a = p.call(1, "echo", json!({}));
+    assert!(a["result"]["isError"].is_null(), "{a}");
+    // Raise the max; same counter, window and reset: the one use is kept.
+    std::fs::write(&policy, POLICY.replace(r#""max":2}]},"#, r#""max":3}]},"#)).unwrap();
+    let until = Instant::now() + WAIT;
+    loop {
+        let audit_text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if audit_text.contains(r#""event":"reload""#) {
+            break;
+        }
+        assert!(Instant::now() < until, "no reload logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let a = p.call(2, "echo", json!({}));
+    assert!(a["result"]["isError"].is_null(), "{a}");
+    // Two used of three; the next is the last.
+    let a = p.call(3, "echo", json!({}));
+    assert!(a["result"]["isError"].is_null(), "{a}");
+    let a = p.call(4, "echo", json!({}));
+    assert_eq!(a["result"]["isError"], true, "{a}");
+
+    // A broken edit: reported, and the running policy stays.
+    std::fs::write(
+        &policy,
+        r#"{"version":"1","default":"allow","tools":{"echo":{"limit":[]}}}"#,
+    )
+    .unwrap();
+    let until = Instant::now() + WAIT;
+    loop {
+        let audit_text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if audit_text.contains(r#""event":"reload_rejected""#) {
+            assert!(audit_text.contains("unknown field `limit`"), "{audit_text}");
+            break;
+        }
+        assert!(Instant::now() < until, "no rejected reload logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hidden = p.call(5, "secret", json!({}));
+    assert_eq!(
+        hidden["error"]["code"], -32602,
+        "the old policy still hides it"
+    );
+    p.close_stdin();
+    assert_eq!(p.wait(), Some(0));
+    let err = p.stderr_text();
+    assert!(err.contains("the running policy stays"), "{err}");
+}
+
+#[test]
+fn unusable_policy_or_command_exits_2() {
+    let t = Temp::new("bad");
+    let policy = t.write("p.json", r#"{"version":"2","default":"deny"}"#);
+    let o = Command::new(BIN)
+        .args(["proxy", "--policy"])
+        .arg(&policy)
+        .args(["--", "python3", "-c", "pass"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("p.json:1:12: /version"), "{err}");
+    let good = t.write("ok.json", POLICY);
+    let o = Command::new(BIN)
+        .args(["proxy", "--policy"])
+        .arg(&good)
+        .args(["--", "/nonexistent/server"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot start"));
+    assert!(o.stdout.is_empty(), "stdout carries protocol messages only");
+}
