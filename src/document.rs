@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::duration::duration_from_value;
 use crate::error::{LoadError, LoadErrorKind, type_name};
 use crate::path::Path;
-use crate::source::escape_pointer_token;
+use crate::source::{escape_pointer_token, object_keys};
 
 /// What happens to a tool no `tools` key matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,8 +279,12 @@ const RATE_LIMIT_FIELDS: &[&str] = &["max", "window"];
 const APPROVALS_FIELDS: &[&str] = &["ttl"];
 
 /// Collects errors while reading.
-pub(crate) struct Reader {
+pub(crate) struct Reader<'t> {
     pub(crate) errors: Vec<LoadError>,
+    /// The text the value was parsed from, when there is one: object members are taken in
+    /// its order (a `serde_json::Map` iterates in key order unless the host turned on
+    /// serde_json's `preserve_order`).
+    text: Option<&'t str>,
 }
 
 fn child(pointer: &str, token: &str) -> String {
@@ -295,7 +299,34 @@ fn child(pointer: &str, token: &str) -> String {
     out
 }
 
-impl Reader {
+impl<'t> Reader<'t> {
+    /// A reader of a value parsed from `text` (members in text order), or of a value with no
+    /// text (`None`: members in the map's iteration order).
+    pub(crate) fn new(text: Option<&'t str>) -> Self {
+        Reader {
+            errors: Vec::new(),
+            text,
+        }
+    }
+
+    /// The members of `map`, the object at `pointer`, in document order when the text is
+    /// known, else in the map's iteration order. One linear scan of the text.
+    fn members<'v>(
+        &self,
+        map: &'v Map<String, Value>,
+        pointer: &str,
+    ) -> Vec<(&'v String, &'v Value)> {
+        let in_text = self.text.and_then(|text| {
+            let keys = object_keys(text, pointer)?;
+            if keys.len() != map.len() {
+                return None;
+            }
+            // Every member exactly once, or the map's own order: never drop one.
+            keys.iter().map(|k| map.get_key_value(k.as_ref())).collect()
+        });
+        in_text.unwrap_or_else(|| map.iter().collect())
+    }
+
     fn error(&mut self, pointer: &str, kind: LoadErrorKind) {
         self.errors.push(LoadError::new(pointer, kind));
     }
@@ -325,17 +356,25 @@ impl Reader {
             self.wrong_type(pointer, "an object", value);
             return None;
         };
-        for key in map.keys() {
-            if !key.starts_with("x-") && !allowed.contains(&key.as_str()) {
-                let expected = expected_list(allowed);
-                self.error(
-                    &child(pointer, key),
-                    LoadErrorKind::UnknownField {
-                        field: key.clone(),
-                        expected,
-                    },
-                );
-            }
+        let unknown = |key: &&String| !key.starts_with("x-") && !allowed.contains(&key.as_str());
+        let mut fields: Vec<&String> = map.keys().filter(unknown).collect();
+        if fields.len() > 1 {
+            // Errors in document order; only an object with unknown fields pays for the scan.
+            fields = self
+                .members(map, pointer)
+                .into_iter()
+                .map(|(key, _)| key)
+                .filter(unknown)
+                .collect();
+        }
+        for key in fields {
+            self.error(
+                &child(pointer, key),
+                LoadErrorKind::UnknownField {
+                    field: key.clone(),
+                    expected: expected_list(allowed),
+                },
+            );
         }
         Some(map)
     }
@@ -412,7 +451,7 @@ impl Reader {
         let mut tools = Vec::new();
         if let Some(value) = map.get("tools") {
             if let Value::Object(entries) = value {
-                for (key, entry) in entries {
+                for (key, entry) in self.members(entries, "/tools") {
                     let pointer = child("/tools", key);
                     if key.is_empty() {
                         self.invalid(&pointer, "a tool name must not be empty");

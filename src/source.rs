@@ -5,6 +5,7 @@
 //! never read different values from one text: `{"path":"/tmp/x","path":"/etc/passwd"}` is an
 //! error, not "the last one wins".
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -171,22 +172,73 @@ fn unescape_token(token: &str) -> Option<String> {
 /// ```
 pub fn locate(text: &str, pointer: &str) -> Option<Position> {
     let tokens = pointer_tokens(pointer)?;
+    let (pos, _) = find_value(text, &tokens)?;
+    Some(position_of(text, pos))
+}
+
+/// The keys of the object at `pointer` in `text` (which must be valid JSON), in the order the
+/// text writes them; `None` when the pointer does not reach a value or that value is not an
+/// object.
+///
+/// One linear scan: `serde_json::Map` keeps keys sorted unless the host turns on serde_json's
+/// `preserve_order`, so the policy reader takes document order from the text itself.
+pub(crate) fn object_keys<'t>(text: &'t str, pointer: &str) -> Option<Vec<Cow<'t, str>>> {
+    let tokens = pointer_tokens(pointer)?;
+    let (pos, reached) = find_value(text, &tokens)?;
+    if reached != tokens.len() {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    if bytes.get(pos) != Some(&b'{') {
+        return None;
+    }
+    let mut keys = Vec::new();
+    let mut p = skip_ws(bytes, pos + 1);
+    while bytes.get(p) == Some(&b'"') {
+        let key_end = skip_string(bytes, p)?;
+        keys.push(string_at(text, p, key_end)?);
+        p = skip_ws(bytes, key_end);
+        if bytes.get(p) != Some(&b':') {
+            return None;
+        }
+        p = skip_ws(bytes, skip_value(bytes, skip_ws(bytes, p + 1))?);
+        if bytes.get(p) == Some(&b',') {
+            p = skip_ws(bytes, p + 1);
+        }
+    }
+    (bytes.get(p) == Some(&b'}')).then_some(keys)
+}
+
+/// The string whose quotes are at `start` and `end - 1`: borrowed when it has no escapes.
+fn string_at(text: &str, start: usize, end: usize) -> Option<Cow<'_, str>> {
+    let quoted = text.get(start..end)?;
+    match quoted.get(1..quoted.len().checked_sub(1)?) {
+        Some(plain) if !plain.contains('\\') => Some(Cow::Borrowed(plain)),
+        _ => serde_json::from_str::<String>(quoted).ok().map(Cow::Owned),
+    }
+}
+
+/// Walks `tokens` from the root of `text`: the byte offset of the deepest value reached, and
+/// how many tokens were followed to it. `None` only for text that is not JSON.
+fn find_value(text: &str, tokens: &[String]) -> Option<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut pos = skip_ws(bytes, 0);
-    'tokens: for token in &tokens {
+    let mut reached = 0;
+    'tokens: for token in tokens {
         match bytes.get(pos) {
             Some(b'{') => {
                 let mut p = skip_ws(bytes, pos + 1);
                 while bytes.get(p) == Some(&b'"') {
                     let key_end = skip_string(bytes, p)?;
-                    let key: String = serde_json::from_str(text.get(p..key_end)?).ok()?;
+                    let key = string_at(text, p, key_end)?;
                     p = skip_ws(bytes, key_end);
                     if bytes.get(p) != Some(&b':') {
                         return None;
                     }
                     p = skip_ws(bytes, p + 1);
-                    if &key == token {
+                    if key == token.as_str() {
                         pos = p;
+                        reached += 1;
                         continue 'tokens;
                     }
                     p = skip_ws(bytes, skip_value(bytes, p)?);
@@ -205,6 +257,7 @@ pub fn locate(text: &str, pointer: &str) -> Option<Position> {
                 while bytes.get(p).is_some_and(|b| *b != b']') {
                     if i == index {
                         pos = p;
+                        reached += 1;
                         continue 'tokens;
                     }
                     p = skip_ws(bytes, skip_value(bytes, p)?);
@@ -218,7 +271,7 @@ pub fn locate(text: &str, pointer: &str) -> Option<Position> {
             _ => break,
         }
     }
-    Some(position_of(text, pos))
+    Some((pos, reached))
 }
 
 /// The 1-based line and column (in characters) of a byte offset.
@@ -331,6 +384,39 @@ mod tests {
         assert_eq!(pos.column, text.find('4').unwrap() + 1);
         let pos = locate(text, "/b/2").unwrap();
         assert_eq!(pos.column, text.find('3').unwrap() + 1);
+    }
+
+    #[test]
+    fn object_keys_are_in_text_order() {
+        let text = r#"{"tools": {"z*_x": {"a": [1, "}"]}, "a\u002a_x": {"b": 1}, "m": "x"},
+            "e": {}}"#;
+        assert_eq!(object_keys(text, "/tools").unwrap(), ["z*_x", "a*_x", "m"]);
+        assert!(matches!(
+            object_keys(text, "/tools").unwrap()[0],
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(object_keys(text, "").unwrap(), ["tools", "e"]);
+        assert!(object_keys(text, "/e").unwrap().is_empty());
+        assert_eq!(object_keys(text, "/tools/a*_x").unwrap(), ["b"]);
+        // Not an object, or not there: no keys (not the deepest value on the way).
+        assert!(object_keys(text, "/tools/m").is_none());
+        assert!(object_keys(text, "/tools/z*_x/a").is_none());
+        assert!(object_keys(text, "/missing").is_none());
+        assert!(object_keys(text, "/tools/missing").is_none());
+        assert!(object_keys(text, "no pointer").is_none());
+    }
+
+    #[test]
+    fn object_keys_agree_with_the_parsed_map() {
+        let text = r#"{"b": 1, "a\"q": {"x": [1, {"y": 2}]}, "c\\": "]", "é": null}"#;
+        let keys = object_keys(text, "").unwrap();
+        assert_eq!(keys, ["b", "a\"q", "c\\", "é"]);
+        let Value::Object(map) = parse_strict(text).unwrap() else {
+            panic!("an object")
+        };
+        let mut sorted: Vec<&str> = keys.iter().map(|k| k.as_ref()).collect();
+        sorted.sort_unstable();
+        assert_eq!(sorted, map.keys().map(String::as_str).collect::<Vec<_>>());
     }
 
     #[test]

@@ -83,6 +83,50 @@ fn a_tie_between_patterns_goes_to_the_first_written() {
 }
 
 #[test]
+fn a_tie_goes_to_the_first_written_pattern_even_when_it_sorts_last() {
+    // Each pair ties on literal characters (`zz_*` and `*_xx`: 3; `ab_c*` and `a*_cd`: 4), and
+    // the pattern written first sorts after the other (`*` is 0x2a): key order would pick
+    // the second one.
+    for (first, second, tool) in [("zz_*", "*_xx", "zz_xx"), ("ab_c*", "a*_cd", "ab_cd")] {
+        let forward = format!(r#"{{"{first}":{{"action":"deny"}},"{second}":{{}}}}"#);
+        let (e, _) = engine(&tools_policy(&forward));
+        assert_eq!(
+            decided_by(&e, tool),
+            (Verdict::Deny, format!("/tools/{first}/action")),
+            "{forward}"
+        );
+        let backward = format!(r#"{{"{second}":{{}},"{first}":{{"action":"deny"}}}}"#);
+        let (e, _) = engine(&tools_policy(&backward));
+        assert_eq!(
+            decided_by(&e, tool),
+            (Verdict::Allow, format!("/tools/{second}")),
+            "{backward}"
+        );
+    }
+}
+
+#[test]
+fn from_value_breaks_ties_in_the_maps_iteration_order() {
+    // A value has no text: its map's order decides (document order with serde_json's
+    // `preserve_order`, key order without; both are possible in one build graph).
+    let mut tools = serde_json::Map::new();
+    tools.insert("zz_*".into(), json!({"action": "deny"}));
+    tools.insert("*_xx".into(), json!({}));
+    let first = tools.keys().next().cloned().unwrap_or_default();
+    let doc = json!({"version": "1", "default": "deny", "tools": tools});
+    let policy = mcp_policy::Policy::from_value(&doc).unwrap();
+    assert_eq!(policy.matching_key("zz_xx"), Some(first.as_str()));
+    let keys: Vec<&str> = policy
+        .document()
+        .tools
+        .iter()
+        .map(|t| t.key.as_str())
+        .collect();
+    let map_order: Vec<&str> = tools.keys().map(String::as_str).collect();
+    assert_eq!(keys, map_order);
+}
+
+#[test]
 fn question_mark_is_exactly_one_character() {
     let (e, _) = engine(&tools_policy(r#"{"tool?":{}}"#));
     assert_eq!(decided_by(&e, "tool1").0, Verdict::Allow);

@@ -304,6 +304,37 @@ fn approvals_ttl_defaults_to_15_minutes_and_accepts_durations() {
     }
 }
 
+#[test]
+fn tools_and_errors_keep_document_order() {
+    // Written in reverse key order: `Document::tools` lists them as written.
+    let p = policy(
+        r#"{"version":"1","default":"deny","tools":{
+        "zeta":{}, "m*":{"action":"deny"}, "beta":{"rate_limit":"1/minute"}, "alpha":{}}}"#,
+    );
+    let keys: Vec<&str> = p.document().tools.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["zeta", "m*", "beta", "alpha"]);
+    // Errors: tools in document order, unknown fields of one object in document order.
+    let text = "{\"version\":\"1\",\"default\":\"deny\",\"tools\":{\n\
+        \"zeta\":{\"zz\":1,\"limts\":[]},\n\
+        \"alpha\":{\"action\":\"block\"}},\n\
+        \"tols\":{},\"hid\":[]}";
+    let errors = load_errors(text);
+    let got: Vec<(&str, usize)> = errors
+        .iter()
+        .map(|e| (e.pointer.as_str(), e.position.map_or(0, |p| p.line)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/tols", 4),
+            ("/hid", 4),
+            ("/tools/zeta/zz", 2),
+            ("/tools/zeta/limts", 2),
+            ("/tools/alpha/action", 3),
+        ]
+    );
+}
+
 // ---------------------------------------------------------------- section 3
 
 #[test]

@@ -155,6 +155,11 @@ static EMPTY_ARGS: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::
 
 impl Policy {
     /// Loads a policy from JSON text. Every error carries its JSON Pointer and line:column.
+    ///
+    /// Members are read in the order the text writes them, whatever the host's serde_json
+    /// features: of two `tools` patterns with as many literal characters, the one written
+    /// first wins, [`Document::tools`] lists entries in document order, and errors come in
+    /// document order.
     pub fn from_json_str(text: &str) -> Result<Policy, LoadErrors> {
         let value = parse_strict(text).map_err(|e| {
             LoadErrors(vec![LoadError {
@@ -163,7 +168,7 @@ impl Policy {
                 kind: LoadErrorKind::Syntax(e.message),
             }])
         })?;
-        Policy::from_value(&value).map_err(|mut errors| {
+        Policy::read(&value, Some(text)).map_err(|mut errors| {
             for error in &mut errors.0 {
                 error.position = locate(text, &error.pointer);
             }
@@ -172,8 +177,20 @@ impl Policy {
     }
 
     /// Loads a policy from a JSON value (errors carry JSON Pointers, no positions).
+    ///
+    /// A value has no text, so its members are read in the map's iteration order: document
+    /// order when the host's serde_json has the `preserve_order` feature, otherwise key
+    /// order. That order breaks ties between `tools` patterns with as many literal characters
+    /// (the first wins), and orders [`Document::tools`] and the errors. Prefer
+    /// [`from_json_str`](Self::from_json_str) when the policy is text: it always keeps the
+    /// text's order.
     pub fn from_value(value: &Value) -> Result<Policy, LoadErrors> {
-        let mut reader = Reader { errors: Vec::new() };
+        Policy::read(value, None)
+    }
+
+    /// Reads and compiles `value`, taking member order from `text` when there is one.
+    fn read(value: &Value, text: Option<&str>) -> Result<Policy, LoadErrors> {
+        let mut reader = Reader::new(text);
         let document = reader.document(value);
         let mut errors = reader.errors;
         let policy = document.and_then(|document| compile(document, value, &mut errors));
