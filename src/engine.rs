@@ -13,6 +13,9 @@ use crate::error::{HostError, StoreError};
 use crate::grant::Grant;
 use crate::store::{CounterStore, MemoryStore, Plan, Reservation};
 
+mod asynch;
+pub use asynch::AsyncEngine;
+
 /// Decides tool calls.
 pub trait Decider {
     /// Decides one `tools/call`: `args` is the call's `arguments` object (`Value::Null` when

@@ -72,10 +72,10 @@ pub mod text;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::{Pending, Policy, Step};
 pub use decision::{Decision, Verdict};
-pub use engine::{Decider, Engine};
+pub use engine::{AsyncEngine, Decider, Engine};
 pub use error::{HostError, LoadError, LoadErrorKind, LoadErrors, Position, StoreError};
 pub use grant::Grant;
-pub use store::{CounterStore, MemoryStore, Outcome, Plan, Reservation};
+pub use store::{AsyncCounterStore, CounterStore, MemoryStore, Outcome, Plan, Reservation};
 
 /// The JSON Schema (draft 2020-12) of the policy document, for editors and validators: the
 /// text of `docs/policy.schema.json`.

@@ -408,6 +408,7 @@ impl MemoryStore {
                     at_ms: now,
                     cost: charge.cost
                 }],
+                handle: None,
             });
             return Ok(Outcome::Admitted {
                 remaining: Some(charge.max.saturating_sub(used)),
@@ -436,6 +437,7 @@ impl MemoryStore {
                     at_ms: now,
                     cost: charge.cost
                 }],
+                handle: None,
             }),
         })
     }

@@ -10,6 +10,7 @@
 //! The exact arithmetic of windows is in [`window`], shared by every store.
 
 pub mod memory;
+pub mod remote;
 pub mod window;
 
 use std::hash::{Hash, Hasher};
@@ -177,7 +178,8 @@ impl Plan<'_> {
 /// A charge that was made, so that it can be refunded.
 ///
 /// `slot` and `tag` are the store's own handles (the in-memory store uses the key's hash and
-/// the counter's unique id; a remote store may use a server-side reservation id).
+/// the counter's unique id; the Redis store the window and the reset, with the counter's key
+/// in [`Reservation::handle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReservedCharge {
     /// Store-defined locator.
@@ -191,11 +193,15 @@ pub struct ReservedCharge {
 }
 
 /// The charges of one admitted call, refundable once with
-/// [`Engine::release`](crate::Engine::release).
+/// [`Engine::release`](crate::Engine::release) (or
+/// [`AsyncEngine::release`](crate::AsyncEngine::release)).
 #[derive(Debug, PartialEq, Eq, Default)]
 pub struct Reservation {
     /// The charges made.
     pub charges: SmallVec<[ReservedCharge; 2]>,
+    /// A remote store's own record of where it charged, opaque to the engine (the Redis store
+    /// keeps the charged counters' keys here); `None` for the in-memory store.
+    pub handle: Option<Box<str>>,
 }
 
 /// What a store answers for a plan.
@@ -249,3 +255,4 @@ impl<S: CounterStore + ?Sized> CounterStore for std::sync::Arc<S> {
 }
 
 pub use memory::MemoryStore;
+pub use remote::AsyncCounterStore;
