@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""A small MCP server on the official Python SDK (`mcp` 2.3.0) for the e2e tests.
+
+    fixture_server.py            (stdio; both protocol eras)
+
+The registry servers installed by setup.sh cover the 2025-11-25 handshake
+well, but none of them asks the client anything on 2026-07-28 (the Node
+servers do not speak 2026-07-28 at all; mcp-server-time and mcp-server-git
+do, but never elicit or sample). This server uses only the SDK's own
+machinery, so its `input_required` rounds are exactly what SDK 2.3 servers
+send:
+
+  echo(text)              -> "echo: <text>"
+  approve_action(action)  -> elicits {"approve": boolean} (the form the proxy
+                             also sends); returns "approved: <action>",
+                             "rejected: <action>" (accepted with approve=false),
+                             "declined: <action>" or "cancelled: <action>".
+                             2025-11-25: a standalone elicitation/create request
+                             mid-call. 2026-07-28: an InputRequiredResult, then
+                             the client's retry with inputResponses+requestState.
+  ask_llm(prompt)         -> samples the client's LLM (sampling/createMessage,
+                             same two transports as above); returns its text.
+  progress(steps)         -> reports `steps` progress notifications, returns "done".
+  log(level, message)     -> sends one notifications/message (2025-11-25: needs
+                             logging/setLevel at or below `level`; 2026-07-28: the
+                             request must opt in with _meta logLevel).
+  fail(message)           -> a tool error (isError true).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from mcp.server.mcpserver import (
+    AcceptedElicitation,
+    Context,
+    Elicit,
+    ElicitationResult,
+    MCPServer,
+    Resolve,
+    Sample,
+)
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CreateMessageResult, SamplingMessage, TextContent
+from pydantic import BaseModel, Field
+
+server = MCPServer("mcp-policy-e2e-fixture", version="1.0.0")
+
+
+class Approval(BaseModel):
+    approve: bool = Field(description="Approve this action?")
+
+
+def ask_approval(action: str) -> Elicit[Approval]:
+    return Elicit(f"Approve action {action!r}?", Approval)
+
+
+def ask_model(prompt: str) -> Sample:
+    return Sample([SamplingMessage(role="user", content=TextContent(type="text", text=prompt))], max_tokens=50)
+
+
+@server.tool(description="Echo the text back")
+def echo(text: str) -> str:
+    return f"echo: {text}"
+
+
+@server.tool(description="Ask the user to approve an action (elicitation with one boolean field 'approve')")
+def approve_action(
+    action: str,
+    answer: Annotated[ElicitationResult[Approval], Resolve(ask_approval)],
+) -> str:
+    if isinstance(answer, AcceptedElicitation):
+        return f"{'approved' if answer.data.approve else 'rejected'}: {action}"
+    return f"{answer.action}d: {action}" if answer.action == "decline" else f"cancelled: {action}"
+
+
+@server.tool(description="Ask the client's LLM (sampling/createMessage) and return its text")
+def ask_llm(prompt: str, reply: Annotated[CreateMessageResult, Resolve(ask_model)]) -> str:
+    content = reply.content
+    return f"llm said: {content.text if isinstance(content, TextContent) else content.type}"
+
+
+@server.tool(description="Report `steps` progress notifications")
+async def progress(steps: int, ctx: Context) -> str:
+    for i in range(1, steps + 1):
+        await ctx.report_progress(i, steps, f"step {i}")
+        await anyio.sleep(0.05)
+    return "done"
+
+
+@server.tool(description="Send one log notification at `level`")
+async def log(level: str, message: str, ctx: Context) -> str:
+    await ctx.log(level, message)  # type: ignore[arg-type]
+    return f"logged {level}"
+
+
+@server.tool(description="Always fails with a tool error")
+def fail(message: str) -> str:
+    raise ToolError(message)
+
+
+if __name__ == "__main__":
+    anyio.run(server.run_stdio_async)
