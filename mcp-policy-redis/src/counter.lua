@@ -5,14 +5,15 @@
 --
 -- ARGV[1] op: 'apply' | 'release' | 'approve'
 -- ARGV[2] time: '' for the server clock (TIME), or the caller's time in ms
+-- ARGV[3] with the caller's time: how much longer than their window keys live (ms)
 --
 -- apply:   KEYS = [approval key,] counter keys
---          ARGV[3] n charges, ARGV[4] '1' with an approval, ARGV[5] binding, ARGV[6] ttl ms,
+--          ARGV[4] n charges, ARGV[5] '1' with an approval, ARGV[6] binding, ARGV[7] ttl ms,
 --          then per charge: reset ('s' sliding | 'c' calendar), window ms, max, cost
 --          -> {1, remaining (-1: no charges), time of charge 1, ..., time of charge n}
 --           | {2, index of the refusing charge, retry after ms}
 --           | {3}  (approval required; it is now pending)
--- release: KEYS = counter keys; ARGV[3] n, then per charge: reset, window ms, time, cost -> 1
+-- release: KEYS = counter keys; ARGV[4] n, then per charge: reset, window ms, time, cost -> 1
 -- approve: KEYS = [approval key] -> 1 recorded (or already recorded), 0 unknown or expired
 --
 -- Layout (every key starts with the store's hash tag, "{prefix}"):
@@ -30,6 +31,7 @@
 
 local op = ARGV[1]
 local server = ARGV[2] == ''
+local slack = tonumber(ARGV[3]) or 0
 
 local function clock()
   if server then
@@ -43,14 +45,16 @@ local function int(x)
   return string.format('%.0f', x)
 end
 
--- Lets `key` expire at time `at` of the call's clock (`now` is that clock's reading).
+-- Lets `key` expire at time `at` of the call's clock (`now` is that clock's reading). With
+-- the caller's clock, the server's clock counts down instead, `slack` longer: a caller's
+-- clock that runs slow must not see budgets vanish early.
 local function expire_at(key, at, now)
   if server then
     redis.call('PEXPIREAT', key, int(at))
   else
     local ttl = at - now
     if ttl < 1 then ttl = 1 end
-    redis.call('PEXPIRE', key, int(ttl))
+    redis.call('PEXPIRE', key, int(ttl + slack))
   end
 end
 
@@ -167,26 +171,26 @@ local function calendar_charge(key, s, w, cost, now)
   else
     local ttl = s.start + wl - now
     if ttl < 1 then ttl = 1 end
-    redis.call('SET', key, value, 'PX', int(ttl))
+    redis.call('SET', key, value, 'PX', int(ttl + slack))
   end
   return used
 end
 
 if op == 'apply' then
   local now = clock()
-  local n = tonumber(ARGV[3])
+  local n = tonumber(ARGV[4])
   local ka = 0
   -- 1. The approval: checked before the limits; a missing one becomes pending.
-  if ARGV[4] == '1' then
+  if ARGV[5] == '1' then
     ka = 1
     local akey = KEYS[1]
     local r = redis.call('HMGET', akey, 'b', 's', 'e')
     local recorded = r[1] and r[2] == '1' and tonumber(r[3]) > now
-    if not (recorded and r[1] == ARGV[5]) then
+    if not (recorded and r[1] == ARGV[6]) then
       if not recorded then
-        local ttl = tonumber(ARGV[6])
+        local ttl = tonumber(ARGV[7])
         if ttl > 0 then
-          redis.call('HSET', akey, 'b', ARGV[5], 's', '0', 't', int(ttl), 'e', int(now + ttl))
+          redis.call('HSET', akey, 'b', ARGV[6], 's', '0', 't', int(ttl), 'e', int(now + ttl))
           expire_at(akey, now + ttl, now)
         else
           redis.call('DEL', akey)
@@ -199,7 +203,7 @@ if op == 'apply' then
   local states = {}
   local worst, worst_i = 0, -1
   for i = 1, n do
-    local a = 6 + 4 * (i - 1)
+    local a = 7 + 4 * (i - 1)
     local kind, w = ARGV[a + 1], tonumber(ARGV[a + 2])
     local max, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local key = KEYS[ka + i]
@@ -219,7 +223,7 @@ if op == 'apply' then
   local out = { 1, -1 }
   local seen = {}
   for i = 1, n do
-    local a = 6 + 4 * (i - 1)
+    local a = 7 + 4 * (i - 1)
     local kind, w = ARGV[a + 1], tonumber(ARGV[a + 2])
     local max, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local key = KEYS[ka + i]
@@ -242,9 +246,9 @@ if op == 'apply' then
   if ka == 1 then redis.call('DEL', KEYS[1]) end
   return out
 elseif op == 'release' then
-  local n = tonumber(ARGV[3])
+  local n = tonumber(ARGV[4])
   for i = 1, n do
-    local a = 3 + 4 * (i - 1)
+    local a = 4 + 4 * (i - 1)
     local kind, w = ARGV[a + 1], tonumber(ARGV[a + 2])
     local at, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local key = KEYS[i]

@@ -12,10 +12,11 @@ pub enum TimeSource {
     Server,
     /// The plan's time (the engine's [`Clock`](mcp_policy::Clock)), for replays and tests.
     /// Exact for a single writer, or for replicas whose clocks agree. Keys still expire by
-    /// the server's clock, a window's length after their last charge, which assumes the
-    /// plans' time advances no slower than real time. Per key, time never goes backwards: a
-    /// call stamped before a key's latest charge is judged at that charge's time (it may wait
-    /// longer, never over-admit).
+    /// the server's clock: a window's length after their last charge, plus
+    /// [`Options::plan_time_slack`] (so that a plan clock running slower than real time, or
+    /// frozen in a test, does not see budgets vanish early). Per key, time never goes
+    /// backwards: a call stamped before a key's latest charge is judged at that charge's time
+    /// (it may wait longer, never over-admit).
     Plan,
 }
 
@@ -44,6 +45,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Which clock judges windows. Default: [`TimeSource::Server`].
     pub time: TimeSource,
+    /// With [`TimeSource::Plan`]: how much longer than their window (or TTL) keys live, by the
+    /// server's clock. Default: 60 s.
+    pub plan_time_slack: Duration,
     /// For [`RedisStore::connect`](crate::RedisStore::connect): the deadline of the first
     /// connection. Default: 2 s.
     pub connect_timeout: Duration,
@@ -59,6 +63,7 @@ impl Default for Options {
             prefix: "mcp-policy".to_owned(),
             timeout: Duration::from_millis(250),
             time: TimeSource::Server,
+            plan_time_slack: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(2),
             reconnect_max_delay: Duration::from_millis(500),
         }
@@ -86,6 +91,12 @@ impl Options {
     /// Sets the time source.
     pub fn time(mut self, time: TimeSource) -> Self {
         self.time = time;
+        self
+    }
+
+    /// Sets how much longer than their window keys live with [`TimeSource::Plan`].
+    pub fn plan_time_slack(mut self, slack: Duration) -> Self {
+        self.plan_time_slack = slack;
         self
     }
 

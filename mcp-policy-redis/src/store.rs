@@ -261,11 +261,9 @@ where
         let timeout = self.shared.options.timeout;
         match tokio::time::timeout(timeout, future).await {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if e.is_timeout() => Err(timed_out(timeout)),
             Ok(Err(e)) => Err(StoreError::Unavailable(describe(&e))),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "redis did not answer within {} ms",
-                timeout.as_millis()
-            ))),
+            Err(_) => Err(timed_out(timeout)),
         }
     }
 
@@ -273,6 +271,17 @@ where
         let mut conn = self.conn.clone();
         self.bounded(invocation.invoke_async::<Value>(&mut conn))
             .await
+    }
+
+    /// With the plan's time: how much longer than their window keys live, in ms.
+    fn slack_arg(&self) -> u64 {
+        match self.shared.options.time {
+            TimeSource::Server => 0,
+            TimeSource::Plan => {
+                u64::try_from(self.shared.options.plan_time_slack.as_millis()).unwrap_or(MAX_EXACT)
+            }
+        }
+        .min(MAX_EXACT / 2)
     }
 
     /// `''` for the server's clock, else the caller's time.
@@ -321,6 +330,13 @@ fn exact(what: &str, value: u64) -> Result<u64, StoreError> {
             "redis store: {what} {value} is above 2^52 - 1, which the script cannot count exactly"
         )))
     }
+}
+
+fn timed_out(timeout: Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "redis did not answer within {} ms",
+        timeout.as_millis()
+    ))
 }
 
 /// Names a Redis failure for a deny message.
@@ -388,6 +404,7 @@ where
         invocation
             .arg("apply")
             .arg(self.time_arg(plan.now_ms)?)
+            .arg(self.slack_arg())
             .arg(plan.charges.len());
         match &plan.approval {
             Some(check) => {
@@ -490,6 +507,7 @@ where
         invocation
             .arg("release")
             .arg("")
+            .arg(0)
             .arg(reservation.charges.len());
         for (charge, key) in reservation.charges.iter().zip(keys) {
             let reset = match charge.tag {
@@ -520,7 +538,8 @@ where
         invocation
             .key(self.approval_key(id))
             .arg("approve")
-            .arg(self.time_arg(now_ms)?);
+            .arg(self.time_arg(now_ms)?)
+            .arg(self.slack_arg());
         match self.invoke(&invocation).await? {
             Value::Int(1) => Ok(()),
             Value::Int(0) => Err(HostError::UnknownApproval(id.to_owned())),

@@ -47,6 +47,16 @@ impl RedisServer {
 
     /// Starts a server on a free port with extra `--name value` arguments.
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        RedisServer::start_on(free_port(), extra)
+    }
+
+    /// A free loopback port, for a server started later with [`start_on`](Self::start_on).
+    pub fn free_port() -> u16 {
+        free_port()
+    }
+
+    /// Starts a server on `port` with extra `--name value` arguments.
+    pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "mcp-policy-redis-test-{}-{}",
@@ -56,7 +66,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let mut server = RedisServer {
             child: None,
-            port: free_port(),
+            port,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };

@@ -1,0 +1,283 @@
+//! The store's contract on a real `redis-server`: key layout and hash tag, expiry with the
+//! window, approvals (pending and recorded TTLs, one-shot), reservations (refund once; a
+//! refund after the window passed changes nothing), refusals of what cannot be counted
+//! exactly, and errors that tell an unknown approval from an unreachable store.
+
+mod common;
+
+use std::time::Duration;
+
+use mcp_policy::document::Reset;
+use mcp_policy::store::{ApprovalCheck, Charge, CounterKey, ScopeKey};
+use mcp_policy::{
+    AsyncCounterStore, AsyncEngine, CounterStore, Grant, HostError, ManualClock, MemoryStore,
+    Outcome, Plan, Policy, StoreError, SystemClock, Verdict,
+};
+use mcp_policy_redis::{MAX_EXACT, Options, RedisStore, TimeSource};
+use serde_json::json;
+
+use common::RedisServer;
+
+fn charge(
+    counter: &'static str,
+    window_ms: u64,
+    reset: Reset,
+    max: u64,
+    cost: u64,
+) -> Charge<'static> {
+    Charge {
+        key: CounterKey {
+            counter,
+            window_ms,
+            reset,
+            scope: ScopeKey::Grant("alice"),
+        },
+        max,
+        cost,
+        limit: 0,
+    }
+}
+
+fn plan(now: u64, charges: Vec<Charge<'static>>) -> Plan<'static> {
+    let mut plan = Plan::new(now);
+    plan.charges.extend(charges);
+    plan
+}
+
+fn remaining(outcome: &Outcome) -> Option<u64> {
+    match outcome {
+        Outcome::Admitted { remaining, .. } => *remaining,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn keys_carry_the_hash_tag_and_expire_with_their_window() {
+    let server = RedisServer::start();
+    common::runtime().block_on(async {
+        let store = RedisStore::connect(&server.url(), Options::new().prefix("tenant-a"))
+            .await
+            .expect("connects");
+        let policy = Policy::from_json_str(
+            r#"{"version":"1","default":"deny","approvals":{"ttl":"2s"},"tools":{
+              "scan": { "limits": [
+                { "counter": "s", "window": "1s", "max": 3, "scope": "grant" },
+                { "counter": "c", "window": "1s", "max": 3, "scope": "args.target", "reset": "calendar" } ] },
+              "transfer": { "action": "require_approval" } }}"#,
+        )
+        .expect("loads");
+        let engine = AsyncEngine::with_parts(policy, SystemClock, store);
+        let args = json!({"target": "prod"});
+        let d = engine.evaluate("scan", &args, &Grant::new("alice")).await;
+        assert_eq!((d.verdict, d.remaining), (Verdict::Allow, Some(2)));
+        let d = engine.evaluate("transfer", &args, &Grant::new("alice")).await;
+        assert_eq!(d.verdict, Verdict::Approve);
+        let id = d.approval_id.expect("an id");
+
+        let mut keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                format!("{{tenant-a}}:a:{id}"),
+                r#"{tenant-a}:c:["c",1000,"calendar","arg","prod"]"#.to_owned(),
+                r#"{tenant-a}:c:["s",1000,"sliding","grant","alice"]"#.to_owned(),
+            ]
+        );
+        for key in &keys {
+            let ttl: i64 = server.cmd(&["PTTL", key]);
+            let most = if key.contains(":a:") { 2_000 } else { 1_000 };
+            assert!(ttl > 0 && ttl <= most, "{key}: {ttl}");
+        }
+        let sliding: Vec<String> = server.cmd(&["LRANGE", &keys[2], "0", "-1"]);
+        assert_eq!(sliding.len(), 3);
+        assert_eq!(sliding[1..], ["1", "1"]);
+
+        // The approval, recorded, lives its TTL again from now; used once, it is gone.
+        engine.record_approval(&id).await.expect("recorded");
+        let state: Vec<String> = server.cmd(&["HMGET", &keys[0], "s", "t"]);
+        assert_eq!(state, ["1", "2000"]);
+        let d = engine.evaluate("transfer", &args, &Grant::new("alice")).await;
+        assert_eq!(d.verdict, Verdict::Allow);
+        let d = engine.evaluate("transfer", &args, &Grant::new("alice")).await;
+        assert_eq!(d.verdict, Verdict::Approve);
+
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let left: Vec<String> = server.cmd(&["KEYS", "*c:*"]);
+        assert!(left.is_empty(), "{left:?}");
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let left: Vec<String> = server.cmd(&["KEYS", "*"]);
+        assert!(left.is_empty(), "{left:?}");
+    });
+}
+
+#[test]
+fn releases_refund_once_and_not_after_the_window() {
+    let server = RedisServer::start();
+    common::runtime().block_on(async {
+        let store = RedisStore::connect(
+            &server.url(),
+            Options::new().prefix("rel").time(TimeSource::Plan),
+        )
+        .await
+        .expect("connects");
+        let t = 1_763_712_000_000;
+        let charges = || {
+            vec![
+                charge("s", 1_000, Reset::Sliding, 5, 2),
+                charge("c", 1_000, Reset::Calendar, 5, 2),
+            ]
+        };
+        let first = store.apply(&plan(t, charges())).await.expect("applies");
+        assert_eq!(remaining(&first), Some(3));
+        let Outcome::Admitted {
+            reservation: Some(reservation),
+            ..
+        } = first
+        else {
+            panic!("a reservation")
+        };
+        assert_eq!(reservation.charges.len(), 2);
+        store.release(reservation).await.expect("released");
+        let again = store
+            .apply(&plan(t + 10, charges()))
+            .await
+            .expect("applies");
+        assert_eq!(
+            remaining(&again),
+            Some(3),
+            "the refund restored both budgets"
+        );
+
+        // A release after its window passed changes nothing in the new window.
+        let Outcome::Admitted {
+            reservation: Some(old),
+            ..
+        } = again
+        else {
+            panic!("a reservation")
+        };
+        let later = store
+            .apply(&plan(t + 1_500, charges()))
+            .await
+            .expect("applies");
+        assert_eq!(remaining(&later), Some(3));
+        store.release(old).await.expect("a no-op");
+        let after = store
+            .apply(&plan(
+                t + 1_600,
+                vec![
+                    charge("s", 1_000, Reset::Sliding, 5, 0),
+                    charge("c", 1_000, Reset::Calendar, 5, 0),
+                ],
+            ))
+            .await
+            .expect("applies");
+        assert_eq!(remaining(&after), Some(3));
+
+        // A reservation from another store is refused, not guessed at.
+        let memory = MemoryStore::new();
+        let Ok(Outcome::Admitted {
+            reservation: Some(foreign),
+            ..
+        }) = CounterStore::apply(&memory, &plan(t, charges()))
+        else {
+            panic!("memory admits")
+        };
+        let e = store.release(foreign).await.expect_err("refused");
+        assert!(e.to_string().contains("not made by a redis store"), "{e}");
+    });
+}
+
+#[test]
+fn approvals_unknown_versus_unreachable() {
+    let mut server = RedisServer::start();
+    common::runtime().block_on(async {
+        let store = RedisStore::connect(
+            &server.url(),
+            Options::new()
+                .prefix("ap")
+                .timeout(Duration::from_millis(200)),
+        )
+        .await
+        .expect("connects");
+        match store.approve("ap-never-issued").await {
+            Err(HostError::UnknownApproval(id)) => assert_eq!(id, "ap-never-issued"),
+            other => panic!("{other:?}"),
+        }
+        let mut p = Plan::new(0);
+        p.approval = Some(Box::new(ApprovalCheck {
+            id: "ap-1".into(),
+            binding: "b".into(),
+            ttl_ms: 60_000,
+        }));
+        assert_eq!(store.apply(&p).await, Ok(Outcome::ApprovalRequired));
+        store.approve("ap-1").await.expect("recorded");
+        store
+            .approve("ap-1")
+            .await
+            .expect("recording twice is fine");
+        server.kill();
+        match store.approve("ap-1").await {
+            Err(HostError::Store(StoreError::Unavailable(message))) => {
+                assert!(message.contains("redis"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn numbers_it_cannot_count_exactly_are_refused() {
+    let server = RedisServer::start();
+    common::runtime().block_on(async {
+        let store = RedisStore::connect(
+            &server.url(),
+            Options::new().prefix("big").time(TimeSource::Plan),
+        )
+        .await
+        .expect("connects");
+        let ok = plan(
+            1_000,
+            vec![charge("n", 1_000, Reset::Sliding, MAX_EXACT, 1)],
+        );
+        assert_eq!(
+            remaining(&store.apply(&ok).await.expect("applies")),
+            Some(MAX_EXACT - 1)
+        );
+        let big = plan(
+            1_000,
+            vec![charge("n", 1_000, Reset::Sliding, MAX_EXACT + 1, 1)],
+        );
+        let e = store.apply(&big).await.expect_err("refused");
+        assert!(e.to_string().contains("2^52"), "{e}");
+    });
+}
+
+#[test]
+fn an_empty_plan_needs_no_round_trip() {
+    common::runtime().block_on(async {
+        let store =
+            RedisStore::connect_lazy("redis://127.0.0.1:1/", Options::new()).expect("a lazy store");
+        let outcome = store.apply(&Plan::new(0)).await;
+        assert_eq!(
+            outcome,
+            Ok(Outcome::Admitted {
+                remaining: None,
+                reservation: None
+            })
+        );
+        // And a call needing the store is denied, naming it.
+        let engine = AsyncEngine::with_parts(
+            Policy::from_json_str(
+                r#"{"version":"1","default":"deny","tools":{"t":{"rate_limit":"1/minute"}}}"#,
+            )
+            .expect("loads"),
+            ManualClock::new(0),
+            store,
+        );
+        let d = engine.evaluate("t", &json!({}), &Grant::new("a")).await;
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert!(d.message.as_deref().unwrap_or_default().contains("redis"));
+    });
+}
