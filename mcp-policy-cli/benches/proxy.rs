@@ -1,7 +1,8 @@
 //! The cost of a stdio gateway, measured in one run: a minimal MCP server's `tools/call`
 //! round trip direct; through a no-op line relay (one extra hop: the physical limit of any
 //! stdio gateway); through `mcp-policy proxy` with a rate-limited policy; and through
-//! kvlar-proxy when it is installed (`KVLAR_PROXY=path`, or `target/peers-bin/bin/kvlar-proxy`).
+//! kvlar-proxy when it is installed (`KVLAR_PROXY=path`, or `target/peers-bin/bin/kvlar` from
+//! `cargo install kvlar-cli --version 0.4.0 --locked --root target/peers-bin`).
 //!
 //! ```text
 //! cargo bench -p mcp-policy-cli --bench proxy            # full: 20,000 calls per case
@@ -45,7 +46,7 @@ fn main() {
     let kvlar_policy = dir.join("kvlar.yaml");
     let _ = std::fs::write(
         &kvlar_policy,
-        "name: bench\ndescription: allow the benchmark tool\nversion: \"1\"\nrules:\n  - id: allow-scan\n    description: allow\n    match_on:\n      resources: [\"start_security_scan\"]\n    effect:\n      type: allow\n",
+        "name: bench\ndescription: allow the benchmark tool\nversion: \"1.0\"\nrules:\n  - id: allow-scan\n    description: allow the benchmark tool\n    match_on:\n      action_types: [\"tool_call\"]\n      resources: [\"start_security_scan\"]\n    effect:\n      type: allow\n",
     );
     let me_s = me.display().to_string();
     let server = vec![me_s.clone()];
@@ -73,7 +74,7 @@ fn main() {
     let kvlar = std::env::var("KVLAR_PROXY")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/peers-bin/bin/kvlar-proxy")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/peers-bin/bin/kvlar")
         });
     if kvlar.exists() {
         cases.push((
@@ -81,6 +82,7 @@ fn main() {
             [
                 vec![
                     kvlar.display().to_string(),
+                    "proxy".into(),
                     "--stdio".into(),
                     "--policy".into(),
                     kvlar_policy.display().to_string(),

@@ -79,21 +79,22 @@ impl Shared {
     }
 
     fn to_client(&self, line: &[u8]) {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
         let mut out = lock(&self.client);
         // The client gone is noticed by the reader (end of input); nothing to do here.
-        let _ = out
-            .write_all(line)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
+        let _ = out.write_all(&buf).and_then(|()| out.flush());
     }
 
     fn to_server(&self, line: &[u8]) {
         let mut server = lock(&self.server);
         if let Some(stdin) = server.as_mut() {
-            let written = stdin
-                .write_all(line)
-                .and_then(|()| stdin.write_all(b"\n"))
-                .and_then(|()| stdin.flush());
+            // One write per message: the line and its newline together.
+            let mut buf = Vec::with_capacity(line.len() + 1);
+            buf.extend_from_slice(line);
+            buf.push(b'\n');
+            let written = stdin.write_all(&buf).and_then(|()| stdin.flush());
             if written.is_err() {
                 // The upstream closed its input; its exit is handled by the server reader.
                 *server = None;
@@ -131,6 +132,9 @@ impl Shared {
     }
 
     fn audit_call(&self, record: &AuditRecord) {
+        if lock(&self.audit).is_none() {
+            return;
+        }
         let mut fields = record.fields();
         let digest = Sha256::digest(record.args_canonical.as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -226,6 +230,7 @@ pub fn run(args: ProxyArgs) -> u8 {
         approval_timeout,
         approve_command: None,
         audit_args: args.audit_args,
+        audit: audit.is_some(),
     };
     let shared = Arc::new(Shared {
         engine: Engine::new(policy),

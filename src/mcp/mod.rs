@@ -63,6 +63,50 @@ use crate::grant::Grant;
 use crate::source::parse_json;
 use crate::store::{CounterStore, Reservation};
 
+mod envelope;
+
+use envelope::Envelope;
+
+/// What the gateway needs from a server's answer.
+struct AnswerParts {
+    id: Value,
+    error: bool,
+    is_error: bool,
+    protocol: Option<String>,
+}
+
+/// The envelope of a message that was read whole (too deep for the envelope reader).
+#[derive(serde::Deserialize)]
+struct OwnedEnvelope {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    method: Option<Value>,
+}
+
+impl OwnedEnvelope {
+    fn into_parts(self) -> AnswerParts {
+        let result = self.result.as_ref();
+        AnswerParts {
+            id: if self.method.is_some() {
+                Value::Null
+            } else {
+                self.id
+            },
+            error: self.error.is_some(),
+            is_error: result.and_then(|r| r.get("isError")) == Some(&Value::Bool(true)),
+            protocol: result
+                .and_then(|r| r.get("protocolVersion"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+}
+
 /// The `_meta` key under which a refused call's decision travels.
 pub const DECISION_META: &str = "io.mcp-policy/decision";
 
@@ -77,6 +121,11 @@ pub const OWN_ID_PREFIX: &str = "io.mcp-policy/";
 /// The protocol version without server-to-client requests, where approvals travel in
 /// `input_required` results.
 pub const STATELESS_VERSION: &str = "2026-07-28";
+
+/// Where a 2026-07-28 request carries its protocol version (`params._meta`).
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// Where a 2026-07-28 request carries the client's `clientInfo` (`params._meta`).
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 
 /// JSON-RPC: invalid JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -212,6 +261,9 @@ pub struct GatewayOptions {
     pub approve_command: Option<String>,
     /// Keep the raw arguments for the audit log.
     pub audit_args: bool,
+    /// Fill the audit records (default true). A host that writes no audit log turns this off:
+    /// its records then carry only the outcome, not the decision and the arguments.
+    pub audit: bool,
 }
 
 impl Default for GatewayOptions {
@@ -220,6 +272,7 @@ impl Default for GatewayOptions {
             approval_timeout: Duration::from_secs(120),
             approve_command: None,
             audit_args: false,
+            audit: true,
         }
     }
 }
@@ -313,6 +366,30 @@ impl Gateway {
 
     /// Handles one message (one line, without its newline) from the client.
     pub fn from_client(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
+        // Most messages are only forwarded: their envelope decides, read without the rest.
+        // A line that may be a tool call is read whole at once (strictly) instead.
+        let maybe_call = contains(line, b"tools/call");
+        if let Some(envelope) = (!maybe_call).then(|| Envelope::read(line)).flatten() {
+            match (envelope.method.as_deref(), envelope.id()) {
+                (Some("tools/call" | "initialize"), Some(_)) => {}
+                (Some(method), Some(id)) => {
+                    let kind = if method == "tools/list" {
+                        Waiting::List
+                    } else {
+                        Waiting::Other
+                    };
+                    self.waiting.insert(key(id), kind);
+                    return vec![Output::Forward];
+                }
+                (None, Some(id)) if !self.held.contains_key(&key(id)) => {
+                    return vec![Output::Forward];
+                }
+                (_, None) => return vec![Output::Forward],
+                _ => {}
+            }
+        }
+        // Examined messages (and anything the envelope reader doubted) are read whole and
+        // strictly: a repeated key anywhere is a parse error.
         let message = match parse_line(line) {
             Ok(message) => message,
             Err(error) => return vec![Output::ToClient(error)],
@@ -357,49 +434,59 @@ impl Gateway {
 
     /// Handles one message (one line, without its newline) from the server.
     pub fn from_server(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
-        let Ok(Value::Object(map)) = parse_line(line) else {
-            // Not for the gateway to judge: the client sees what the server sent.
-            return vec![Output::Forward];
+        let envelope = match Envelope::read(line) {
+            Some(envelope) => envelope,
+            // Too deep or odd for the envelope reader: read it whole (bounded), and if even
+            // that fails, it is not for the gateway to judge: the client sees what was sent.
+            None => match parse_line(line) {
+                Ok(Value::Object(map)) => {
+                    let Ok(envelope) = serde_json::from_value::<OwnedEnvelope>(Value::Object(map))
+                    else {
+                        return vec![Output::Forward];
+                    };
+                    return self.server_answer(enforcer, line, envelope.into_parts());
+                }
+                _ => return vec![Output::Forward],
+            },
         };
-        if map.contains_key("method") {
+        if envelope.method.is_some() {
             return vec![Output::Forward];
         }
-        let Some(id) = map.get("id") else {
+        let Some(id) = envelope.id() else {
             return vec![Output::Forward];
         };
-        match self.waiting.remove(&key(id)) {
+        let (is_error, protocol) = match &envelope.result {
+            Some(r) => (r.is_error, r.protocol_version.clone()),
+            None => (false, None),
+        };
+        let parts = AnswerParts {
+            id: id.clone(),
+            error: envelope.error.is_some(),
+            is_error,
+            protocol,
+        };
+        self.server_answer(enforcer, line, parts)
+    }
+
+    /// A server's answer to one of the client's requests.
+    fn server_answer(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        line: &[u8],
+        parts: AnswerParts,
+    ) -> Vec<Output> {
+        match self.waiting.remove(&key(&parts.id)) {
             None | Some(Waiting::Other) => vec![Output::Forward],
             Some(Waiting::Initialize) => {
-                if let Some(version) = map
-                    .get("result")
-                    .and_then(|r| r.get("protocolVersion"))
-                    .and_then(Value::as_str)
-                {
-                    self.protocol = Some(version.to_owned());
+                if let Some(version) = parts.protocol {
+                    self.protocol = Some(version);
                 }
                 vec![Output::Forward]
             }
-            Some(Waiting::List) => match map.get("result") {
-                Some(result) => {
-                    let filtered = enforcer.policy().filter_tools_list(result);
-                    if &filtered == result {
-                        return vec![Output::Forward];
-                    }
-                    let mut out = map.clone();
-                    out.insert("result".into(), filtered);
-                    vec![Output::ToClient(Value::Object(out))]
-                }
-                None => vec![Output::Forward],
-            },
             Some(Waiting::Call(flight)) => {
-                let outcome = if map.contains_key("error") {
+                let outcome = if parts.error {
                     "error"
-                } else if map
-                    .get("result")
-                    .and_then(|r| r.get("isError"))
-                    .and_then(Value::as_bool)
-                    == Some(true)
-                {
+                } else if parts.is_error {
                     "tool_error"
                 } else {
                     "ok"
@@ -411,6 +498,23 @@ impl Gateway {
                     self.finish(enforcer, *flight, outcome, refund),
                     Output::Forward,
                 ]
+            }
+            Some(Waiting::List) => {
+                let Ok(Value::Object(map)) = parse_line(line) else {
+                    return vec![Output::Forward];
+                };
+                match map.get("result") {
+                    Some(result) => {
+                        let filtered = enforcer.policy().filter_tools_list(result);
+                        if &filtered == result {
+                            return vec![Output::Forward];
+                        }
+                        let mut out = map.clone();
+                        out.insert("result".into(), filtered);
+                        vec![Output::ToClient(Value::Object(out))]
+                    }
+                    None => vec![Output::Forward],
+                }
             }
         }
     }
@@ -478,10 +582,17 @@ impl Gateway {
             .and_then(|c| c.get("elicitation"))
             .is_some_and(|e| !e.is_null());
         if let Some(info) = params.and_then(|p| p.get("clientInfo")) {
-            for (from, to) in [("name", "client"), ("version", "client_version")] {
-                if let Some(v) = info.get(from).and_then(Value::as_str) {
-                    self.grant.attrs.insert(to.into(), v.into());
-                }
+            self.client_info(info);
+        }
+    }
+
+    /// `grant.attrs.client` and `client_version` from a client's `clientInfo`.
+    fn client_info(&mut self, info: &Value) {
+        for (from, to) in [("name", "client"), ("version", "client_version")] {
+            if let Some(v) = info.get(from).and_then(Value::as_str)
+                && self.grant.attrs.get(to).and_then(Value::as_str) != Some(v)
+            {
+                self.grant.attrs.insert(to.into(), v.into());
             }
         }
     }
@@ -517,6 +628,16 @@ impl Gateway {
                 ))];
             }
         };
+        // 2026-07-28 requests carry the protocol version and the client's identity themselves.
+        let meta = params.get("_meta");
+        let version = meta
+            .and_then(|m| m.get(META_PROTOCOL_VERSION))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| self.protocol.clone());
+        if let Some(info) = meta.and_then(|m| m.get(META_CLIENT_INFO)) {
+            self.client_info(info);
+        }
         // A retry that answers an `input_required` approval (2026-07-28).
         let mut stripped = false;
         if let Some(state) = params.get("requestState") {
@@ -553,7 +674,12 @@ impl Gateway {
                 let answer = refusal(&id, &decision);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
-            Verdict::Approve => self.ask(message, id, tool, args, &decision, started, policy_us),
+            Verdict::Approve => {
+                let stateless = version.as_deref() == Some(STATELESS_VERSION);
+                self.ask(
+                    message, id, tool, args, &decision, started, policy_us, stateless,
+                )
+            }
         }
     }
 
@@ -568,6 +694,7 @@ impl Gateway {
         decision: &Decision,
         started: Instant,
         policy_us: u64,
+        stateless: bool,
     ) -> Vec<Output> {
         let approval_id = decision.approval_id.clone().unwrap_or_default();
         let reason = decision
@@ -579,7 +706,7 @@ impl Gateway {
         let record = self.record(&tool, decision, &args, policy_us);
         let deadline = Instant::now() + self.options.approval_timeout;
         self.next += 1;
-        if self.protocol.as_deref() == Some(STATELESS_VERSION) {
+        if stateless {
             let state = format!("{OWN_ID_PREFIX}state/{}/{}", self.next, approval_id);
             self.issued.insert(
                 state.clone(),
@@ -750,6 +877,20 @@ impl Gateway {
     }
 
     fn record(&self, tool: &str, decision: &Decision, args: &Value, policy_us: u64) -> AuditRecord {
+        if !self.options.audit {
+            return AuditRecord {
+                grant: String::new(),
+                session: None,
+                tool: String::new(),
+                decision: Value::Null,
+                args_canonical: String::new(),
+                args: None,
+                upstream: None,
+                refunded: false,
+                policy_us,
+                total_us: 0,
+            };
+        }
         AuditRecord {
             grant: self.grant.id.clone(),
             session: self.grant.session.clone(),
@@ -789,6 +930,11 @@ fn audit(mut record: AuditRecord, started: Instant) -> Output {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A map key for a JSON-RPC id: its JSON text, so `1` and `"1"` differ.

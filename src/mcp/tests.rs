@@ -425,3 +425,16 @@ fn out_of_band_approval_says_how() {
         [Output::Forward]
     );
 }
+
+#[test]
+fn a_stateless_request_names_its_version_and_client_itself() {
+    // 2026-07-28 has no initialize: each request's _meta says who and which version.
+    let (e, mut gw) = (engine(), gateway());
+    let req = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"transfer",
+        "arguments":{"amount":5},"_meta":{META_PROTOCOL_VERSION: STATELESS_VERSION,
+        META_CLIENT_INFO: {"name":"new-client","version":"2.0"}}}});
+    let out = gw.from_client(&e, req.to_string().as_bytes());
+    assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+    assert_eq!(gw.grant().attrs["client"], "new-client");
+    assert_eq!(gw.grant().attrs["client_version"], "2.0");
+}

@@ -1,0 +1,153 @@
+//! A JSON-RPC message's envelope, read without building the rest: `method`, `id`, whether
+//! there is an `error`, and from a `result` object only `isError` and `protocolVersion`. Most
+//! messages a gateway sees are only forwarded; reading just this much keeps them cheap.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+/// The fields a gateway routes on. A key repeated among them is an error (serde's duplicate
+/// field check), so the gateway and the server never route one message differently.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Envelope<'a> {
+    #[serde(borrow, default)]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub error: Option<IgnoredAny>,
+    #[serde(default)]
+    pub result: Option<ResultHead>,
+}
+
+/// What a gateway needs from a `result`: `isError` and `protocolVersion` at its top level.
+#[derive(Debug, Default)]
+pub(crate) struct ResultHead {
+    pub is_error: bool,
+    pub protocol_version: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ResultHead {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ResultVisitor)
+    }
+}
+
+struct ResultVisitor;
+
+impl<'de> Visitor<'de> for ResultVisitor {
+    type Value = ResultHead;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC result")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResultHead, A::Error> {
+        let mut head = ResultHead::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "isError" => head.is_error = map.next_value::<Value>()? == Value::Bool(true),
+                "protocolVersion" => {
+                    if let Value::String(v) = map.next_value::<Value>()? {
+                        head.protocol_version = Some(v);
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(head)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ResultHead, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ResultHead::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<ResultHead, E> {
+        Ok(ResultHead::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<ResultHead, E> {
+        Ok(ResultHead::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<ResultHead, E> {
+        Ok(ResultHead::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<ResultHead, E> {
+        Ok(ResultHead::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<ResultHead, E> {
+        Ok(ResultHead::default())
+    }
+    fn visit_unit<E>(self) -> Result<ResultHead, E> {
+        Ok(ResultHead::default())
+    }
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads the envelope of one JSON object message; `None` when the line is not a single
+    /// well-formed JSON object within the reader's limits (the caller then reads it whole,
+    /// which says what is wrong).
+    pub(crate) fn read(line: &'a [u8]) -> Option<Envelope<'a>> {
+        let text = std::str::from_utf8(line).ok()?;
+        if !text.trim_start().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(text).ok()
+    }
+
+    /// The id, unless absent or null.
+    pub(crate) fn id(&self) -> Option<&Value> {
+        self.id.as_ref().filter(|id| !id.is_null())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_only_the_routing_fields() {
+        let e = Envelope::read(
+            br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"x"}],"isError":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.id(), Some(&Value::from(7)));
+        assert!(e.method.is_none() && e.error.is_none());
+        assert!(e.result.unwrap().is_error);
+        let e = Envelope::read(
+            br#"{"result":{"protocolVersion":"2025-11-25","capabilities":{}},"id":"a"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.result.unwrap().protocol_version.as_deref(),
+            Some("2025-11-25")
+        );
+        let e =
+            Envelope::read(br#"{"method":"tools/call","id":null,"params":{"name":"x"}}"#).unwrap();
+        assert_eq!(e.method.as_deref(), Some("tools/call"));
+        assert_eq!(e.id(), None);
+        assert!(Envelope::read(br#"{"id":1,"error":{"code":1},"result":5}"#).is_some());
+    }
+
+    #[test]
+    fn anything_doubtful_is_left_to_the_full_reader() {
+        for bad in [
+            &br#"{"method":"tools/call","method":"ping","id":1}"#[..],
+            br#"[{"method":"tools/call","id":1}]"#,
+            br#"{"method":"ping","id":1"#,
+            b"\xff{}",
+            br#"{"method":"ping","id":1,"params":"\xff"}"#,
+        ] {
+            assert!(
+                Envelope::read(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
