@@ -671,7 +671,8 @@ impl Gateway {
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Deny | Verdict::Limit => {
-                let answer = refusal(&id, &decision);
+                let stateless = version.as_deref() == Some(STATELESS_VERSION);
+                let answer = refusal(&id, &decision, stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Approve => {
@@ -770,7 +771,7 @@ impl Gateway {
                 .to_owned(),
         };
         let text = format!("Approval required: {reason} (approval id {approval_id}).{how}");
-        let answer = tool_error(&id, &text, decision_json);
+        let answer = tool_error(&id, &text, decision_json, stateless);
         vec![Output::ToClient(answer), audit(record, started)]
     }
 
@@ -860,7 +861,7 @@ impl Gateway {
 
     fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {
         let id = held.request.get("id").cloned().unwrap_or(Value::Null);
-        let answer = tool_error(&id, text, held.decision.clone());
+        let answer = tool_error(&id, text, held.decision.clone(), false);
         let record = AuditRecord {
             grant: self.grant.id.clone(),
             session: self.grant.session.clone(),
@@ -964,9 +965,10 @@ pub fn error_response(id: &Value, code: i64, message: &str) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
 }
 
-/// A `tools/call` result with `isError: true`, the text, and the decision in `_meta`.
-pub fn tool_error(id: &Value, text: &str, decision: Value) -> Value {
-    json!({
+/// A `tools/call` result with `isError: true`, the text, and the decision in `_meta`;
+/// `stateless` (a 2026-07-28 request) adds the `resultType` that version requires.
+pub fn tool_error(id: &Value, text: &str, decision: Value, stateless: bool) -> Value {
+    let mut answer = json!({
         "jsonrpc": "2.0",
         "id": id,
         "result": {
@@ -974,11 +976,15 @@ pub fn tool_error(id: &Value, text: &str, decision: Value) -> Value {
             "isError": true,
             "_meta": { DECISION_META: decision },
         }
-    })
+    });
+    if stateless && let Some(Value::Object(result)) = answer.get_mut("result") {
+        result.insert("resultType".into(), "complete".into());
+    }
+    answer
 }
 
-/// The answer to a denied or rate-limited call.
-pub fn refusal(id: &Value, decision: &Decision) -> Value {
+/// The answer to a denied or rate-limited call (`stateless`: see [`tool_error`]).
+pub fn refusal(id: &Value, decision: &Decision, stateless: bool) -> Value {
     let mut text = decision
         .message
         .as_deref()
@@ -988,7 +994,7 @@ pub fn refusal(id: &Value, decision: &Decision) -> Value {
         let seconds = ms.div_ceil(1000).max(1);
         text.push_str(&format!(" (retry in {seconds} s)"));
     }
-    tool_error(id, &text, decision.to_json(None))
+    tool_error(id, &text, decision.to_json(None), stateless)
 }
 
 fn approval_prompt(tool: &str, grant: &Grant, args: &Value, reason: &str, id: &str) -> String {

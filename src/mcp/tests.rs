@@ -437,4 +437,11 @@ fn a_stateless_request_names_its_version_and_client_itself() {
     assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
     assert_eq!(gw.grant().attrs["client"], "new-client");
     assert_eq!(gw.grant().attrs["client_version"], "2.0");
+    // Its refusals carry the resultType that version requires; older versions' do not.
+    let req = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"stop_scan",
+        "_meta":{META_PROTOCOL_VERSION: STATELESS_VERSION}}});
+    let out = gw.from_client(&e, req.to_string().as_bytes());
+    assert_eq!(to_client(&out)["result"]["resultType"], "complete");
+    let out = gw.from_client(&e, &call(3, "stop_scan", json!({})));
+    assert_eq!(to_client(&out)["result"].get("resultType"), None);
 }
