@@ -211,6 +211,7 @@ const POLICY: &str = r#"{"version":"1","default":"deny","hide":["secret"],
     "echo":{"limits":[{"counter":"echo","window":"minute","max":2}]},
     "crash":{}, "fail":{"limits":[{"counter":"fail","window":"minute","max":1}]},
     "toolerr":{"limits":[{"counter":"toolerr","window":"minute","max":1}]}, "slow":{},
+    "hold":{}, "release_all":{},
     "transfer":{"action":"approve","reason":"moves money"}}}"#;
 
 #[test]
@@ -492,4 +493,88 @@ fn unusable_policy_or_command_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot start"));
     assert!(o.stdout.is_empty(), "stdout carries protocol messages only");
+}
+
+/// The proxy's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn memory_stays_bounded_with_thousands_in_flight() {
+    let t = Temp::new("inflight");
+    let policy = t.write("p.json", POLICY);
+    let mut p = Proxy::start(&policy, &[], &[]);
+    p.initialize();
+    let before = rss_kib(p.child.id());
+    let n = 5000u64;
+    for id in 1..=n {
+        p.send_json(json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+            "params":{"name":"hold","arguments":{"n":id}}}));
+    }
+    // Every call is in flight at the server; the proxy holds one small record each.
+    p.send_json(json!({"jsonrpc":"2.0","id":n + 1,"method":"tools/call",
+        "params":{"name":"release_all","arguments":{}}}));
+    let mut answered = 0u64;
+    let mut during = 0;
+    loop {
+        let v: Value = serde_json::from_str(&p.next_line()).unwrap();
+        if v["id"] == json!(n + 1) {
+            assert_eq!(text(&v), n.to_string());
+            break;
+        }
+        if answered == 0 {
+            // Measured while the answers stream back: everything is still in flight.
+            during = rss_kib(p.child.id());
+        }
+        assert_eq!(text(&v), "released");
+        answered += 1;
+    }
+    assert_eq!(answered, n);
+    assert!(
+        during < before + 32 * 1024,
+        "{n} calls in flight took {} KiB",
+        during - before
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_grow_the_proxy() {
+    let t = Temp::new("noread");
+    let policy = t.write("p.json", POLICY);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("proxy").arg("--policy").arg(&policy);
+    cmd.arg("--").arg("python3").arg(server_script());
+    // stdout piped and never read: the proxy's writes block once the pipe is full.
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // 2,000 answers of 64 KiB each: 128 MiB the proxy would have to keep if it buffered.
+        let pad = "x".repeat(64 * 1024);
+        for id in 1..=2000u64 {
+            let line = json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+                "params":{"name":"echo","arguments":{"pad":pad}}})
+            .to_string();
+            if stdin.write_all(line.as_bytes()).is_err() || stdin.write_all(b"\n").is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = rss_kib(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = writer.join();
+    assert!(rss < 48 * 1024, "the proxy grew to {rss} KiB");
 }

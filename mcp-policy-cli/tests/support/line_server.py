@@ -10,6 +10,8 @@ It answers what the proxy's behaviour depends on and nothing more:
   tools/call fail         -> a JSON-RPC error (the tool never ran)
   tools/call toolerr      -> a result with isError: true (the tool ran and failed)
   tools/call slow         -> answers after arguments.ms milliseconds
+  tools/call hold         -> no answer until a release_all call
+  tools/call release_all  -> answers every held call, then itself
   raw/echo (any id)       -> {"raw": <the exact line received, without its newline>}
   anything else with id   -> {"method": <method>}
   ping/notify (notification) -> sends notifications/message with the params it got
@@ -23,6 +25,7 @@ import sys
 import threading
 
 out_lock = threading.Lock()
+held = []
 log_path = os.environ.get("LINE_SERVER_LOG")
 
 
@@ -60,6 +63,13 @@ def handle(raw):
             send({"jsonrpc": "2.0", "id": msg_id, "error": {"code": -32000, "message": "it broke"}})
         elif name == "toolerr":
             answer(msg_id, {"content": [{"type": "text", "text": "ran and failed"}], "isError": True})
+        elif name == "hold":
+            held.append(msg_id)
+        elif name == "release_all":
+            for h in held:
+                answer(h, {"content": [{"type": "text", "text": "released"}]})
+            answer(msg_id, {"content": [{"type": "text", "text": str(len(held))}]})
+            held.clear()
         elif name == "slow":
             threading.Timer(args.get("ms", 100) / 1000.0,
                             lambda: answer(msg_id, {"content": [{"type": "text", "text": "slow done"}]})).start()
