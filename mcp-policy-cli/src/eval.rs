@@ -5,8 +5,43 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use mcp_policy::{
-    Clock, Engine, Grant, ManualClock, MemoryStore, Policy, Reservation, SystemClock,
+    AsyncEngine, Clock, Decision, Engine, Grant, HostError, ManualClock, MemoryStore, Policy,
+    Reservation, StoreError, SystemClock,
 };
+use mcp_policy_redis::{RedisStore, TimeSource};
+
+use crate::store::StoreUrl;
+
+/// The engine a replay runs: in memory, or on a shared Redis store (judged by the replay's
+/// own clock, so `at` times mean the same on both).
+enum Backend {
+    Memory(Engine<ManualClock, MemoryStore>),
+    Redis {
+        rt: tokio::runtime::Runtime,
+        engine: AsyncEngine<ManualClock, RedisStore>,
+    },
+}
+
+impl Backend {
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        match self {
+            Backend::Memory(engine) => engine.evaluate(tool, args, grant),
+            Backend::Redis { rt, engine } => rt.block_on(engine.evaluate(tool, args, grant)),
+        }
+    }
+    fn record_approval(&self, id: &str) -> Result<(), HostError> {
+        match self {
+            Backend::Memory(engine) => engine.record_approval(id),
+            Backend::Redis { rt, engine } => rt.block_on(engine.record_approval(id)),
+        }
+    }
+    fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
+        match self {
+            Backend::Memory(engine) => engine.release(reservation),
+            Backend::Redis { rt, engine } => rt.block_on(engine.release(reservation)),
+        }
+    }
+}
 use serde_json::{Map, Value, json};
 
 use mcp_policy::args::cap_nesting;
@@ -29,7 +64,7 @@ pub enum NoAt {
 
 /// One engine and the replay's state: reservation labels, the last time seen.
 pub struct Replayer {
-    engine: Engine<ManualClock, MemoryStore>,
+    engine: Backend,
     clock: ManualClock,
     reservations: HashMap<String, Reservation>,
     issued: u64,
@@ -46,7 +81,29 @@ pub struct Replayer {
 impl Replayer {
     pub fn new(policy: Policy, no_at: NoAt) -> Replayer {
         let clock = ManualClock::new(0);
-        let engine = Engine::with_parts(policy, clock.clone(), MemoryStore::new());
+        let engine = Backend::Memory(Engine::with_parts(
+            policy,
+            clock.clone(),
+            MemoryStore::new(),
+        ));
+        Replayer::with_backend(engine, clock, no_at)
+    }
+
+    /// A replayer whose counters and approvals live in the Redis at `url`, shared with every
+    /// other process using it.
+    pub fn with_redis(policy: Policy, no_at: NoAt, url: &str) -> Result<Replayer, String> {
+        let clock = ManualClock::new(0);
+        let rt = crate::store::runtime()?;
+        let store = crate::store::connect(&rt, url, TimeSource::Plan)?;
+        let engine = AsyncEngine::with_parts(policy, clock.clone(), store);
+        Ok(Replayer::with_backend(
+            Backend::Redis { rt, engine },
+            clock,
+            no_at,
+        ))
+    }
+
+    fn with_backend(engine: Backend, clock: ManualClock, no_at: NoAt) -> Replayer {
         Replayer {
             engine,
             clock,
@@ -285,7 +342,14 @@ fn error(line_no: usize, message: String) -> Value {
 }
 
 /// Runs `eval`.
-pub fn run(policy: &Path, input: Option<&Path>) -> u8 {
+pub fn run(policy: &Path, input: Option<&Path>, store: &str) -> u8 {
+    let store = match StoreUrl::parse(store) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("--store: {e}");
+            return UNUSABLE;
+        }
+    };
     let Ok(loaded) = load_policy(policy) else {
         return UNUSABLE;
     };
@@ -300,7 +364,16 @@ pub fn run(policy: &Path, input: Option<&Path>) -> u8 {
             }
         },
     };
-    let mut replayer = Replayer::new(loaded.policy, NoAt::SystemTime);
+    let mut replayer = match &store {
+        StoreUrl::Memory => Replayer::new(loaded.policy, NoAt::SystemTime),
+        StoreUrl::Redis(url) => match Replayer::with_redis(loaded.policy, NoAt::SystemTime, url) {
+            Ok(replayer) => replayer,
+            Err(e) => {
+                eprintln!("{e}");
+                return UNUSABLE;
+            }
+        },
+    };
     let stdout = std::io::stdout();
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();

@@ -25,6 +25,7 @@ mod proxy;
 mod rfc3339;
 mod scaffold;
 mod schema;
+mod store;
 mod test_cmd;
 
 use std::path::PathBuf;
@@ -68,6 +69,10 @@ enum Command {
         policy: PathBuf,
         /// JSON Lines input (standard input when absent or `-`).
         input: Option<PathBuf>,
+        /// Where counters and approvals live: `memory` or a Redis URL shared with other
+        /// processes (judged by the replay's clock; key prefix from $MCP_POLICY_REDIS_PREFIX).
+        #[arg(long, default_value = "memory", value_name = "URL")]
+        store: String,
     },
     /// Run table-driven policy tests.
     Test {
@@ -107,8 +112,10 @@ enum Command {
         /// A grant attribute, KEY=VALUE (repeatable).
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attrs: Vec<String>,
-        /// Where counters and approvals live: `memory` (this process only).
-        #[arg(long, default_value = "memory")]
+        /// Where counters and approvals live: `memory` (this process only) or a Redis URL
+        /// (redis://, rediss://, unix://) shared with other proxies; key prefix from
+        /// $MCP_POLICY_REDIS_PREFIX.
+        #[arg(long, default_value = "memory", value_name = "URL")]
         store: String,
         /// Append one JSON line per tool call (and per policy reload) to FILE, or `-` for stderr.
         #[arg(long, value_name = "FILE|-")]
@@ -125,6 +132,14 @@ enum Command {
         /// The upstream MCP server: a command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// Record that a human approved APPROVAL_ID, in a shared store (exit 1: unknown or expired).
+    Approve {
+        /// The approval id from the `approve` answer.
+        approval_id: String,
+        /// The shared store: a Redis URL (key prefix from $MCP_POLICY_REDIS_PREFIX).
+        #[arg(long, value_name = "URL")]
+        store: String,
     },
     /// Write a starting policy from an MCP tools/list result.
     Scaffold {
@@ -144,7 +159,11 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check { policies, against } => check::run(&policies, against.as_deref()),
-        Command::Eval { policy, input } => eval::run(&policy, input.as_deref()),
+        Command::Eval {
+            policy,
+            input,
+            store,
+        } => eval::run(&policy, input.as_deref(), &store),
         Command::Test { files } => test_cmd::run(&files),
         Command::Explain {
             policy,
@@ -154,6 +173,7 @@ fn main() -> ExitCode {
             session,
         } => explain::run(&policy, &tool, &args, &grant, session.as_deref()),
         Command::Schema => schema::run(),
+        Command::Approve { approval_id, store } => store::approve(&approval_id, &store),
         Command::Proxy {
             policy,
             grant,

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mcp_policy::mcp::{AuditRecord, Gateway, GatewayOptions, Output, PARSE_ERROR, error_response};
 use mcp_policy::{Engine, Grant, Policy};
+
+use crate::store::{Gate, RedisGate, StoreUrl, redact};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -53,7 +55,7 @@ enum Event {
 
 /// Everything the threads share.
 struct Shared {
-    engine: Engine,
+    engine: Box<dyn Gate>,
     gateway: Mutex<Gateway>,
     client: Mutex<std::io::Stdout>,
     server: Mutex<Option<ChildStdin>>,
@@ -150,13 +152,13 @@ impl Shared {
 
 /// Runs `proxy`.
 pub fn run(args: ProxyArgs) -> u8 {
-    if args.store != "memory" {
-        eprintln!(
-            "mcp-policy proxy: --store {}: unknown store; expected `memory`",
-            args.store
-        );
-        return UNUSABLE;
-    }
+    let store = match StoreUrl::parse(&args.store) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: --store: {e}");
+            return UNUSABLE;
+        }
+    };
     let Some((program, program_args)) = args.command.split_first() else {
         eprintln!(
             "mcp-policy proxy: no upstream command; usage: mcp-policy proxy --policy P -- COMMAND [ARG]..."
@@ -226,14 +228,29 @@ pub fn run(args: ProxyArgs) -> u8 {
         return UNUSABLE;
     };
 
+    let (engine, approve_command): (Box<dyn Gate>, Option<String>) = match &store {
+        StoreUrl::Memory => (Box::new(Engine::new(policy)), None),
+        StoreUrl::Redis(url) => match RedisGate::connect(url, policy) {
+            Ok(gate) => (
+                Box::new(gate),
+                Some(format!("mcp-policy approve ID --store {}", redact(url))),
+            ),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("mcp-policy proxy: {e}");
+                return UNUSABLE;
+            }
+        },
+    };
     let options = GatewayOptions {
         approval_timeout,
-        approve_command: None,
+        approve_command,
         audit_args: args.audit_args,
         audit: audit.is_some(),
     };
     let shared = Arc::new(Shared {
-        engine: Engine::new(policy),
+        engine,
         gateway: Mutex::new(Gateway::new(grant, options)),
         client: Mutex::new(std::io::stdout()),
         server: Mutex::new(Some(upstream_in)),
@@ -381,7 +398,7 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let outputs = lock(&shared.gateway).from_client(&shared.engine, &line);
+                    let outputs = lock(&shared.gateway).from_client(shared.engine.as_ref(), &line);
                     shared.carry_out(outputs, &line, true);
                 }
                 Ok(Line::TooLong) => {
@@ -422,10 +439,10 @@ fn spawn_server_reader(
             if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let outputs = lock(&shared.gateway).from_server(&shared.engine, &buf);
+            let outputs = lock(&shared.gateway).from_server(shared.engine.as_ref(), &buf);
             shared.carry_out(outputs, &buf, false);
         }
-        let outputs = lock(&shared.gateway).upstream_gone(&shared.engine);
+        let outputs = lock(&shared.gateway).upstream_gone(shared.engine.as_ref());
         shared.carry_out(outputs, &[], false);
         let _ = events.send(Event::UpstreamClosed);
     });

@@ -1,0 +1,229 @@
+//! `--store`: where counters and approvals live. `memory` keeps them in this process; a Redis
+//! URL (`redis://`, `rediss://`, `unix://`, `redis+unix://`) shares them with every other
+//! process on the same Redis (and prefix).
+//!
+//! The command's threads are plain threads; the Redis store is async, so calls to it run on a
+//! small Tokio runtime owned here and are awaited with `block_on` (each call is one round trip,
+//! bounded by the store's timeout).
+
+use std::sync::Arc;
+
+use mcp_policy::mcp::Enforcer;
+use mcp_policy::{
+    AsyncEngine, Clock, Decision, Engine, Grant, HostError, Policy, Reservation, StoreError,
+    SystemClock,
+};
+use mcp_policy_redis::{Options, RedisStore, TimeSource};
+use serde_json::Value;
+
+/// The environment variable that sets the Redis key prefix (default `mcp-policy`).
+pub const PREFIX_ENV: &str = "MCP_POLICY_REDIS_PREFIX";
+
+/// A parsed `--store` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// In this process only.
+    Memory,
+    /// A Redis URL.
+    Redis(String),
+}
+
+impl StoreUrl {
+    /// Parses `memory` or a Redis URL.
+    pub fn parse(text: &str) -> Result<StoreUrl, String> {
+        if text == "memory" {
+            return Ok(StoreUrl::Memory);
+        }
+        let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+        if schemes.iter().any(|s| text.starts_with(s)) {
+            return Ok(StoreUrl::Redis(text.to_owned()));
+        }
+        Err(format!(
+            "unknown store `{}`; expected `memory` or a Redis URL (redis://, rediss://, unix://)",
+            redact(text)
+        ))
+    }
+}
+
+/// The URL with any password replaced by `***`, for messages that a client or a log may see.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(n) => rest.split_at(n),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if user.is_empty() {
+                format!("{scheme}://***@{host}{path}")
+            } else {
+                format!("{scheme}://{user}:***@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Redis options from the environment: the prefix, and the clock the windows are judged by.
+pub fn options(time: TimeSource) -> Options {
+    let mut options = Options::new().time(time);
+    if let Ok(prefix) = std::env::var(PREFIX_ENV)
+        && !prefix.is_empty()
+    {
+        options = options.prefix(prefix);
+    }
+    options
+}
+
+/// A Tokio runtime for the store's calls.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Connects to Redis (fails when it cannot be reached), and prints the warning when its
+/// eviction policy could drop live counters.
+pub fn connect(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    time: TimeSource,
+) -> Result<RedisStore, String> {
+    rt.block_on(async {
+        let store = RedisStore::connect(url, options(time))
+            .await
+            .map_err(|e| format!("--store {}: {e}", redact(url)))?;
+        if let Some(warning) = store.eviction_warning().await {
+            eprintln!("mcp-policy: warning: {warning}");
+        }
+        Ok(store)
+    })
+}
+
+/// What the proxy enforces with: an engine, and how to swap its policy.
+pub trait Gate: Enforcer + Send + Sync {
+    /// Swaps the policy in (counters kept where window and reset are unchanged).
+    fn reload(&self, policy: Policy);
+}
+
+impl<C: Clock> Gate for Engine<C> {
+    fn reload(&self, policy: Policy) {
+        Engine::reload(self, policy);
+    }
+}
+
+/// An engine over the Redis store, driven from plain threads.
+pub struct RedisGate {
+    rt: Arc<tokio::runtime::Runtime>,
+    engine: AsyncEngine<SystemClock, RedisStore>,
+}
+
+impl RedisGate {
+    /// Connects and builds the engine (server time: replicas never over-admit).
+    pub fn connect(url: &str, policy: Policy) -> Result<RedisGate, String> {
+        let rt = runtime()?;
+        let store = connect(&rt, url, TimeSource::Server)?;
+        Ok(RedisGate {
+            rt: Arc::new(rt),
+            engine: AsyncEngine::with_parts(policy, SystemClock, store),
+        })
+    }
+}
+
+impl Enforcer for RedisGate {
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        self.rt.block_on(self.engine.evaluate(tool, args, grant))
+    }
+    fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
+        self.rt.block_on(self.engine.record_approval(approval_id))
+    }
+    fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
+        self.rt.block_on(self.engine.release(reservation))
+    }
+    fn policy(&self) -> Arc<Policy> {
+        self.engine.policy()
+    }
+    fn shares_approvals(&self) -> bool {
+        true
+    }
+}
+
+impl Gate for RedisGate {
+    fn reload(&self, policy: Policy) {
+        self.engine.reload(policy);
+    }
+}
+
+/// Runs `approve APPROVAL_ID --store URL`: 0 recorded; 1 unknown or expired; 2 usage or an
+/// unreachable store.
+pub fn approve(id: &str, store: &str) -> u8 {
+    let url = match StoreUrl::parse(store) {
+        Ok(StoreUrl::Redis(url)) => url,
+        Ok(StoreUrl::Memory) => {
+            eprintln!(
+                "mcp-policy approve: --store memory: an in-memory store lives inside one process; approve through a shared store (redis://…)"
+            );
+            return crate::UNUSABLE;
+        }
+        Err(e) => {
+            eprintln!("mcp-policy approve: --store: {e}");
+            return crate::UNUSABLE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-policy approve: {e}");
+            return crate::UNUSABLE;
+        }
+    };
+    let store = match connect(&rt, &url, TimeSource::Server) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("mcp-policy approve: {e}");
+            return crate::UNUSABLE;
+        }
+    };
+    match rt.block_on(store.approve(id)) {
+        Ok(()) => {
+            println!("approved {id}");
+            crate::OK
+        }
+        Err(e @ HostError::UnknownApproval(_)) => {
+            eprintln!("mcp-policy approve: {e}");
+            crate::FAILURES
+        }
+        Err(e) => {
+            eprintln!("mcp-policy approve: {e}");
+            crate::UNUSABLE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_redacts() {
+        assert_eq!(StoreUrl::parse("memory"), Ok(StoreUrl::Memory));
+        assert_eq!(
+            StoreUrl::parse("redis://127.0.0.1:6379/0"),
+            Ok(StoreUrl::Redis("redis://127.0.0.1:6379/0".into()))
+        );
+        assert!(StoreUrl::parse("unix:///run/redis.sock").is_ok());
+        let err = StoreUrl::parse("postgres://u:secret@h/db").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+        assert_eq!(
+            redact("redis://u:secret@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert_eq!(redact("rediss://:secret@h"), "rediss://***@h");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+    }
+}
