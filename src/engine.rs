@@ -7,7 +7,8 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::compile::{Policy, Prepared};
+use crate::compile::Policy;
+use crate::decide::Prepared;
 use crate::decision::{Decision, Verdict};
 use crate::error::{HostError, StoreError};
 use crate::grant::Grant;

@@ -32,9 +32,10 @@
 //!
 //! The stages, in the order data flows (see `docs/ARCHITECTURE.md`):
 //! [`source`] text → [`document`] (typed, every error with a JSON Pointer and line:column) →
-//! [`Policy`] (compiled: hash map of names, ordered patterns, prepared conditions, schema
-//! validators) → [`Policy::plan`] (no IO) → a [`CounterStore`] applies the plan atomically →
-//! [`Policy::conclude`] → [`Decision`]. [`Engine`] ties them together with a [`Clock`].
+//! [`Policy`] (built by the crate's `compile` module: hash map of names, ordered patterns,
+//! prepared conditions, schema validators) → [`Policy::plan`] (the `decide` module, no IO) →
+//! a [`CounterStore`] applies the plan atomically → [`Policy::conclude`] (`decide`) →
+//! [`Decision`]. [`Engine`] ties them together with a [`Clock`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -55,6 +56,7 @@ pub mod approval;
 pub mod args;
 pub mod clock;
 mod compile;
+mod decide;
 pub mod decision;
 pub mod document;
 pub mod duration;
@@ -70,7 +72,8 @@ pub mod store;
 pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use compile::{Pending, Policy, Step};
+pub use compile::Policy;
+pub use decide::{Pending, Step};
 pub use decision::{Decision, Verdict};
 pub use engine::{AsyncEngine, Decider, Engine};
 pub use error::{HostError, LoadError, LoadErrorKind, LoadErrors, Position, StoreError};
