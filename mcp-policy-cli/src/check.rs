@@ -196,17 +196,17 @@ fn all_limits(doc: &Document) -> impl Iterator<Item = &Limit> {
 
 fn impossible_limits(doc: &Document, out: &mut Vec<Warning>) {
     for limit in all_limits(doc) {
-        if let Cost::Fixed(cost) = limit.cost {
-            if cost > limit.max {
-                warn(
-                    out,
-                    format!("{}/cost", limit.pointer),
-                    format!(
-                        "cost {cost} is above max {} of counter `{}`: this limit can never admit a call (every call is denied)",
-                        limit.max, limit.counter
-                    ),
-                );
-            }
+        if let Cost::Fixed(cost) = limit.cost
+            && cost > limit.max
+        {
+            warn(
+                out,
+                format!("{}/cost", limit.pointer),
+                format!(
+                    "cost {cost} is above max {} of counter `{}`: this limit can never admit a call (every call is denied)",
+                    limit.max, limit.counter
+                ),
+            );
         }
     }
 }

@@ -299,10 +299,10 @@ fn stages(
     t: &mut Tracer<'_>,
 ) -> Option<String> {
     t.line("5. require, then deny_if (the tool's, then all_tools'):");
-    if let Some(e) = entry {
-        if let Some(rule) = t.conditions(&e.stage, &e.pointer) {
-            return Some(rule);
-        }
+    if let Some(e) = entry
+        && let Some(rule) = t.conditions(&e.stage, &e.pointer)
+    {
+        return Some(rule);
     }
     if let Some(rule) = t.conditions(&doc.all_tools, "/all_tools") {
         return Some(rule);

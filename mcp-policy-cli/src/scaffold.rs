@@ -147,10 +147,10 @@ pub fn classify(tool: &Value) -> (Risk, String) {
         if let Some(w) = has(FINANCIAL) {
             return (Risk::Financial, format!("name mentions `{w}`"));
         }
-        if let Some(p) = FINANCIAL_PHRASES.iter().find(|p| description.contains(*p)) {
-            if read_only == Some(false) || annotations.is_none() {
-                return (Risk::Financial, format!("description mentions {p:?}"));
-            }
+        if let Some(p) = FINANCIAL_PHRASES.iter().find(|p| description.contains(*p))
+            && (read_only == Some(false) || annotations.is_none())
+        {
+            return (Risk::Financial, format!("description mentions {p:?}"));
         }
     }
     if read_only == Some(true) {

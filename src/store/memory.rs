@@ -445,10 +445,10 @@ impl MemoryStore {
 
 impl CounterStore for MemoryStore {
     fn apply(&self, plan: &Plan<'_>) -> Result<Outcome, StoreError> {
-        if plan.approval.is_none() {
-            if let [charge] = plan.charges.as_slice() {
-                return self.apply_one(plan.now_ms, charge);
-            }
+        if plan.approval.is_none()
+            && let [charge] = plan.charges.as_slice()
+        {
+            return self.apply_one(plan.now_ms, charge);
         }
         let hashes: SmallVec<[u64; 4]> = plan
             .charges

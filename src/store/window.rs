@@ -21,6 +21,7 @@ pub struct Sliding {
 
 impl Sliding {
     /// Drops the events that left the window at time `now`.
+    #[inline]
     pub fn prune(&mut self, now: u64, window: u64) {
         while let Some(&(at, cost)) = self.older.front() {
             if at.saturating_add(window) > now {
@@ -30,11 +31,11 @@ impl Sliding {
             self.older.pop_front();
             self.used = self.used.saturating_sub(cost);
         }
-        if let Some((at, cost)) = self.newest {
-            if at.saturating_add(window) <= now {
-                self.newest = None;
-                self.used = self.used.saturating_sub(cost);
-            }
+        if let Some((at, cost)) = self.newest
+            && at.saturating_add(window) <= now
+        {
+            self.newest = None;
+            self.used = self.used.saturating_sub(cost);
         }
     }
 
@@ -65,6 +66,7 @@ impl Sliding {
     /// assert_eq!(w.retry_after(5_000, 10_000, 2, 1), 6_000);
     /// assert_eq!(w.retry_after(5_000, 10_000, 3, 1), 0);
     /// ```
+    #[inline]
     pub fn retry_after(&self, now: u64, window: u64, max: u64, cost: u64) -> u64 {
         let total = self.used.saturating_add(cost);
         if total <= max {
@@ -83,6 +85,7 @@ impl Sliding {
     }
 
     /// Records an admitted event (events at one instant are merged).
+    #[inline]
     pub fn charge(&mut self, at: u64, cost: u64) {
         if cost == 0 {
             return;
@@ -100,16 +103,16 @@ impl Sliding {
 
     /// Refunds `cost` of the event recorded at `at`, if it is still in the window.
     pub fn refund(&mut self, at: u64, cost: u64) {
-        if let Some((last, c)) = &mut self.newest {
-            if *last == at {
-                let take = cost.min(*c);
-                *c -= take;
-                self.used = self.used.saturating_sub(take);
-                if *c == 0 {
-                    self.newest = self.older.pop_back();
-                }
-                return;
+        if let Some((last, c)) = &mut self.newest
+            && *last == at
+        {
+            let take = cost.min(*c);
+            *c -= take;
+            self.used = self.used.saturating_sub(take);
+            if *c == 0 {
+                self.newest = self.older.pop_back();
             }
+            return;
         }
         let Ok(i) = self.older.binary_search_by_key(&at, |&(t, _)| t) else {
             return;
