@@ -64,6 +64,7 @@ use crate::source::parse_json;
 use crate::store::{CounterStore, Reservation};
 
 mod envelope;
+pub mod typed;
 
 use envelope::Envelope;
 

@@ -1,0 +1,597 @@
+//! # mcp-policy-rmcp
+//!
+//! Exact, fail-closed [mcp-policy](https://docs.rs/mcp-policy) decisions (allow, deny, limit,
+//! approve) inside a Rust MCP server built on [rmcp](https://docs.rs/rmcp): wrap any
+//! [`ServerHandler`] in a [`Guarded`] and serve that instead.
+//!
+//! ```no_run
+//! use mcp_policy::{Engine, Grant, Policy};
+//! use mcp_policy_rmcp::{GrantSource, Guarded};
+//! use rmcp::{ServerHandler, ServiceExt};
+//!
+//! # async fn run(my_server: impl ServerHandler) -> Result<(), Box<dyn std::error::Error>> {
+//! let policy = Policy::from_json_str(&std::fs::read_to_string("policy.json")?)?;
+//! let guarded = Guarded::new(my_server, Engine::new(policy), GrantSource::Fixed(Grant::new("local")));
+//! let running = guarded.serve((tokio::io::stdin(), tokio::io::stdout())).await?;
+//! running.waiting().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What the client sees is what it sees through `mcp-policy proxy` (`docs/MCP.md`):
+//!
+//! | decision | what the client gets | the inner handler runs |
+//! |---|---|---|
+//! | allow | the server's answer, unchanged | yes |
+//! | deny, limit | a result with `isError: true`: the policy's message, the decision in `_meta["io.mcp-policy/decision"]` | no |
+//! | hidden tool | JSON-RPC error `-32602` `Unknown tool: NAME` | no |
+//! | approve | a human is asked: `elicitation/create` (2025-06-18 and 2025-11-25 clients that declared elicitation), an `input_required` result (2026-07-28), else an `isError` result naming the approval id (out of band) | once approved |
+//!
+//! `tools/list` results are filtered (a tool the policy can never allow is removed). Every
+//! other request and notification goes to the inner handler untouched. An allowed call whose
+//! inner handler answers with a JSON-RPC error (`Err`) is refunded: the tool never ran.
+//!
+//! ## Who is calling
+//!
+//! [`GrantSource::Fixed`] for stdio (one client per process); [`GrantSource::Http`] for
+//! streamable HTTP, where the host's own authentication middleware inserts a [`Grant`] (or an
+//! `Arc<Grant>`) into the HTTP request's extensions and rmcp hands the request's
+//! [`http::request::Parts`] to the handler. `grant.attrs.client` and
+//! `grant.attrs.client_version` come from the client's `clientInfo`. A call without a grant
+//! is denied: it is never evaluated as someone else.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{extract::Request, middleware::Next, response::Response, http::StatusCode};
+//! use mcp_policy::Grant;
+//!
+//! // The host's middleware: a known bearer token becomes a grant, anything else is a 401.
+//! async fn auth(mut request: Request, next: Next) -> Result<Response, StatusCode> {
+//!     let token = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+//!     let grant = match token {
+//!         Some("Bearer alice-token") => Grant::new("alice"),
+//!         _ => return Err(StatusCode::UNAUTHORIZED),
+//!     };
+//!     request.extensions_mut().insert(Arc::new(grant));
+//!     Ok(next.run(request).await)
+//! }
+//! ```
+//!
+//! ## Stores
+//!
+//! The policy engine is anything that implements [`Decide`]: an [`Engine`] (in-memory or any
+//! synchronous [`CounterStore`](mcp_policy::CounterStore)) or an [`AsyncEngine`] over an
+//! [`AsyncCounterStore`] such as the Redis store of `mcp-policy-redis` (one awaited round
+//! trip per decision; the runtime is never blocked).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel};
+use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VERSION};
+use mcp_policy::{
+    AsyncCounterStore, AsyncEngine, Clock, CounterStore, Decision, Engine, Grant, HostError,
+    Policy, Reservation, StoreError, Verdict,
+};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams, ErrorCode,
+    Implementation, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use serde_json::{Map, Value, json};
+
+mod forward;
+
+pub use mcp_policy;
+pub use rmcp;
+
+/// The rmcp version this crate is built and tested against.
+pub const RMCP_VERSION: &str = "3.9";
+
+/// A policy engine the guard can ask: synchronous ([`Engine`]) or asynchronous
+/// ([`AsyncEngine`], e.g. over Redis). The futures are `Send`; a synchronous engine's are
+/// ready at once.
+pub trait Decide: Send + Sync + 'static {
+    /// Decides one call (`args`: the arguments object).
+    fn evaluate<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+    ) -> impl Future<Output = Decision> + Send + 'a;
+    /// Refunds an allowed call's charges.
+    fn release(
+        &self,
+        reservation: Reservation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
+    /// Records a human's approval.
+    fn record_approval<'a>(
+        &'a self,
+        approval_id: &'a str,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a;
+    /// The current policy (for filtering `tools/list`).
+    fn policy(&self) -> Arc<Policy>;
+}
+
+impl<C: Clock + 'static, S: CounterStore + 'static> Decide for Engine<C, S> {
+    fn evaluate<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+    ) -> impl Future<Output = Decision> + Send + 'a {
+        std::future::ready(Engine::evaluate(self, tool, args, grant))
+    }
+    fn release(
+        &self,
+        reservation: Reservation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        std::future::ready(Engine::release(self, reservation))
+    }
+    fn record_approval<'a>(
+        &'a self,
+        approval_id: &'a str,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
+        std::future::ready(Engine::record_approval(self, approval_id))
+    }
+    fn policy(&self) -> Arc<Policy> {
+        Engine::policy(self)
+    }
+}
+
+impl<C: Clock + 'static, S: AsyncCounterStore + 'static> Decide for AsyncEngine<C, S> {
+    fn evaluate<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+    ) -> impl Future<Output = Decision> + Send + 'a {
+        AsyncEngine::evaluate(self, tool, args, grant)
+    }
+    fn release(
+        &self,
+        reservation: Reservation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        AsyncEngine::release(self, reservation)
+    }
+    fn record_approval<'a>(
+        &'a self,
+        approval_id: &'a str,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
+        AsyncEngine::record_approval(self, approval_id)
+    }
+    fn policy(&self) -> Arc<Policy> {
+        AsyncEngine::policy(self)
+    }
+}
+
+impl<D: Decide> Decide for Arc<D> {
+    fn evaluate<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a Value,
+        grant: &'a Grant,
+    ) -> impl Future<Output = Decision> + Send + 'a {
+        (**self).evaluate(tool, args, grant)
+    }
+    fn release(
+        &self,
+        reservation: Reservation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        (**self).release(reservation)
+    }
+    fn record_approval<'a>(
+        &'a self,
+        approval_id: &'a str,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
+        (**self).record_approval(approval_id)
+    }
+    fn policy(&self) -> Arc<Policy> {
+        (**self).policy()
+    }
+}
+
+/// A host's own grant lookup (see [`GrantSource::Custom`]).
+pub type GrantLookup = Arc<dyn Fn(&RequestContext<RoleServer>) -> Option<Grant> + Send + Sync>;
+
+/// Where the grant of a call comes from.
+#[derive(Clone)]
+pub enum GrantSource {
+    /// One grant for every call (stdio: one client per process).
+    Fixed(Grant),
+    /// The grant the host's authentication middleware put in the HTTP request's extensions
+    /// (a [`Grant`] or an `Arc<Grant>`), found through the [`http::request::Parts`] that
+    /// rmcp's streamable HTTP server passes to the handler. No grant there: the call is
+    /// denied.
+    Http,
+    /// The host's own lookup in the request context (`None`: the call is denied).
+    Custom(GrantLookup),
+}
+
+impl std::fmt::Debug for GrantSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantSource::Fixed(grant) => f.debug_tuple("Fixed").field(grant).finish(),
+            GrantSource::Http => f.write_str("Http"),
+            GrantSource::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// Why a guard could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// The approval timeout is zero.
+    #[error("the approval timeout must be longer than zero")]
+    ZeroApprovalTimeout,
+}
+
+/// What several [`Guarded`] handlers of one server share: the engine and the approvals in
+/// progress (`input_required` states issued on one HTTP request are redeemed on another).
+#[derive(Debug)]
+pub struct Shared<D> {
+    engine: D,
+    approvals: Approvals,
+}
+
+/// An rmcp [`ServerHandler`] with a policy on its tool calls; see the crate documentation.
+///
+/// Cloning is cheap (the engine is shared); a streamable HTTP server's factory clones one
+/// guard per session.
+#[derive(Debug)]
+pub struct Guarded<H, D: Decide = Engine> {
+    inner: H,
+    shared: Arc<Shared<D>>,
+    grants: GrantSource,
+    /// A fixed grant with the client's `clientInfo` added, made on the first call.
+    fixed: OnceLock<Grant>,
+}
+
+impl<H: Clone, D: Decide> Clone for Guarded<H, D> {
+    fn clone(&self) -> Self {
+        Guarded {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            grants: self.grants.clone(),
+            fixed: OnceLock::new(),
+        }
+    }
+}
+
+impl<H: ServerHandler, D: Decide> Guarded<H, D> {
+    /// Guards `inner` with `engine`, calls made as `grants` says, default options.
+    pub fn new(inner: H, engine: D, grants: GrantSource) -> Self {
+        let shared = Arc::new(Shared {
+            engine,
+            approvals: Approvals::new(GatewayOptions::default()),
+        });
+        Guarded::with_shared(inner, shared, grants)
+    }
+
+    /// Guards `inner` with `engine` and `options` (the approval timeout, and how an operator
+    /// approves out of band, e.g. `mcp-policy approve ID --store redis://…`).
+    pub fn with_options(
+        inner: H,
+        engine: D,
+        grants: GrantSource,
+        options: GatewayOptions,
+    ) -> Result<Self, GuardError> {
+        Ok(Guarded::with_shared(
+            inner,
+            Guarded::<H, D>::share(engine, options)?,
+            grants,
+        ))
+    }
+
+    /// The state several guards of one server share (see [`Guarded::with_shared`]).
+    pub fn share(engine: D, options: GatewayOptions) -> Result<Arc<Shared<D>>, GuardError> {
+        if options.approval_timeout.is_zero() {
+            return Err(GuardError::ZeroApprovalTimeout);
+        }
+        Ok(Arc::new(Shared {
+            engine,
+            approvals: Approvals::new(options),
+        }))
+    }
+
+    /// A guard over shared state: one per session of a streamable HTTP server, say.
+    pub fn with_shared(inner: H, shared: Arc<Shared<D>>, grants: GrantSource) -> Self {
+        Guarded {
+            inner,
+            shared,
+            grants,
+            fixed: OnceLock::new(),
+        }
+    }
+
+    /// The inner handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &D {
+        &self.shared.engine
+    }
+
+    /// The grant this call is made as: borrowed where nothing needs adding.
+    fn grant<'c>(&'c self, context: &'c RequestContext<RoleServer>) -> Option<Cow<'c, Grant>> {
+        match &self.grants {
+            GrantSource::Fixed(grant) => Some(Cow::Borrowed(self.fixed.get_or_init(|| {
+                let mut grant = grant.clone();
+                if let Some(info) = context.client_info() {
+                    add_client(&mut grant, &info);
+                }
+                grant
+            }))),
+            GrantSource::Http => {
+                let parts = context.extensions.get::<http::request::Parts>()?;
+                let found = parts.extensions.get::<Arc<Grant>>().map(AsRef::as_ref);
+                let grant = found.or_else(|| parts.extensions.get::<Grant>())?;
+                Some(with_client(grant, context))
+            }
+            GrantSource::Custom(lookup) => {
+                let grant = lookup(context)?;
+                let mut grant = grant;
+                if let Some(info) = context.client_info() {
+                    add_client(&mut grant, &info);
+                }
+                Some(Cow::Owned(grant))
+            }
+        }
+    }
+
+    async fn guarded_call(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let protocol = context.protocol_version();
+        let protocol = protocol.as_ref().map(|p| p.as_str());
+        let stateless = protocol == Some(STATELESS_VERSION);
+        let Some(grant) = self.grant(&context) else {
+            return Ok(no_grant(stateless));
+        };
+        let engine = &self.shared.engine;
+        let approvals = &self.shared.approvals;
+        // The arguments are moved into a `Value` for the engine and moved back: no copy.
+        let had_args = request.arguments.is_some();
+        let args = Value::Object(request.arguments.take().unwrap_or_default());
+        let tool: &str = &request.name;
+
+        // A retry that answers one of our `input_required` approvals (2026-07-28).
+        if let Some(state) = request.request_state.as_deref()
+            && state.starts_with(OWN_ID_PREFIX)
+        {
+            let responses = request
+                .input_responses
+                .as_ref()
+                .and_then(|r| r.get("approve"))
+                .map(|r| json!({ "approve": r }));
+            if let Some(id) = approvals.redeem(state, responses.as_ref(), tool, &args, &grant) {
+                // A failure to record leaves the call unapproved: it is asked again.
+                let _ = engine.record_approval(&id).await;
+            }
+        }
+
+        let mut decision = engine.evaluate(tool, &args, &grant).await;
+        if decision.verdict == Verdict::Approve
+            && let Some(channel) = self.elicitation_channel(&context, protocol)
+        {
+            match self
+                .elicit(&decision, tool, &args, &grant, channel, &context)
+                .await
+            {
+                Ok(next) => decision = next,
+                Err(result) => return Ok(CallToolResponse::Complete(result)),
+            }
+        }
+        let channel = if stateless {
+            Channel::InputRequired
+        } else {
+            Channel::OutOfBand
+        };
+        match approvals.answer(&decision, tool, &args, &grant, channel, stateless) {
+            CallAnswer::Forward => {
+                if let Value::Object(map) = args
+                    && had_args
+                {
+                    request.arguments = Some(map);
+                }
+                if request
+                    .request_state
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with(OWN_ID_PREFIX))
+                {
+                    request.request_state = None;
+                    request.input_responses = None;
+                }
+                let reservation = decision.reservation.take();
+                let answer = self.inner.call_tool(request, context).await;
+                if answer.is_err()
+                    && let Some(reservation) = reservation
+                {
+                    // The tool never ran: its charges are refunded.
+                    let _ = engine.release(reservation).await;
+                }
+                answer
+            }
+            CallAnswer::Result(result) => Ok(to_response(result)),
+            CallAnswer::Error { code, message } => Err(McpError::new(
+                ErrorCode(i32::try_from(code).unwrap_or(ErrorCode::INVALID_PARAMS.0)),
+                message,
+                None,
+            )),
+            // Not reached: elicitation was handled above.
+            CallAnswer::Elicit { decision, .. } => Ok(CallToolResponse::Complete(to_result(
+                Approvals::not_approved("this call needs approval", decision),
+            ))),
+        }
+    }
+
+    /// Elicitation is the channel when the client declared it and speaks a version with
+    /// server-to-client requests.
+    fn elicitation_channel(
+        &self,
+        context: &RequestContext<RoleServer>,
+        protocol: Option<&str>,
+    ) -> Option<Channel> {
+        let declared = context
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.elicitation.is_some());
+        match Channel::choose(protocol, declared) {
+            channel @ Channel::Elicitation { .. } => Some(channel),
+            _ => None,
+        }
+    }
+
+    /// Asks the human and, when approved, decides again (the call still has to pass its
+    /// limits). `Err`: the result the client gets.
+    async fn elicit(
+        &self,
+        decision: &Decision,
+        tool: &str,
+        args: &Value,
+        grant: &Grant,
+        channel: Channel,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Decision, CallToolResult> {
+        let approvals = &self.shared.approvals;
+        let CallAnswer::Elicit {
+            params,
+            approval_id,
+            decision: decision_json,
+        } = approvals.answer(decision, tool, args, grant, channel, false)
+        else {
+            let text = "this call needs approval";
+            return Err(to_result(Approvals::not_approved(
+                text,
+                decision.to_json(None),
+            )));
+        };
+        let timeout = approvals.options().approval_timeout;
+        let asked = match serde_json::from_value::<ElicitRequestParams>(with_mode(params)) {
+            Ok(params) => context
+                .peer
+                .create_elicitation_with_timeout(params, Some(timeout))
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        let answer = asked.and_then(|a| serde_json::to_value(a).ok());
+        if let Err(result) = Approvals::elicited(tool, answer.as_ref(), decision_json.clone()) {
+            return Err(to_result(result));
+        }
+        if let Err(e) = self.shared.engine.record_approval(&approval_id).await {
+            let text = format!(
+                "The call of `{tool}` was approved, but the approval could not be recorded: {e}"
+            );
+            return Err(to_result(Approvals::not_approved(&text, decision_json)));
+        }
+        Ok(self.shared.engine.evaluate(tool, args, grant).await)
+    }
+
+    async fn filtered_list(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut result = self.inner.list_tools(request, context).await?;
+        let policy = self.shared.engine.policy();
+        result
+            .tools
+            .retain(|tool| policy.can_ever_allow(&tool.name));
+        Ok(result)
+    }
+}
+
+/// rmcp's elicitation params always name their mode.
+fn with_mode(mut params: Value) -> Value {
+    if let Value::Object(map) = &mut params
+        && !map.contains_key("mode")
+    {
+        map.insert("mode".into(), "form".into());
+    }
+    params
+}
+
+fn add_client(grant: &mut Grant, info: &Implementation) {
+    for (to, v) in [("client", &info.name), ("client_version", &info.version)] {
+        if grant.attrs.get(to).and_then(Value::as_str) != Some(v.as_str()) {
+            grant.attrs.insert(to.into(), Value::String(v.clone()));
+        }
+    }
+}
+
+/// The grant with the client's `clientInfo`, copied only when something is added.
+fn with_client<'g>(grant: &'g Grant, context: &RequestContext<RoleServer>) -> Cow<'g, Grant> {
+    let Some(info) = context.client_info() else {
+        return Cow::Borrowed(grant);
+    };
+    let same = |key: &str, v: &str| grant.attrs.get(key).and_then(Value::as_str) == Some(v);
+    if same("client", &info.name) && same("client_version", &info.version) {
+        return Cow::Borrowed(grant);
+    }
+    let mut owned = grant.clone();
+    add_client(&mut owned, &info);
+    Cow::Owned(owned)
+}
+
+/// The answer to a call that carries no grant.
+fn no_grant(stateless: bool) -> CallToolResponse {
+    let message = "this call carries no grant (the server did not authenticate its caller)";
+    let decision = json!({ "decision": "deny", "rule": "", "message": message });
+    let mut result = Approvals::not_approved(message, decision);
+    if stateless && let Value::Object(map) = &mut result {
+        map.insert("resultType".into(), "complete".into());
+    }
+    CallToolResponse::Complete(to_result(result))
+}
+
+/// A `tools/call` result built by the shared layer, as rmcp's type.
+fn to_response(result: Value) -> CallToolResponse {
+    if result.get("resultType").and_then(Value::as_str) == Some("input_required")
+        && let Ok(input) = serde_json::from_value::<InputRequiredResult>(result.clone())
+    {
+        return CallToolResponse::InputRequired(input);
+    }
+    CallToolResponse::Complete(to_result(result))
+}
+
+fn to_result(result: Value) -> CallToolResult {
+    let text = result
+        .pointer("/content/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or("this call is not allowed by the policy")
+        .to_owned();
+    let meta = result.pointer(&format!("/_meta/{}", DECISION_META.replace('/', "~1")));
+    let meta = meta.cloned();
+    serde_json::from_value::<CallToolResult>(result).unwrap_or_else(|_| {
+        // Not reached with the shared layer's results; still an error result.
+        let mut fallback = CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]);
+        if let Some(decision) = meta {
+            let mut m = Map::new();
+            m.insert(DECISION_META.into(), decision);
+            fallback.meta = Some(rmcp::model::MetaObject(m));
+        }
+        fallback
+    })
+}

@@ -1,0 +1,393 @@
+//! The same decisions for hosts that receive calls already parsed (an SDK's typed request:
+//! a tool name and an arguments map) instead of JSON-RPC lines.
+//!
+//! [`Gateway`](super::Gateway) reads and writes messages; an adapter inside an MCP SDK
+//! (such as `mcp-policy-rmcp`) gets the call as values and answers with values. It evaluates
+//! the call itself (synchronously or asynchronously), then asks [`Approvals::answer`] what
+//! the client gets: the answers are built by the same functions as the gateway's
+//! ([`refusal`](super::refusal), [`tool_error`](super::tool_error), the elicitation form), so
+//! a decision looks the same to a client wherever it is enforced.
+//!
+//! ```
+//! use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel};
+//! use mcp_policy::mcp::GatewayOptions;
+//! use mcp_policy::{Engine, Grant, Policy};
+//!
+//! let policy = Policy::from_json_str(r#"{"version":"1","default":"deny","hide":["drop_db"],
+//!   "tools":{"read":{},"stop_scan":{"action":"deny","reason":"no"}}}"#)?;
+//! let engine = Engine::new(policy);
+//! let approvals = Approvals::new(GatewayOptions::default());
+//! let (grant, args) = (Grant::new("alice"), serde_json::json!({}));
+//! let answer = |tool: &str| {
+//!     let decision = engine.evaluate(tool, &args, &grant);
+//!     approvals.answer(&decision, tool, &args, &grant, Channel::OutOfBand, false)
+//! };
+//! assert!(matches!(answer("read"), CallAnswer::Forward));
+//! let CallAnswer::Result(result) = answer("stop_scan") else { panic!() };
+//! assert_eq!(result["isError"], true);
+//! let CallAnswer::Error { code, message } = answer("drop_db") else { panic!() };
+//! assert_eq!((code, message.as_str()), (-32602, "Unknown tool: drop_db"));
+//! # Ok::<(), mcp_policy::LoadErrors>(())
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use super::{
+    DECISION_META, GatewayOptions, INVALID_PARAMS, OWN_ID_PREFIX, approval_prompt,
+    elicitation_params, refusal, tool_error,
+};
+use crate::approval::canonical_json;
+use crate::decision::{Decision, Verdict};
+use crate::grant::Grant;
+
+/// How a human can be asked about a call, given what the client supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Send `elicitation/create` to the client and wait (2025-06-18 and 2025-11-25 clients
+    /// that declared the capability); `form_mode` adds `"mode": "form"` (2025-11-25).
+    Elicitation {
+        /// Whether the request names its mode (every version after 2025-06-18).
+        form_mode: bool,
+    },
+    /// Answer with an `input_required` result (2026-07-28 clients).
+    InputRequired,
+    /// Answer with an `isError` result naming the approval id.
+    OutOfBand,
+}
+
+impl Channel {
+    /// The channel for a client speaking `protocol` that did (or did not) declare the
+    /// `elicitation` capability.
+    pub fn choose(protocol: Option<&str>, client_elicitation: bool) -> Channel {
+        match protocol {
+            Some(super::STATELESS_VERSION) => Channel::InputRequired,
+            _ if client_elicitation => Channel::Elicitation {
+                form_mode: protocol != Some("2025-06-18"),
+            },
+            _ => Channel::OutOfBand,
+        }
+    }
+}
+
+/// What the client gets for a decided call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallAnswer {
+    /// Allowed: let the server run the call.
+    Forward,
+    /// Answer with this `tools/call` result (the `result` member of the response): a
+    /// refusal, an out-of-band approval notice, or an `input_required` result.
+    Result(Value),
+    /// Answer with this JSON-RPC error (a hidden tool is unknown).
+    Error {
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The error message.
+        message: String,
+    },
+    /// Ask the human: send `elicitation/create` with these params, then hand the client's
+    /// answer to [`Approvals::elicited`].
+    Elicit {
+        /// The `elicitation/create` params.
+        params: Value,
+        /// The approval to record when the human approves.
+        approval_id: String,
+        /// The decision (for the answer when the human does not approve).
+        decision: Value,
+    },
+}
+
+/// An issued `requestState` (2026-07-28): which call of which grant it may approve.
+#[derive(Debug)]
+struct Issued {
+    grant: String,
+    tool: String,
+    args_canonical: String,
+    approval_id: String,
+    deadline: Instant,
+}
+
+/// The approvals in progress for typed hosts: the `requestState`s issued to 2026-07-28
+/// clients (shared by every connection of a server, since such clients may retry on another
+/// one) and the options that shape the answers.
+#[derive(Debug)]
+pub struct Approvals {
+    options: GatewayOptions,
+    issued: Mutex<HashMap<String, Issued>>,
+    next: AtomicU64,
+}
+
+impl Approvals {
+    /// Approvals shaped by `options` (`approval_timeout`, `approve_command`).
+    pub fn new(options: GatewayOptions) -> Approvals {
+        Approvals {
+            options,
+            issued: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &GatewayOptions {
+        &self.options
+    }
+
+    /// A retry that answers an `input_required` approval: the approval id to record when
+    /// `state` was issued here, is unexpired, was issued for this very call of this grant,
+    /// and `responses` (the call's `inputResponses`) accept it. The state is used up either
+    /// way; anything else approves nothing (the call is then asked about again).
+    pub fn redeem(
+        &self,
+        state: &str,
+        responses: Option<&Value>,
+        tool: &str,
+        args: &Value,
+        grant: &Grant,
+    ) -> Option<String> {
+        let issued = self.issued.lock().remove(state)?;
+        if issued.deadline <= Instant::now()
+            || issued.grant != grant.id
+            || issued.tool != tool
+            || issued.args_canonical != canonical_json(args)
+        {
+            return None;
+        }
+        let response = responses.and_then(|r| r.get("approve"));
+        accepts(response).then_some(issued.approval_id)
+    }
+
+    /// What the client gets for `decision` on this call. `stateless`: the request is a
+    /// 2026-07-28 one (its results carry `resultType`).
+    pub fn answer(
+        &self,
+        decision: &Decision,
+        tool: &str,
+        args: &Value,
+        grant: &Grant,
+        channel: Channel,
+        stateless: bool,
+    ) -> CallAnswer {
+        match decision.verdict {
+            Verdict::Allow => CallAnswer::Forward,
+            Verdict::Deny if decision.rule.starts_with("/hide/") => CallAnswer::Error {
+                code: INVALID_PARAMS,
+                message: format!("Unknown tool: {tool}"),
+            },
+            Verdict::Deny | Verdict::Limit => {
+                CallAnswer::Result(result_of(refusal(&Value::Null, decision, stateless)))
+            }
+            Verdict::Approve => self.ask(decision, tool, args, grant, channel, stateless),
+        }
+    }
+
+    fn ask(
+        &self,
+        decision: &Decision,
+        tool: &str,
+        args: &Value,
+        grant: &Grant,
+        channel: Channel,
+        stateless: bool,
+    ) -> CallAnswer {
+        let approval_id = decision.approval_id.clone().unwrap_or_default();
+        let reason = decision
+            .message
+            .as_deref()
+            .unwrap_or("this call needs approval");
+        let decision_json = decision.to_json(None);
+        match channel {
+            Channel::Elicitation { form_mode } => {
+                let prompt = approval_prompt(tool, grant, args, reason, &approval_id);
+                CallAnswer::Elicit {
+                    params: elicitation_params(&prompt, form_mode),
+                    approval_id,
+                    decision: decision_json,
+                }
+            }
+            Channel::InputRequired => {
+                let prompt = approval_prompt(tool, grant, args, reason, &approval_id);
+                let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+                let state = format!("{OWN_ID_PREFIX}state/{n}/{approval_id}");
+                let now = Instant::now();
+                {
+                    let mut issued = self.issued.lock();
+                    issued.retain(|_, i| i.deadline > now);
+                    issued.insert(
+                        state.clone(),
+                        Issued {
+                            grant: grant.id.clone(),
+                            tool: tool.to_owned(),
+                            args_canonical: canonical_json(args),
+                            approval_id,
+                            deadline: now + self.options.approval_timeout,
+                        },
+                    );
+                }
+                CallAnswer::Result(json!({
+                    "resultType": "input_required",
+                    "inputRequests": {
+                        "approve": {
+                            "method": "elicitation/create",
+                            "params": elicitation_params(&prompt, false),
+                        }
+                    },
+                    "requestState": state,
+                    "_meta": { DECISION_META: decision_json },
+                }))
+            }
+            Channel::OutOfBand => {
+                let how = match (&self.options.approve_command, approval_id.is_empty()) {
+                    (Some(command), false) => format!(
+                        " An operator approves it with `{}`; then retry the identical call (it goes through once).",
+                        command.replace("ID", &approval_id)
+                    ),
+                    _ => " This server keeps approvals in memory: they need a client that \
+                          supports elicitation, or a shared store so that an operator can run \
+                          `mcp-policy approve ID --store URL`."
+                        .to_owned(),
+                };
+                let text = format!("Approval required: {reason} (approval id {approval_id}).{how}");
+                CallAnswer::Result(result_of(tool_error(
+                    &Value::Null,
+                    &text,
+                    decision_json,
+                    stateless,
+                )))
+            }
+        }
+    }
+
+    /// The client answered an elicitation (`result`: its `elicitation/create` result, or
+    /// `None` when the request failed): `Ok` when the human approved, else the `isError`
+    /// result the client gets (nothing was done).
+    pub fn elicited(tool: &str, result: Option<&Value>, decision: Value) -> Result<(), Value> {
+        let action = result
+            .and_then(|r| r.get("action"))
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        if accepts(result) {
+            return Ok(());
+        }
+        let why = match action {
+            "accept" => "the answer did not approve it",
+            "decline" => "the user declined",
+            "cancel" => "the user cancelled",
+            _ => "the client could not ask (elicitation failed)",
+        };
+        let text = format!("The call of `{tool}` was not approved: {why}. Nothing was done.");
+        Err(Approvals::not_approved(&text, decision))
+    }
+
+    /// The `isError` result of a held call that was not approved (`text` says why).
+    pub fn not_approved(text: &str, decision: Value) -> Value {
+        result_of(tool_error(&Value::Null, text, decision, false))
+    }
+}
+
+/// Whether an elicitation answer accepts with `approve: true`.
+fn accepts(response: Option<&Value>) -> bool {
+    response
+        .and_then(|r| r.get("action"))
+        .and_then(Value::as_str)
+        == Some("accept")
+        && response
+            .and_then(|r| r.get("content"))
+            .and_then(|c| c.get("approve"))
+            .and_then(Value::as_bool)
+            == Some(true)
+}
+
+/// The `result` member of a response built by the gateway's builders.
+fn result_of(mut response: Value) -> Value {
+    response
+        .as_object_mut()
+        .and_then(|m| m.remove("result"))
+        .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, Policy};
+
+    fn engine() -> Engine {
+        let policy = Policy::from_json_str(
+            r#"{"version":"1","default":"deny","tools":{"pay":{"action":"require_approval","reason":"money"},
+            "stop":{"action":"deny","reason":"no"}}}"#,
+        )
+        .unwrap();
+        Engine::new(policy)
+    }
+
+    #[test]
+    fn refusals_match_the_gateway() {
+        let e = engine();
+        let (g, args) = (Grant::new("a"), json!({}));
+        let d = e.evaluate("stop", &args, &g);
+        let a = Approvals::new(GatewayOptions::default());
+        let CallAnswer::Result(r) = a.answer(&d, "stop", &args, &g, Channel::OutOfBand, true)
+        else {
+            panic!()
+        };
+        assert_eq!(r, refusal(&json!(1), &d, true)["result"]);
+    }
+
+    #[test]
+    fn input_required_round_trip() {
+        let e = engine();
+        let (g, args) = (Grant::new("a"), json!({"n": 1}));
+        let a = Approvals::new(GatewayOptions::default());
+        let d = e.evaluate("pay", &args, &g);
+        let CallAnswer::Result(r) = a.answer(&d, "pay", &args, &g, Channel::InputRequired, true)
+        else {
+            panic!()
+        };
+        assert_eq!(r["resultType"], "input_required");
+        let state = r["requestState"].as_str().unwrap().to_owned();
+        let yes = json!({"approve": {"action": "accept", "content": {"approve": true}}});
+        // Another grant cannot use it, and the state is then spent.
+        assert_eq!(
+            a.redeem(&state, Some(&yes), "pay", &args, &Grant::new("b")),
+            None
+        );
+        let CallAnswer::Result(r) = a.answer(&d, "pay", &args, &g, Channel::InputRequired, true)
+        else {
+            panic!()
+        };
+        let state = r["requestState"].as_str().unwrap().to_owned();
+        assert_eq!(a.redeem(&state, Some(&yes), "other", &args, &g), None);
+        let CallAnswer::Result(r) = a.answer(&d, "pay", &args, &g, Channel::InputRequired, true)
+        else {
+            panic!()
+        };
+        let state = r["requestState"].as_str().unwrap().to_owned();
+        let id = a.redeem(&state, Some(&yes), "pay", &args, &g).unwrap();
+        e.record_approval(&id).unwrap();
+        assert_eq!(e.evaluate("pay", &args, &g).verdict, Verdict::Allow);
+        assert_eq!(a.redeem(&state, Some(&yes), "pay", &args, &g), None);
+    }
+
+    #[test]
+    fn channels() {
+        assert_eq!(
+            Channel::choose(Some("2026-07-28"), true),
+            Channel::InputRequired
+        );
+        assert_eq!(
+            Channel::choose(Some("2025-06-18"), true),
+            Channel::Elicitation { form_mode: false }
+        );
+        assert_eq!(
+            Channel::choose(Some("2025-11-25"), false),
+            Channel::OutOfBand
+        );
+        let no = json!({"action": "decline"});
+        assert!(Approvals::elicited("t", Some(&no), json!({})).is_err());
+        let yes = json!({"action": "accept", "content": {"approve": true}});
+        assert!(Approvals::elicited("t", Some(&yes), json!({})).is_ok());
+    }
+}
