@@ -20,7 +20,9 @@
 mod check;
 mod eval;
 mod explain;
+mod http;
 mod json;
+mod keys;
 mod proxy;
 mod rfc3339;
 mod scaffold;
@@ -51,6 +53,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once; the proxy's many flags make its variant the largest.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Load policies and print every load error and warning as FILE:LINE:COL: ...
@@ -129,9 +133,42 @@ enum Command {
         /// The size limit of one message from the client, in bytes.
         #[arg(long, default_value_t = proxy::DEFAULT_MAX_LINE, value_name = "BYTES")]
         max_message: usize,
+        /// Serve MCP over streamable HTTP at ADDR (e.g. 127.0.0.1:8080, path /mcp) instead of
+        /// stdio: one upstream COMMAND per MCP session (see docs/GATEWAY.md).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// HTTP: the callers' credentials, a JSON file of SHA-256 token digests, each with a
+        /// grant id and attributes (watched: a change that loads is swapped in).
+        #[arg(long, value_name = "FILE", requires = "listen")]
+        keys: Option<PathBuf>,
+        /// HTTP: allow a non-loopback --listen address (needs --keys or --trusted-header).
+        #[arg(long, requires = "listen")]
+        allow_remote: bool,
+        /// HTTP: take the grant id from this header, set by an authenticating reverse proxy
+        /// in front (only enable it when every request passes through that proxy).
+        #[arg(long, value_name = "NAME", requires = "listen")]
+        trusted_header: Option<String>,
+        /// HTTP: a Host header value to accept besides the loopback names (repeatable).
+        #[arg(long = "allowed-host", value_name = "HOST", requires = "listen")]
+        allowed_hosts: Vec<String>,
+        /// HTTP: an Origin to accept besides loopback ones, e.g. https://app.example.com
+        /// (repeatable).
+        #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "listen")]
+        allowed_origins: Vec<String>,
+        /// HTTP: a session with no request for this long (and no call in flight) is ended.
+        #[arg(long, default_value = "30m", value_name = "DURATION")]
+        session_idle: String,
+        /// HTTP: on SIGTERM, how long requests in flight may take before the gateway exits.
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        shutdown_grace: String,
         /// The upstream MCP server: a command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// Manage the gateway's keys file.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Record that a human approved APPROVAL_ID, in a shared store (exit 1: unknown or expired).
     Approve {
@@ -145,6 +182,16 @@ enum Command {
     Scaffold {
         /// A tools/list result file (`{"tools": [...]}`, a JSON-RPC response, or JSON Lines of them).
         tools_list: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the SHA-256 digest of TOKEN for the keys file (reads the token from standard
+    /// input when absent, which keeps it out of the process list).
+    Hash {
+        /// The token (prefer standard input).
+        token: Option<String>,
     },
 }
 
@@ -183,18 +230,47 @@ fn main() -> ExitCode {
             audit_args,
             approval_timeout,
             max_message,
+            listen,
+            keys,
+            allow_remote,
+            trusted_header,
+            allowed_hosts,
+            allowed_origins,
+            session_idle,
+            shutdown_grace,
             command,
-        } => proxy::run(proxy::ProxyArgs {
-            policy,
-            grant,
-            attrs,
-            store,
-            audit,
-            audit_args,
-            approval_timeout,
-            max_line: max_message,
-            command,
-        }),
+        } => {
+            let args = proxy::ProxyArgs {
+                policy,
+                grant,
+                attrs,
+                store,
+                audit,
+                audit_args,
+                approval_timeout,
+                max_line: max_message,
+                command,
+            };
+            match listen {
+                None => proxy::run(args),
+                Some(listen) => http::run(
+                    args,
+                    http::HttpArgs {
+                        listen,
+                        keys,
+                        allow_remote,
+                        trusted_header,
+                        allowed_hosts,
+                        allowed_origins,
+                        session_idle,
+                        shutdown_grace,
+                    },
+                ),
+            }
+        }
+        Command::Keys {
+            command: KeysCommand::Hash { token },
+        } => keys::hash_command(token.as_deref()),
         Command::Scaffold { tools_list } => scaffold::run(&tools_list),
     };
     ExitCode::from(code)

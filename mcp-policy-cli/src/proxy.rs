@@ -297,7 +297,7 @@ pub fn run(args: ProxyArgs) -> u8 {
 }
 
 /// Reads and compiles the policy; the error lines say where.
-fn read_policy(path: &Path) -> Result<(Policy, String), Vec<String>> {
+pub(crate) fn read_policy(path: &Path) -> Result<(Policy, String), Vec<String>> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("{shown}: cannot read the policy: {e}")])?;
@@ -305,7 +305,7 @@ fn read_policy(path: &Path) -> Result<(Policy, String), Vec<String>> {
     Ok((policy, text))
 }
 
-fn make_grant(args: &ProxyArgs) -> Result<Grant, String> {
+pub(crate) fn make_grant(args: &ProxyArgs) -> Result<Grant, String> {
     let id = args
         .grant
         .clone()

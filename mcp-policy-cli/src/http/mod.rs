@@ -1,0 +1,1054 @@
+//! `mcp-policy proxy --listen ADDR`: the policy in front of an MCP server over MCP's
+//! streamable HTTP transport, for many callers, each known by a credential.
+//!
+//! One upstream process (the command after `--`, over stdio) and one core
+//! [`mcp_policy::mcp::Gateway`] per MCP session. A session starts with an `initialize` POST
+//! (the answer carries `Mcp-Session-Id`), ends with a DELETE, when its upstream exits, when it
+//! has been idle for `--session-idle`, or when the gateway stops; its upstream is then stopped
+//! and reaped. A POST that carries a request is answered as `application/json` when the
+//! answer is the only message for it, else as an SSE stream (the server's or the gateway's
+//! requests and notifications, then the answer). A GET opens the session's stream for
+//! messages that belong to no request.
+//!
+//! The decisions and the upstream IO run on plain threads (the store may block); the HTTP
+//! side runs on a small Tokio runtime.
+
+// Handlers answer refusals as early returns of whole responses.
+#![allow(clippy::result_large_err)]
+
+mod body;
+mod session;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use mcp_policy::mcp::{AuditRecord, GatewayOptions, INTERNAL_ERROR, PARSE_ERROR, error_response};
+use mcp_policy::{Engine, Grant, Policy};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::json::load_error_lines;
+use crate::keys::Keys;
+use crate::proxy::{ProxyArgs, make_grant, read_policy};
+use crate::store::{Gate, RedisGate, StoreUrl, redact};
+use crate::{OK, UNUSABLE};
+use body::{Msg, ResBody, Sse, empty, full};
+use session::{Kind, Session, lock};
+
+/// The path MCP is served at.
+pub const MCP_PATH: &str = "/mcp";
+/// The health endpoint.
+pub const HEALTH_PATH: &str = "/healthz";
+
+const SESSION_HEADER: &str = "mcp-session-id";
+/// How long a client has to send its request headers, and then its body.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages queued for one client stream before the sender waits.
+const STREAM_QUEUE: usize = 64;
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The HTTP options, from the command line.
+#[derive(Debug, Clone)]
+pub struct HttpArgs {
+    pub listen: String,
+    pub keys: Option<PathBuf>,
+    pub allow_remote: bool,
+    pub trusted_header: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub session_idle: String,
+    pub shutdown_grace: String,
+}
+
+/// The audit log, shared by all sessions.
+pub struct Audit(Mutex<Option<Box<dyn Write + Send>>>);
+
+impl Audit {
+    fn enabled(&self) -> bool {
+        lock(&self.0).is_some()
+    }
+
+    pub fn line(&self, fields: Vec<(&str, Value)>) {
+        let mut audit = lock(&self.0);
+        let Some(out) = audit.as_mut() else {
+            return;
+        };
+        let mut text = String::with_capacity(256);
+        text.push('{');
+        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut first = true;
+        for (key, value) in std::iter::once(("ts", Value::from(ts))).chain(fields) {
+            if !first {
+                text.push(',');
+            }
+            first = false;
+            text.push_str(&Value::from(key).to_string());
+            text.push(':');
+            text.push_str(&value.to_string());
+        }
+        text.push_str("}\n");
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            eprintln!("mcp-policy proxy: cannot write the audit log; audit logging stops");
+            *audit = None;
+        }
+    }
+
+    pub fn call(&self, record: &AuditRecord) {
+        if !self.enabled() {
+            return;
+        }
+        let mut fields = record.fields();
+        let digest = Sha256::digest(record.args_canonical.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let at = fields
+            .iter()
+            .position(|(k, _)| matches!(*k, "args" | "upstream" | "refunded" | "policy_us"))
+            .unwrap_or(fields.len());
+        fields.insert(at, ("args_sha256", hex.into()));
+        self.line(fields);
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+struct Principal {
+    /// What a session is bound to (`key:DIGEST`, `header:VALUE`, `anonymous`).
+    name: String,
+    /// The grant calls are decided for (no session yet).
+    grant: Grant,
+}
+
+/// Everything the gateway shares.
+pub struct App {
+    pub engine: Arc<dyn Gate>,
+    pub options: GatewayOptions,
+    pub command: Vec<String>,
+    pub sessions: Mutex<HashMap<String, Arc<Session>>>,
+    pub audit: Audit,
+    default_grant: Grant,
+    keys: Option<RwLock<Arc<Keys>>>,
+    trusted_header: Option<header::HeaderName>,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+    loopback: bool,
+    allow_any_host: bool,
+    max_message: usize,
+    idle: Duration,
+    stopping: AtomicBool,
+}
+
+fn parse_positive(flag: &str, text: &str) -> Result<Duration, String> {
+    match mcp_policy::duration::parse_duration(text) {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        Ok(_) => Err(format!("{flag} must be positive")),
+        Err(e) => Err(format!("{flag}: {e}")),
+    }
+}
+
+fn resolve(listen: &str) -> Result<SocketAddr, String> {
+    listen
+        .to_socket_addrs()
+        .map_err(|e| format!("--listen {listen}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--listen {listen}: no address"))
+}
+
+/// Runs `proxy --listen`.
+pub fn run(args: ProxyArgs, http: HttpArgs) -> u8 {
+    match setup(args, http) {
+        Ok((app, listener, grace)) => serve(app, listener, grace),
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("mcp-policy proxy: {line}");
+            }
+            UNUSABLE
+        }
+    }
+}
+
+fn setup(
+    args: ProxyArgs,
+    http: HttpArgs,
+) -> Result<(Arc<App>, std::net::TcpListener, Duration), String> {
+    let store = StoreUrl::parse(&args.store).map_err(|e| format!("--store: {e}"))?;
+    if args.command.is_empty() {
+        return Err("no upstream command; usage: mcp-policy proxy --listen ADDR --policy P -- COMMAND [ARG]...".into());
+    }
+    let approval_timeout = parse_positive("--approval-timeout", &args.approval_timeout)?;
+    let idle = parse_positive("--session-idle", &http.session_idle)?;
+    let grace = parse_positive("--shutdown-grace", &http.shutdown_grace)?;
+    let addr = resolve(&http.listen)?;
+    let loopback = addr.ip().is_loopback();
+    if !loopback && !http.allow_remote {
+        return Err(format!(
+            "--listen {}: not a loopback address; add --allow-remote to serve other hosts (and put TLS in front, see docs/GATEWAY.md)",
+            http.listen
+        ));
+    }
+    if !loopback && http.keys.is_none() && http.trusted_header.is_none() {
+        return Err(
+            "--allow-remote needs callers to be known: give --keys FILE or --trusted-header NAME"
+                .into(),
+        );
+    }
+    let trusted_header = match &http.trusted_header {
+        None => None,
+        Some(name) => Some(
+            header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("--trusted-header {name}: not a header name"))?,
+        ),
+    };
+    if trusted_header == Some(header::AUTHORIZATION) {
+        return Err("--trusted-header cannot be Authorization".into());
+    }
+    let (policy, policy_text) = read_policy(&args.policy).map_err(|lines| lines.join("\n"))?;
+    let default_grant = make_grant(&args)?;
+    let keys = match &http.keys {
+        None => None,
+        Some(path) => Some(Keys::load(path)?),
+    };
+    let audit: Option<Box<dyn Write + Send>> = match args.audit.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stderr())),
+        Some(path) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("--audit {path}: {e}"))?,
+        )),
+    };
+    let (engine, approve_command): (Arc<dyn Gate>, Option<String>) = match &store {
+        StoreUrl::Memory => (Arc::new(Engine::new(policy)), None),
+        StoreUrl::Redis(url) => (
+            Arc::new(RedisGate::connect(url, policy)?),
+            Some(format!("mcp-policy approve ID --store {}", redact(url))),
+        ),
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("--listen {}: cannot bind: {e}", http.listen))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("--listen {}: {e}", http.listen))?;
+    let options = GatewayOptions {
+        approval_timeout,
+        approve_command,
+        audit_args: args.audit_args,
+        audit: audit.is_some(),
+    };
+    let allow_any_host = !loopback && http.allowed_hosts.is_empty();
+    let app = Arc::new(App {
+        engine,
+        options,
+        command: args.command.clone(),
+        sessions: Mutex::new(HashMap::new()),
+        audit: Audit(Mutex::new(audit)),
+        default_grant,
+        keys: keys.map(|k| RwLock::new(Arc::new(k))),
+        trusted_header,
+        allowed_hosts: http
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        allowed_origins: http
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect(),
+        loopback,
+        allow_any_host,
+        max_message: args.max_line,
+        idle,
+        stopping: AtomicBool::new(false),
+    });
+    if allow_any_host {
+        eprintln!(
+            "mcp-policy proxy: warning: no --allowed-host given; any Host header is accepted"
+        );
+    }
+    let shown = listener.local_addr().map_or(addr, |a| a);
+    app.audit.line(vec![
+        ("event", "start".into()),
+        ("policy", args.policy.display().to_string().into()),
+        ("revision", app.engine.policy().revision().into()),
+        (
+            "upstream",
+            args.command.first().cloned().unwrap_or_default().into(),
+        ),
+        ("listen", shown.to_string().into()),
+    ]);
+    watch_policy(&app, &args.policy, policy_text);
+    if let Some(path) = &http.keys {
+        watch_keys(&app, path);
+    }
+    Ok((app, listener, grace))
+}
+
+fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration) -> u8 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mcp-policy-http")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: cannot start the async runtime: {e}");
+            return UNUSABLE;
+        }
+    };
+    let stop = Arc::new(tokio::sync::Notify::new());
+    spawn_signals(Arc::clone(&stop));
+    spawn_timer(&app);
+    let code = rt.block_on(accept_loop(Arc::clone(&app), listener, stop, grace));
+    // Every session's upstream is stopped and reaped, in parallel.
+    let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
+    let handles: Vec<_> = sessions
+        .into_iter()
+        .map(|s| {
+            let app = Arc::clone(&app);
+            std::thread::spawn(move || s.stop(&app))
+        })
+        .collect();
+    for handle in handles {
+        let _ = handle.join();
+    }
+    app.audit.line(vec![("event", "stop".into())]);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn accept_loop(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+    stop: Arc<tokio::sync::Notify>,
+    grace: Duration,
+) -> u8 {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: cannot listen: {e}");
+            return UNUSABLE;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("mcp-policy proxy: listening on http://{addr}{MCP_PATH}");
+    }
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let app = Arc::clone(&app);
+                let service = hyper::service::service_fn(move |req| {
+                    let app = Arc::clone(&app);
+                    async move { Ok::<_, Infallible>(handle(app, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = stop.notified() => break,
+        }
+    }
+    drop(listener);
+    eprintln!("mcp-policy proxy: stopping; letting calls in flight finish");
+    app.stopping.store(true, Ordering::SeqCst);
+    let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
+    for s in &sessions {
+        s.close_get();
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            eprintln!("mcp-policy proxy: some requests were still open after the shutdown grace period");
+        }
+    }
+    OK
+}
+
+fn spawn_signals(stop: Arc<tokio::sync::Notify>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    stop.notify_one();
+                }
+            });
+        }
+        Err(e) => eprintln!("mcp-policy proxy: cannot handle signals: {e}"),
+    }
+}
+
+/// Approval timeouts (every 100 ms) and idle sessions (every second).
+fn spawn_timer(app: &Arc<App>) {
+    let weak = Arc::downgrade(app);
+    std::thread::spawn(move || {
+        let mut last_reap = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let Some(app) = weak.upgrade() else {
+                return;
+            };
+            let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
+            for s in &sessions {
+                let outputs = lock(&s.gateway).expire(Instant::now());
+                if !outputs.is_empty() {
+                    s.carry_out(&app, outputs, &[], false, None);
+                }
+            }
+            if last_reap.elapsed() >= Duration::from_secs(1) {
+                last_reap = Instant::now();
+                for s in sessions {
+                    if s.idle_for() >= app.idle && lock(&s.gateway).in_flight() == (0, 0) {
+                        eprintln!(
+                            "mcp-policy proxy: session {}: idle for {}; ended",
+                            s.id,
+                            humantime::format_duration(app.idle)
+                        );
+                        let app = Arc::clone(&app);
+                        std::thread::spawn(move || s.stop(&app));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Watches a file's directory; calls `changed` with the new text of the file.
+fn watch_file(
+    path: &Path,
+    initial: String,
+    what: &'static str,
+    changed: impl Fn(&str) + Send + 'static,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = match notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: cannot watch the {what} file: {e}");
+            return None;
+        }
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        eprintln!("mcp-policy proxy: cannot watch {}: {e}", dir.display());
+        return None;
+    }
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut last = initial;
+        while rx.recv().is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+            while rx.try_recv().is_ok() {}
+            let Ok(now) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if now == last {
+                continue;
+            }
+            last = now;
+            changed(&last);
+        }
+    });
+    Some(watcher)
+}
+
+fn watch_policy(app: &Arc<App>, path: &Path, text: String) {
+    let weak = Arc::downgrade(app);
+    let shown = path.display().to_string();
+    let watcher = watch_file(path, text, "policy", move |now| {
+        let Some(app) = weak.upgrade() else {
+            return;
+        };
+        match Policy::from_json_str(now) {
+            Ok(policy) => {
+                let revision = policy.revision().to_owned();
+                app.engine.reload(policy);
+                eprintln!("mcp-policy proxy: {shown}: reloaded (revision {revision})");
+                app.audit.line(vec![
+                    ("event", "reload".into()),
+                    ("policy", shown.clone().into()),
+                    ("revision", revision.into()),
+                ]);
+            }
+            Err(errors) => {
+                let lines = load_error_lines(&shown, &errors);
+                for line in &lines {
+                    eprintln!("{line}");
+                }
+                eprintln!(
+                    "mcp-policy proxy: {shown}: the change does not load; the running policy stays"
+                );
+                app.audit.line(vec![
+                    ("event", "reload_rejected".into()),
+                    ("policy", shown.clone().into()),
+                    ("errors", lines.into()),
+                ]);
+            }
+        }
+    });
+    // The watcher lives as long as the process.
+    std::mem::forget(watcher);
+}
+
+fn watch_keys(app: &Arc<App>, path: &Path) {
+    let weak = Arc::downgrade(app);
+    let shown = path.display().to_string();
+    let initial = std::fs::read_to_string(path).unwrap_or_default();
+    let watcher = watch_file(path, initial, "keys", move |now| {
+        let Some(app) = weak.upgrade() else {
+            return;
+        };
+        let Some(slot) = &app.keys else {
+            return;
+        };
+        match Keys::parse(now) {
+            Ok(keys) => {
+                let n = keys.len();
+                *slot
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+                eprintln!("mcp-policy proxy: {shown}: keys reloaded ({n})");
+                app.audit.line(vec![
+                    ("event", "keys_reload".into()),
+                    ("keys", shown.clone().into()),
+                    ("count", n.into()),
+                ]);
+            }
+            Err(e) => {
+                eprintln!(
+                    "mcp-policy proxy: {shown}: {e}; the change does not load, the running keys stay"
+                );
+                app.audit.line(vec![
+                    ("event", "keys_reload_rejected".into()),
+                    ("keys", shown.clone().into()),
+                ]);
+            }
+        }
+    });
+    std::mem::forget(watcher);
+}
+
+// ---------------------------------------------------------------------------------------
+// requests
+
+fn plain(status: StatusCode, text: &str) -> Response<ResBody> {
+    let mut res = Response::new(full(format!("{text}\n")));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// An HTTP error with a JSON-RPC error body (id null), as the transport spec shows them.
+fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResBody> {
+    json_response(
+        status,
+        Bytes::from(error_response(&Value::Null, code, message).to_string()),
+    )
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<ResBody> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn unauthorized() -> Response<ResBody> {
+    let mut res = refuse(
+        StatusCode::UNAUTHORIZED,
+        -32001,
+        "Unauthorized: a valid credential is required",
+    );
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"mcp-policy\""),
+    );
+    res
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
+    let path = req.uri().path();
+    if path == HEALTH_PATH && req.method() == Method::GET {
+        return if app.stopping.load(Ordering::SeqCst) {
+            plain(StatusCode::SERVICE_UNAVAILABLE, "stopping")
+        } else {
+            plain(StatusCode::OK, "ok")
+        };
+    }
+    if path != MCP_PATH {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    if !app.host_allowed(req.headers()) {
+        return refuse(StatusCode::FORBIDDEN, -32000, "Forbidden: Host not allowed");
+    }
+    if !app.origin_allowed(req.headers()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            -32000,
+            "Forbidden: Origin not allowed",
+        );
+    }
+    let Some(principal) = app.authenticate(req.headers()) else {
+        return unauthorized();
+    };
+    if app.stopping.load(Ordering::SeqCst) {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            "the gateway is stopping",
+        );
+    }
+    match *req.method() {
+        Method::POST => post(app, req, principal).await,
+        Method::GET => get(app, req, principal),
+        Method::DELETE => delete(app, req, principal).await,
+        _ => {
+            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+            res
+        }
+    }
+}
+
+/// The host part of a Host header or an origin's authority, lowercase, without the port.
+fn host_name(authority: &str) -> String {
+    let a = authority.trim().to_ascii_lowercase();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_owned();
+    }
+    a.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(a.clone(), |(host, _)| host.to_owned())
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+impl App {
+    fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let full_host = host.trim().to_ascii_lowercase();
+        let name = host_name(host);
+        (self.loopback && is_loopback_name(&name))
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| *h == full_host || *h == name)
+            || self.allow_any_host
+    }
+
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            // Not a browser: DNS rebinding needs one.
+            return true;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+        if self.allowed_origins.contains(&origin) {
+            return true;
+        }
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        self.loopback && authority.is_some_and(|a| is_loopback_name(&host_name(a)))
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_owned())
+            });
+        if let (Some(slot), Some(token)) = (&self.keys, &bearer) {
+            let keys = Arc::clone(
+                &slot
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let key = keys.lookup(token)?;
+            let mut grant = Grant::new(key.grant.clone());
+            grant.attrs.extend(self.default_grant.attrs.clone());
+            grant.attrs.extend(key.attrs.clone());
+            return Some(Principal {
+                name: format!("key:{}", key.digest_hex()),
+                grant,
+            });
+        }
+        if let Some(name) = &self.trusted_header {
+            let value = headers.get(name)?.to_str().ok()?.trim();
+            if value.is_empty() {
+                return None;
+            }
+            let mut grant = Grant::new(value);
+            grant.attrs.extend(self.default_grant.attrs.clone());
+            return Some(Principal {
+                name: format!("header:{value}"),
+                grant,
+            });
+        }
+        if self.keys.is_some() {
+            return None;
+        }
+        // No credentials configured (loopback only): the caller is --grant.
+        let mut grant = Grant::new(self.default_grant.id.clone());
+        grant.attrs.extend(self.default_grant.attrs.clone());
+        Some(Principal {
+            name: "anonymous".into(),
+            grant,
+        })
+    }
+
+    /// The session a request names, if it exists and belongs to this caller.
+    fn session_of(
+        &self,
+        headers: &HeaderMap,
+        principal: &Principal,
+    ) -> Result<Option<Arc<Session>>, Response<ResBody>> {
+        let Some(id) = headers.get(SESSION_HEADER) else {
+            return Ok(None);
+        };
+        let id = id.to_str().unwrap_or_default();
+        let session = lock(&self.sessions).get(id).cloned();
+        match session {
+            Some(s) if s.principal == principal.name && !s.closed.load(Ordering::SeqCst) => {
+                s.touch();
+                Ok(Some(s))
+            }
+            // Another caller's session is as unknown as a session that never was.
+            _ => Err(refuse(StatusCode::NOT_FOUND, -32001, "Session not found")),
+        }
+    }
+}
+
+fn accepts(headers: &HeaderMap, kind: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .any(|v| v.eq_ignore_ascii_case(kind) || v == "*/*")
+}
+
+async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Response<ResBody>> {
+    let too_big = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            PARSE_ERROR,
+            &format!(
+                "Parse error: the message is over this gateway's size limit of {} bytes",
+                app.max_message
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_message as u64) {
+        return Err(too_big());
+    }
+    let limited = Limited::new(req.into_body(), app.max_message);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            -32000,
+            "the request body was not received in time",
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_big()),
+        Ok(Err(_)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            -32000,
+            "the request body could not be read",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32000,
+            "Content-Type must be application/json",
+        );
+    }
+    let sse_ok = accepts(req.headers(), "text/event-stream");
+    let named = match app.session_of(req.headers(), &principal) {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let body = match read_body(&app, req).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    // One message per line upstream: line breaks outside JSON strings are whitespace.
+    let line: Vec<u8> = body
+        .iter()
+        .map(|b| match b {
+            b'\n' | b'\r' => b' ',
+            other => *other,
+        })
+        .collect();
+    let kind = Kind::of(&line);
+    let (session, created) = match (named, &kind) {
+        (_, Kind::Invalid) => {
+            // Answered by the core's rules (parse error, batch refused), without a session.
+            let outputs =
+                mcp_policy::mcp::Gateway::new(principal.grant.clone(), GatewayOptions::default())
+                    .from_client(app.engine.as_ref(), &line);
+            let answer = outputs.into_iter().find_map(|o| match o {
+                mcp_policy::mcp::Output::ToClient(v) => Some(v),
+                _ => None,
+            });
+            return match answer {
+                Some(v) => json_response(StatusCode::BAD_REQUEST, Bytes::from(v.to_string())),
+                None => refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error"),
+            };
+        }
+        (Some(s), _) => (s, false),
+        (None, Kind::Request { method, .. }) if method == "initialize" => {
+            let app2 = Arc::clone(&app);
+            let name = principal.name.clone();
+            let grant = principal.grant.clone();
+            let started =
+                tokio::task::spawn_blocking(move || Session::start(&app2, name, grant)).await;
+            match started {
+                Ok(Ok(s)) => (s, true),
+                Ok(Err(e)) => {
+                    eprintln!("mcp-policy proxy: {e}");
+                    return refuse(
+                        StatusCode::BAD_GATEWAY,
+                        INTERNAL_ERROR,
+                        "the MCP server could not be started",
+                    );
+                }
+                Err(_) => {
+                    return refuse(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        INTERNAL_ERROR,
+                        "internal error",
+                    );
+                }
+            }
+        }
+        (None, _) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                -32000,
+                "Bad Request: Mcp-Session-Id header is required",
+            );
+        }
+    };
+
+    let request = match &kind {
+        Kind::Request { id, progress, .. } => {
+            let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+            let seq = session.open_post(id, progress.as_deref(), tx);
+            Some((seq, rx))
+        }
+        _ => None,
+    };
+    let seq = request.as_ref().map(|(seq, _)| *seq);
+    let handled = {
+        let app = Arc::clone(&app);
+        let session = Arc::clone(&session);
+        tokio::task::spawn_blocking(move || {
+            let outputs = lock(&session.gateway).from_client(app.engine.as_ref(), &line);
+            session.carry_out(&app, outputs, &line, true, seq);
+        })
+        .await
+    };
+    if handled.is_err() {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            INTERNAL_ERROR,
+            "internal error",
+        );
+    }
+    let session_header = created
+        .then(|| HeaderValue::from_str(&session.id).ok())
+        .flatten();
+    let Some((_, mut rx)) = request else {
+        let mut res = Response::new(empty());
+        *res.status_mut() = StatusCode::ACCEPTED;
+        return res;
+    };
+    let mut res = match rx.recv().await {
+        Some(Msg::Final(answer)) => json_response(StatusCode::OK, answer),
+        Some(Msg::Other(first)) if sse_ok => {
+            let mut res = Response::new(BodyExt::boxed(Sse::new(Some(first), rx, None)));
+            sse_headers(&mut res);
+            res
+        }
+        Some(Msg::Other(_)) => {
+            // A client that takes only JSON gets the answer alone.
+            let mut answer = None;
+            while let Some(msg) = rx.recv().await {
+                if let Msg::Final(b) = msg {
+                    answer = Some(b);
+                    break;
+                }
+            }
+            match answer {
+                Some(b) => json_response(StatusCode::OK, b),
+                None => refuse(StatusCode::BAD_GATEWAY, INTERNAL_ERROR, "no answer"),
+            }
+        }
+        None => refuse(
+            StatusCode::BAD_GATEWAY,
+            INTERNAL_ERROR,
+            "the session ended before the answer",
+        ),
+    };
+    if let Some(value) = session_header {
+        res.headers_mut().insert(SESSION_HEADER, value);
+    }
+    res
+}
+
+fn sse_headers(res: &mut Response<ResBody>) {
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}
+
+fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
+    if !accepts(req.headers(), "text/event-stream") {
+        return refuse(
+            StatusCode::NOT_ACCEPTABLE,
+            -32000,
+            "Not Acceptable: the client must accept text/event-stream",
+        );
+    }
+    let session = match app.session_of(req.headers(), &principal) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                -32000,
+                "Bad Request: Mcp-Session-Id header is required",
+            );
+        }
+        Err(res) => return res,
+    };
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    session.open_get(tx);
+    let mut res = Response::new(BodyExt::boxed(Sse::new(None, rx, Some(KEEPALIVE))));
+    sse_headers(&mut res);
+    res
+}
+
+async fn delete(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
+    let session = match app.session_of(req.headers(), &principal) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                -32000,
+                "Bad Request: Mcp-Session-Id header is required",
+            );
+        }
+        Err(res) => return res,
+    };
+    let stopper = Arc::clone(&app);
+    // The upstream may take a few seconds to stop; the client need not wait for that.
+    std::thread::spawn(move || session.stop(&stopper));
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("LocalHost:8080"), "localhost");
+        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("evil.example:1"), "evil.example");
+        assert!(is_loopback_name(&host_name("localhost")));
+        assert!(!is_loopback_name(&host_name("localhost.evil.example")));
+    }
+
+    #[test]
+    fn accept_lists() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream;q=0.9"),
+        );
+        assert!(accepts(&h, "text/event-stream"));
+        assert!(accepts(&h, "application/json"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(!accepts(&h, "text/event-stream"));
+    }
+}

@@ -1,0 +1,429 @@
+//! One MCP session: its upstream process, its core [`Gateway`], and the client streams its
+//! messages go to.
+//!
+//! Routing to the client: an answer goes to the stream of the POST that carried its request
+//! (matched by JSON-RPC id); a progress notification to the stream of the request that named
+//! its token; any other request or notification from the server to the newest open POST
+//! stream (a stdio server sends them while it works on a request), else to the session's GET
+//! stream, else nowhere (it is dropped with a note on stderr).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mcp_policy::Grant;
+use mcp_policy::mcp::{Gateway, Output};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::App;
+use super::body::Msg;
+
+/// How long the upstream has to exit after its stdin closed (then SIGTERM, then as long again
+/// before SIGKILL).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a message is, for routing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A request: its id (as JSON text), and the progress token it named.
+    Request {
+        id: String,
+        method: String,
+        progress: Option<String>,
+    },
+    /// A notification; for `notifications/progress`, its token.
+    Notification { progress: Option<String> },
+    /// An answer to the request with this id (as JSON text).
+    Response { id: String },
+    /// Not one JSON-RPC message (malformed, a batch).
+    Invalid,
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<Value>,
+    #[serde(default)]
+    params: Option<ProbeParams>,
+}
+
+#[derive(Deserialize)]
+struct ProbeParams {
+    #[serde(rename = "progressToken", default)]
+    progress_token: Option<Value>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<ProbeMeta>,
+}
+
+#[derive(Deserialize)]
+struct ProbeMeta {
+    #[serde(rename = "progressToken", default)]
+    progress_token: Option<Value>,
+}
+
+impl Kind {
+    pub fn of(bytes: &[u8]) -> Kind {
+        // Only an object is one message (serde would read an array as a struct's fields).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Kind::Invalid;
+        }
+        let Ok(probe) = serde_json::from_slice::<Probe>(bytes) else {
+            return Kind::Invalid;
+        };
+        let params = probe.params;
+        match (probe.id, probe.method) {
+            (Some(id), Some(Value::String(method))) => Kind::Request {
+                id: id.to_string(),
+                method,
+                progress: params
+                    .and_then(|p| p.meta)
+                    .and_then(|m| m.progress_token)
+                    .map(|t| t.to_string()),
+            },
+            (None, Some(Value::String(method))) => Kind::Notification {
+                progress: if method == "notifications/progress" {
+                    params.and_then(|p| p.progress_token).map(|t| t.to_string())
+                } else {
+                    None
+                },
+            },
+            (Some(id), None) => Kind::Response { id: id.to_string() },
+            _ => Kind::Invalid,
+        }
+    }
+}
+
+/// Where a session's messages to the client go.
+#[derive(Default)]
+struct Routes {
+    /// A request's id → the stream of the POST that carried it.
+    by_id: HashMap<String, (u64, mpsc::Sender<Msg>)>,
+    /// Open POST streams, oldest first.
+    posts: Vec<(u64, mpsc::Sender<Msg>)>,
+    /// A progress token → the POST stream of the request that named it.
+    progress: HashMap<String, u64>,
+    /// The GET stream.
+    get: Option<mpsc::Sender<Msg>>,
+    /// Messages that found no stream, kept (a few) for the next GET stream: a server
+    /// notifies `list_changed` right after `initialized`, before the client opens it.
+    backlog: Vec<Bytes>,
+    next: u64,
+}
+
+/// How many undeliverable messages wait for a GET stream.
+const BACKLOG: usize = 32;
+
+/// One MCP session.
+pub struct Session {
+    pub id: String,
+    /// Who opened it: only the same credential may use it.
+    pub principal: String,
+    pub gateway: Mutex<Gateway>,
+    stdin: Mutex<Option<ChildStdin>>,
+    child: Mutex<Option<Child>>,
+    routes: Mutex<Routes>,
+    last_active: Mutex<Instant>,
+    pub closed: AtomicBool,
+}
+
+/// A fresh session id: 128 random bits from the kernel, as hex.
+fn session_id() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Session {
+    /// Starts the upstream command and the session's reader thread.
+    pub fn start(app: &Arc<App>, principal: String, grant: Grant) -> Result<Arc<Session>, String> {
+        let id = session_id()?;
+        let Some((program, program_args)) = app.command.split_first() else {
+            return Err("no upstream command".into());
+        };
+        let mut child = Command::new(program)
+            .args(program_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the upstream's pipes could not be opened".into());
+        };
+        let grant = grant.with_session(id.clone());
+        let session = Arc::new(Session {
+            id: id.clone(),
+            principal,
+            gateway: Mutex::new(Gateway::new(grant.clone(), app.options.clone())),
+            stdin: Mutex::new(Some(stdin)),
+            child: Mutex::new(Some(child)),
+            routes: Mutex::new(Routes::default()),
+            last_active: Mutex::new(Instant::now()),
+            closed: AtomicBool::new(false),
+        });
+        lock(&app.sessions).insert(id.clone(), Arc::clone(&session));
+        app.audit.line(vec![
+            ("event", "session_start".into()),
+            ("session", id.into()),
+            ("grant", grant.id.into()),
+        ]);
+        let reader_app = Arc::clone(app);
+        let reader_session = Arc::clone(&session);
+        std::thread::spawn(move || read_upstream(&reader_app, &reader_session, stdout));
+        Ok(session)
+    }
+
+    pub fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.last_active).elapsed()
+    }
+
+    /// Opens the stream of a POST that carries a request; returns its number.
+    pub fn open_post(&self, id: &str, progress: Option<&str>, tx: mpsc::Sender<Msg>) -> u64 {
+        let mut routes = lock(&self.routes);
+        routes.next += 1;
+        let seq = routes.next;
+        routes.posts.retain(|(_, t)| !t.is_closed());
+        routes.posts.push((seq, tx.clone()));
+        routes.by_id.insert(id.to_owned(), (seq, tx));
+        if let Some(token) = progress {
+            routes.progress.insert(token.to_owned(), seq);
+        }
+        seq
+    }
+
+    /// Sets the session's GET stream (a newer one replaces an older one).
+    pub fn open_get(&self, tx: mpsc::Sender<Msg>) {
+        let mut routes = lock(&self.routes);
+        for message in std::mem::take(&mut routes.backlog) {
+            // The new stream's queue is longer than the backlog.
+            let _ = tx.try_send(Msg::Other(message));
+        }
+        routes.get = Some(tx);
+    }
+
+    /// Ends the GET stream.
+    pub fn close_get(&self) {
+        lock(&self.routes).get = None;
+    }
+
+    /// Carries out the gateway's outputs for a message read from one side. `post` is the
+    /// stream of the POST being handled, where the gateway's own requests for it go.
+    pub fn carry_out(
+        &self,
+        app: &App,
+        outputs: Vec<Output>,
+        line: &[u8],
+        from_client: bool,
+        post: Option<u64>,
+    ) {
+        for output in outputs {
+            match output {
+                Output::Forward if from_client => self.to_server(line),
+                Output::Forward => self.to_client(line, post),
+                Output::ToClient(v) => self.to_client(v.to_string().as_bytes(), post),
+                Output::ToServer(v) => self.to_server(v.to_string().as_bytes()),
+                Output::Audit(record) => app.audit.call(&record),
+            }
+        }
+    }
+
+    fn to_server(&self, line: &[u8]) {
+        let mut stdin = lock(&self.stdin);
+        if let Some(pipe) = stdin.as_mut() {
+            let mut buf = Vec::with_capacity(line.len() + 1);
+            buf.extend_from_slice(line);
+            buf.push(b'\n');
+            if pipe.write_all(&buf).and_then(|()| pipe.flush()).is_err() {
+                // The upstream closed its input; its exit is handled by the reader.
+                *stdin = None;
+            }
+        }
+    }
+
+    /// Sends one message to the client stream it belongs to. Blocks while that stream is
+    /// full (the client reads slowly): nothing is buffered without bound.
+    fn to_client(&self, line: &[u8], post: Option<u64>) {
+        let bytes = Bytes::copy_from_slice(line);
+        let target = {
+            let mut routes = lock(&self.routes);
+            match Kind::of(line) {
+                Kind::Response { id } => match routes.by_id.remove(&id) {
+                    Some((seq, tx)) => {
+                        routes.posts.retain(|(s, _)| *s != seq);
+                        routes.progress.retain(|_, s| *s != seq);
+                        Some((tx, Msg::Final(bytes)))
+                    }
+                    None => None,
+                },
+                Kind::Notification {
+                    progress: Some(token),
+                } if routes.progress.contains_key(&token) => {
+                    let seq = routes.progress.get(&token).copied();
+                    routes
+                        .posts
+                        .iter()
+                        .find(|(s, _)| Some(*s) == seq)
+                        .map(|(_, tx)| (tx.clone(), Msg::Other(bytes)))
+                }
+                _ => {
+                    let chosen = post
+                        .and_then(|p| routes.posts.iter().find(|(s, _)| *s == p))
+                        .or_else(|| routes.posts.iter().rev().find(|(_, t)| !t.is_closed()))
+                        .map(|(_, tx)| tx.clone())
+                        .or_else(|| routes.get.clone().filter(|t| !t.is_closed()));
+                    if chosen.is_none() && routes.backlog.len() < BACKLOG {
+                        routes.backlog.push(bytes);
+                        return;
+                    }
+                    chosen.map(|tx| (tx, Msg::Other(bytes)))
+                }
+            }
+        };
+        match target {
+            // A closed stream (the client went away) takes nothing; that is not an error.
+            Some((tx, msg)) => {
+                let _ = tx.blocking_send(msg);
+            }
+            None => {
+                if !self.closed.load(Ordering::Relaxed) {
+                    eprintln!(
+                        "mcp-policy proxy: session {}: no open stream for a message to the client; dropped",
+                        self.id
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ends the session: removed from the table, streams closed, the upstream's input closed,
+    /// then SIGTERM and SIGKILL each after a grace period; the process is reaped (blocks).
+    pub fn stop(&self, app: &App) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        lock(&app.sessions).remove(&self.id);
+        self.close_get();
+        drop(lock(&self.stdin).take());
+        let child = lock(&self.child).take();
+        if let Some(mut child) = child {
+            stop_child(&mut child);
+        }
+        app.audit.line(vec![
+            ("event", "session_end".into()),
+            ("session", self.id.clone().into()),
+        ]);
+    }
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => return false,
+        }
+    }
+}
+
+fn stop_child(child: &mut Child) {
+    if wait_for_exit(child, STOP_GRACE) {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if wait_for_exit(child, STOP_GRACE) {
+        return;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The session's reader thread: every line of the upstream's stdout through the gateway; at
+/// its end, the calls still waiting are answered and the session is stopped.
+fn read_upstream(app: &Arc<App>, session: &Arc<Session>, stdout: std::process::ChildStdout) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let outputs = lock(&session.gateway).from_server(app.engine.as_ref(), &buf);
+        session.carry_out(app, outputs, &buf, false, None);
+    }
+    let outputs = lock(&session.gateway).upstream_gone(app.engine.as_ref());
+    session.carry_out(app, outputs, &[], false, None);
+    if !session.closed.load(Ordering::SeqCst) {
+        eprintln!(
+            "mcp-policy proxy: session {}: the MCP server exited; the session ends",
+            session.id
+        );
+    }
+    session.stop(app);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(
+            Kind::of(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"t"}}}"#),
+            Kind::Request {
+                id: "1".into(),
+                method: "tools/call".into(),
+                progress: Some("\"t\"".into())
+            }
+        );
+        assert_eq!(
+            Kind::of(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1}}"#),
+            Kind::Notification {
+                progress: Some("\"t\"".into())
+            }
+        );
+        assert_eq!(
+            Kind::of(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Kind::Response { id: "\"a\"".into() }
+        );
+        assert_eq!(Kind::of(b"[1]"), Kind::Invalid);
+        assert_eq!(
+            Kind::of(br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#),
+            Kind::Invalid
+        );
+        assert_eq!(Kind::of(b"nope"), Kind::Invalid);
+    }
+}

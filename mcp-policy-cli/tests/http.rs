@@ -1,0 +1,933 @@
+//! `mcp-policy proxy --listen`: the gateway over streamable HTTP, as a subprocess on a
+//! loopback port.
+//!
+//! Raw HTTP tests (401s, limits, Origin and Host, sessions, SIGTERM, replicas on one
+//! `redis-server`) run a tiny MCP server written in Python as the upstream; the end-to-end
+//! test runs the official Python SDK's streamable-HTTP client against the gateway in front of
+//! `@modelcontextprotocol/server-everything` over stdio (installed by `tests/e2e/setup.sh`).
+//! Without python3 (or node, for the end-to-end test) they are skipped with a loud message,
+//! except in CI (the `CI` environment variable set), where a missing part fails them.
+
+#[path = "../../mcp-policy-redis/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn need(tools: &[&str]) -> bool {
+    let missing: Vec<&&str> = tools.iter().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: {missing:?} missing; the HTTP gateway tests never skip in CI"
+    );
+    eprintln!("\n*** SKIPPING an HTTP gateway test: {missing:?} not found. ***\n");
+    false
+}
+
+/// A temporary directory removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str) -> Temp {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-policy-http-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Temp(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A minimal MCP server over stdio; it writes its pid into $PIDDIR.
+const MINI_SERVER: &str = r#"
+import json, os, sys, time
+open(os.path.join(os.environ["PIDDIR"], str(os.getpid())), "w").close()
+for line in sys.stdin:
+    line = line.strip()
+    if not line:
+        continue
+    m = json.loads(line)
+    if "method" not in m or "id" not in m:
+        continue
+    method, i = m["method"], m["id"]
+    p = m.get("params") or {}
+    if method == "initialize":
+        r = {"protocolVersion": p.get("protocolVersion", "2025-11-25"), "capabilities": {"tools": {}},
+             "serverInfo": {"name": "mini", "version": "0"}}
+    elif method == "tools/list":
+        r = {"tools": [{"name": n, "inputSchema": {"type": "object"}} for n in ("echo", "slow", "secret", "transfer")]}
+    elif method == "tools/call":
+        a = p.get("arguments") or {}
+        if p["name"] == "slow":
+            time.sleep(a.get("ms", 0) / 1000)
+        r = {"content": [{"type": "text", "text": "ran " + p["name"]}]}
+    else:
+        print(json.dumps({"jsonrpc": "2.0", "id": i, "error": {"code": -32601, "message": "no such method"}}), flush=True)
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": i, "result": r}), flush=True)
+"#;
+
+const POLICY: &str = r#"{"version":"1","default":"deny","hide":["secret"],"tools":{
+  "echo":{"limits":[{"counter":"echo","window":"minute","max":3}]},
+  "slow":{},
+  "transfer":{"action":"approve","reason":"moves money"}}}"#;
+
+fn sha256_hex(token: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["keys", "hash", token])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn keys_file(entries: &[(&str, &str)]) -> String {
+    let keys: Vec<Value> = entries
+        .iter()
+        .map(|(token, grant)| json!({"sha256": sha256_hex(token), "grant": grant}))
+        .collect();
+    json!({ "keys": keys }).to_string()
+}
+
+/// A gateway subprocess.
+struct Gateway {
+    child: Child,
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Gateway {
+    fn start(args: &[&str], upstream: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["proxy", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .arg("--")
+            .args(upstream)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let text = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&text);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("mcp-policy proxy: listening on http://") {
+                    let _ = tx.send(rest.trim_end_matches("/mcp").to_owned());
+                }
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the gateway did not start: {}", text.lock().unwrap()));
+        Gateway {
+            child,
+            addr,
+            stderr: text,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal("-TERM");
+            if self.wait(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The JSON-RPC messages of the body (one JSON document, or SSE `data:` lines).
+    fn messages(&self) -> Vec<Value> {
+        if self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream"))
+        {
+            self.body
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect()
+        } else {
+            vec![serde_json::from_str(&self.body).unwrap()]
+        }
+    }
+    fn answer(&self) -> Value {
+        self.messages()
+            .into_iter()
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
+            .unwrap_or_else(|| panic!("no answer in {self:?}"))
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap().trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+fn http(addr: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("{method} /mcp HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(req.as_bytes()).unwrap();
+    // A refused body may not be read at all; the answer comes anyway.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn path_get(addr: &str, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = stream.read_to_string(&mut raw);
+    raw.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0)
+}
+
+const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
+
+fn initialize(addr: &str, token: Option<&str>) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![ACCEPT];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},
+        "clientInfo":{"name":"raw","version":"0"}}});
+    http(addr, "POST", &headers, body.to_string().as_bytes())
+}
+
+/// An initialized session: its id.
+fn session(addr: &str, token: Option<&str>) -> String {
+    let init = initialize(addr, token);
+    assert_eq!(init.status, 200, "{init:?}");
+    assert_eq!(init.answer()["result"]["serverInfo"]["name"], "mini");
+    let sid = init.header("mcp-session-id").unwrap().to_owned();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![ACCEPT, ("Mcp-Session-Id", sid.as_str())];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let note = http(
+        addr,
+        "POST",
+        &headers,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(note.status, 202, "{note:?}");
+    sid
+}
+
+fn call(addr: &str, token: Option<&str>, sid: &str, id: u64, tool: &str, args: Value) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![ACCEPT, ("Mcp-Session-Id", sid)];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+        "params":{"name":tool,"arguments":args}});
+    http(addr, "POST", &headers, body.to_string().as_bytes())
+}
+
+fn text(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+}
+
+fn all_gone(dir: &Path, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if pids(dir).into_iter().all(|p| !alive(p)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+struct Setup {
+    t: Temp,
+    policy: String,
+    keys: String,
+    server: String,
+    piddir: PathBuf,
+}
+
+fn setup(name: &str) -> Setup {
+    let t = Temp::new(name);
+    let policy = t.write("p.json", POLICY);
+    let keys = t.write(
+        "keys.json",
+        &keys_file(&[("tok-alice", "alice"), ("tok-bob", "bob")]),
+    );
+    let server = t.write("mini.py", MINI_SERVER);
+    let piddir = t.path("pids");
+    std::fs::create_dir_all(&piddir).unwrap();
+    Setup {
+        t,
+        policy,
+        keys,
+        server,
+        piddir,
+    }
+}
+
+impl Setup {
+    fn gateway(&self, extra: &[&str]) -> Gateway {
+        let mut args = vec!["--policy", &self.policy];
+        args.extend_from_slice(extra);
+        Gateway::start(
+            &args,
+            &["python3", &self.server],
+            &[("PIDDIR", self.piddir.to_str().unwrap())],
+        )
+    }
+}
+
+#[test]
+fn callers_need_a_valid_credential_and_revoked_tokens_stop_working() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("auth");
+    let gw = s.gateway(&["--keys", &s.keys]);
+    let addr = gw.addr.as_str();
+
+    // Missing, wrong, malformed: 401, and nothing started.
+    let missing = initialize(addr, None);
+    assert_eq!(missing.status, 401, "{missing:?}");
+    assert!(
+        missing
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(initialize(addr, Some("tok-mallory")).status, 401);
+    let basic = http(
+        addr,
+        "POST",
+        &[ACCEPT, ("Authorization", "Basic dG9rLWFsaWNl")],
+        b"{}",
+    );
+    assert_eq!(basic.status, 401);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(pids(&s.piddir).is_empty(), "an upstream started for a 401");
+
+    // Valid tokens: each caller is its own grant.
+    let alice = session(addr, Some("tok-alice"));
+    let bob = session(addr, Some("tok-bob"));
+    let a = call(addr, Some("tok-alice"), &alice, 1, "echo", json!({}));
+    assert_eq!(text(&a.answer()), "ran echo", "{a:?}");
+    // A session belongs to the credential that opened it.
+    let stolen = call(addr, Some("tok-bob"), &alice, 2, "echo", json!({}));
+    assert_eq!(stolen.status, 404, "{stolen:?}");
+    // A session id without a credential: 401 first.
+    assert_eq!(call(addr, None, &alice, 3, "echo", json!({})).status, 401);
+
+    // Revoking bob (the keys file changes) locks him out of his open session too.
+    std::fs::write(&s.keys, keys_file(&[("tok-alice", "alice")])).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(addr, Some("tok-bob"), &bob, 4, "echo", json!({}));
+        if r.status == 401 {
+            break;
+        }
+        assert!(Instant::now() < until, "bob still admitted: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(initialize(addr, Some("tok-bob")).status, 401);
+    let still = call(addr, Some("tok-alice"), &alice, 5, "echo", json!({}));
+    assert_eq!(text(&still.answer()), "ran echo");
+    assert!(gw.stderr().contains("keys reloaded (1)"), "{}", gw.stderr());
+}
+
+#[test]
+fn safe_defaults_body_limit_origin_host_health_and_session_rules() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("defaults");
+    let gw = s.gateway(&["--max-message", "2000"]);
+    let addr = gw.addr.as_str();
+    assert_eq!(path_get(addr, "/healthz"), 200);
+    assert_eq!(path_get(addr, "/elsewhere"), 404);
+
+    let sid = session(addr, None);
+    // Oversized body: 413 with a JSON-RPC parse error, nothing forwarded.
+    let big = json!({"jsonrpc":"2.0","id":9,"method":"tools/call",
+        "params":{"name":"echo","arguments":{"x":"y".repeat(5000)}}});
+    let r = http(
+        addr,
+        "POST",
+        &[ACCEPT, ("Mcp-Session-Id", &sid)],
+        big.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(r.answer()["error"]["code"], -32700);
+
+    // DNS rebinding: a foreign Origin or Host is refused before anything else.
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    let evil_origin = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Mcp-Session-Id", &sid),
+            ("Origin", "http://evil.example"),
+        ],
+        body,
+    );
+    assert_eq!(evil_origin.status, 403, "{evil_origin:?}");
+    let evil_host = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Mcp-Session-Id", &sid),
+            ("Host", "evil.example:80"),
+        ],
+        body,
+    );
+    assert_eq!(evil_host.status, 403, "{evil_host:?}");
+    let local_origin = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Mcp-Session-Id", &sid),
+            ("Origin", "http://localhost:5173"),
+        ],
+        body,
+    );
+    assert_eq!(local_origin.status, 200, "{local_origin:?}");
+    assert_eq!(text(&local_origin.answer()), "ran echo");
+
+    // Session rules: no id (not an initialize) 400, an unknown id 404, wrong type 415.
+    assert_eq!(http(addr, "POST", &[ACCEPT], body).status, 400);
+    assert_eq!(
+        http(addr, "POST", &[ACCEPT, ("Mcp-Session-Id", "nope")], body).status,
+        404
+    );
+    assert_eq!(
+        http(
+            addr,
+            "POST",
+            &[
+                ACCEPT,
+                ("Mcp-Session-Id", &sid),
+                ("Content-Type", "text/plain")
+            ],
+            body
+        )
+        .status,
+        415
+    );
+    // A batch is refused by the core's rule; a hidden tool is unknown.
+    let batch = http(addr, "POST", &[ACCEPT, ("Mcp-Session-Id", &sid)], b"[1,2]");
+    assert_eq!(batch.answer()["error"]["code"], -32600, "{batch:?}");
+    let hidden = call(addr, None, &sid, 3, "secret", json!({}));
+    assert_eq!(hidden.answer()["error"]["message"], "Unknown tool: secret");
+    let list = http(
+        addr,
+        "POST",
+        &[ACCEPT, ("Mcp-Session-Id", &sid)],
+        br#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#,
+    );
+    let names: Vec<String> = list.answer()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["echo", "slow", "transfer"]);
+}
+
+#[test]
+fn remote_addresses_need_a_flag_and_credentials() {
+    let t = Temp::new("remote");
+    let policy = t.write("p.json", POLICY);
+    let out = Command::new(BIN)
+        .args([
+            "proxy",
+            "--listen",
+            "0.0.0.0:0",
+            "--policy",
+            &policy,
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+    let out = Command::new(BIN)
+        .args([
+            "proxy",
+            "--listen",
+            "0.0.0.0:0",
+            "--allow-remote",
+            "--policy",
+            &policy,
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--keys"));
+}
+
+#[test]
+fn delete_and_idle_sessions_stop_their_upstreams() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("sessions");
+    let gw = s.gateway(&["--session-idle", "1s"]);
+    let addr = gw.addr.as_str();
+    let sid = session(addr, None);
+    assert_eq!(pids(&s.piddir).len(), 1);
+    let gone = http(addr, "DELETE", &[("Mcp-Session-Id", &sid)], b"");
+    assert_eq!(gone.status, 204, "{gone:?}");
+    assert!(all_gone(&s.piddir, Duration::from_secs(10)));
+    assert_eq!(call(addr, None, &sid, 1, "echo", json!({})).status, 404);
+
+    // Idle past --session-idle: ended, its upstream stopped.
+    let idle = session(addr, None);
+    assert_eq!(pids(&s.piddir).len(), 2);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(all_gone(&s.piddir, Duration::from_secs(10)));
+    assert_eq!(call(addr, None, &idle, 1, "echo", json!({})).status, 404);
+    assert!(gw.stderr().contains("idle for"), "{}", gw.stderr());
+}
+
+#[test]
+fn sigterm_lets_a_call_in_flight_finish_then_stops_every_upstream() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("sigterm");
+    let mut gw = s.gateway(&[]);
+    let addr = gw.addr.clone();
+    let sid = session(&addr, None);
+    let _other = session(&addr, None);
+    let started = Instant::now();
+    let caller = {
+        let addr = addr.clone();
+        let sid = sid.clone();
+        std::thread::spawn(move || call(&addr, None, &sid, 1, "slow", json!({"ms": 1500})))
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    gw.signal("-TERM");
+    let answer = caller.join().unwrap();
+    assert_eq!(text(&answer.answer()), "ran slow", "{answer:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let status = gw.wait(Duration::from_secs(15)).expect("the gateway exits");
+    assert!(status.success(), "{status:?}\n{}", gw.stderr());
+    assert!(all_gone(&s.piddir, Duration::from_secs(5)));
+    assert_eq!(pids(&s.piddir).len(), 2);
+}
+
+#[test]
+fn two_replicas_on_one_redis_share_budgets_and_approvals() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let redis = common::RedisServer::start();
+    let s = setup("replicas");
+    let url = redis.url();
+    let prefix = format!("http-replicas-{}", std::process::id());
+    let start = || {
+        let mut args = vec!["--policy", s.policy.as_str(), "--keys", s.keys.as_str()];
+        args.extend(["--store", url.as_str()]);
+        Gateway::start(
+            &args,
+            &["python3", &s.server],
+            &[
+                ("PIDDIR", s.piddir.to_str().unwrap()),
+                ("MCP_POLICY_REDIS_PREFIX", prefix.as_str()),
+            ],
+        )
+    };
+    let a = start();
+    let b = start();
+    let tok = Some("tok-alice");
+    let sa = session(&a.addr, tok);
+    let sb = session(&b.addr, tok);
+
+    // echo: at most 3 a minute for alice, across both replicas.
+    for (n, (addr, sid)) in [(&a.addr, &sa), (&b.addr, &sb), (&a.addr, &sa)]
+        .into_iter()
+        .enumerate()
+    {
+        let r = call(addr, tok, sid, n as u64 + 1, "echo", json!({}));
+        assert_eq!(text(&r.answer()), "ran echo", "call {n}: {r:?}");
+    }
+    let limited = call(&b.addr, tok, &sb, 9, "echo", json!({}));
+    let answer = limited.answer();
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(
+        answer["result"]["_meta"]["io.mcp-policy/decision"]["decision"],
+        "limit"
+    );
+
+    // An approval asked for on A, recorded with `mcp-policy approve`, admits the call on B.
+    let args = json!({"to": "acct-7", "amount": 100});
+    let asked = call(&a.addr, tok, &sa, 10, "transfer", args.clone()).answer();
+    let decision = &asked["result"]["_meta"]["io.mcp-policy/decision"];
+    assert_eq!(decision["decision"], "approve", "{asked}");
+    let id = decision["approval_id"].as_str().unwrap();
+    assert!(text(&asked).contains("mcp-policy approve"), "{asked}");
+    let approved = Command::new(BIN)
+        .args(["approve", id, "--store", &url])
+        .env("MCP_POLICY_REDIS_PREFIX", &prefix)
+        .output()
+        .unwrap();
+    assert!(approved.status.success(), "{approved:?}");
+    let on_b = call(&b.addr, tok, &sb, 11, "transfer", args.clone()).answer();
+    assert_eq!(text(&on_b), "ran transfer", "{on_b}");
+    // One approval, one call.
+    let again = call(&a.addr, tok, &sa, 12, "transfer", args).answer();
+    assert_eq!(again["result"]["isError"], true, "{again}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The official Python SDK's streamable-HTTP client, server-everything behind the gateway.
+
+fn repo() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().map_or(dir.clone(), Path::to_path_buf)
+}
+
+fn peers() -> Option<&'static Value> {
+    static PEERS: OnceLock<Option<Value>> = OnceLock::new();
+    PEERS
+        .get_or_init(|| {
+            if !need(&["python3", "node", "npm"]) {
+                return None;
+            }
+            let dir = repo().join("target/e2e");
+            let status = Command::new("bash")
+                .arg(repo().join("mcp-policy-cli/tests/e2e/setup.sh"))
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "tests/e2e/setup.sh failed");
+            let paths = std::fs::read_to_string(dir.join("paths.json")).unwrap();
+            Some(serde_json::from_str(&paths).unwrap())
+        })
+        .as_ref()
+}
+
+const EVERYTHING_POLICY: &str = r#"{
+  "version": "1", "default": "deny",
+  "hide": ["get-env"],
+  "tools": {
+    "echo": { "rate_limit": "2/minute" },
+    "get-sum": { "action": "deny", "reason": "Sums are off today" },
+    "trigger-long-running-operation": {},
+    "trigger-sampling-request": {},
+    "trigger-elicitation-request": {},
+    "get-structured-content": { "action": "approve", "reason": "a person checks each lookup" }
+  }
+}"#;
+
+fn sdk_client(peers: &Value, url: &str, token: &str, args: &[&str]) -> Vec<Value> {
+    let script = repo().join("mcp-policy-cli/tests/e2e/client_http_gateway.py");
+    let out = Command::new(peers["E2E_PYTHON"].as_str().unwrap())
+        .arg(script)
+        .args(args)
+        .arg("--")
+        .arg(url)
+        .env("MCP_GATEWAY_TOKEN", token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["kind"] == "summary"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines.into_iter().filter(|l| l["kind"] == "step").collect()
+}
+
+fn decision(step: &Value) -> &Value {
+    &step["result"]["_meta"]["io.mcp-policy/decision"]
+}
+
+fn step_text(step: &Value) -> String {
+    text(step)
+}
+
+#[test]
+fn python_sdk_over_streamable_http_through_the_gateway() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("sdk");
+    let policy = t.write("p.json", EVERYTHING_POLICY);
+    let keys = t.write("keys.json", &keys_file(&[("tok-ada", "ada")]));
+    let audit = t.path("audit.jsonl");
+    let audit_s = audit.display().to_string();
+    let everything = peers["E2E_SERVER_EVERYTHING"].as_str().unwrap();
+    let gw = Gateway::start(
+        &["--policy", &policy, "--keys", &keys, "--audit", &audit_s],
+        &[everything, "stdio"],
+        &[],
+    );
+    let url = format!("http://{}/mcp", gw.addr);
+
+    let steps = json!([
+        {"op": "list-tools"},
+        {"op": "call", "name": "echo", "args": {"message": "one"}},
+        {"op": "call", "name": "echo", "args": {"message": "two"}},
+        {"op": "call", "name": "echo", "args": {"message": "three"}},
+        {"op": "call", "name": "get-sum", "args": {"a": 1, "b": 2}},
+        {"op": "call", "name": "get-env", "args": {}},
+        {"op": "call", "name": "trigger-long-running-operation", "args": {"duration": 1, "steps": 3}},
+        {"op": "call", "name": "trigger-sampling-request", "args": {"prompt": "hello"}},
+        {"op": "call", "name": "trigger-elicitation-request", "args": {}},
+        {"op": "read-resource", "uri": "demo://resource/static/document/architecture.md"}
+    ]);
+    let run = sdk_client(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--sampling-text",
+            "fixed sampled reply",
+            "--elicit-content",
+            r#"{"name": "Ada"}"#,
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    let names: Vec<&str> = run[0]["tool_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(names.contains(&"echo") && names.contains(&"get-structured-content"));
+    for removed in ["get-sum", "get-env", "get-tiny-image"] {
+        assert!(!names.contains(&removed), "{removed} listed: {names:?}");
+    }
+    assert_eq!(step_text(&run[1]), "Echo: one");
+    assert_eq!(run[2]["status"], "ok");
+    assert_eq!(decision(&run[3])["decision"], "limit", "{}", run[3]);
+    assert_eq!(step_text(&run[4]), "Sums are off today");
+    assert_eq!(run[5]["error"]["message"], "Unknown tool: get-env");
+    assert_eq!(run[6]["status"], "ok", "{}", run[6]);
+    assert_eq!(run[6]["events"]["progress"].as_array().unwrap().len(), 3);
+    assert_eq!(run[7]["events"]["sampling"].as_array().unwrap().len(), 1);
+    assert!(
+        step_text(&run[7]).contains("fixed sampled reply"),
+        "{}",
+        run[7]
+    );
+    assert!(run[8]["result"].to_string().contains("Ada"), "{}", run[8]);
+    assert_eq!(run[9]["status"], "ok", "{}", run[9]);
+
+    // An approval through elicitation on the POST's SSE stream: accepted, the call runs.
+    let approve =
+        json!([{"op": "call", "name": "get-structured-content", "args": {"location": "Chicago"}}]);
+    let run = sdk_client(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "steps",
+            &approve.to_string(),
+        ],
+    );
+    assert_eq!(run[0]["status"], "ok", "{}", run[0]);
+    assert_eq!(run[0]["events"]["elicitation"].as_array().unwrap().len(), 1);
+    // Declined: not forwarded.
+    let run = sdk_client(
+        peers,
+        &url,
+        "tok-ada",
+        &["--elicit", "decline", "steps", &approve.to_string()],
+    );
+    assert_eq!(run[0]["status"], "is-error", "{}", run[0]);
+
+    // A wrong token: the SDK's client fails to connect, nothing reaches the server.
+    let script = repo().join("mcp-policy-cli/tests/e2e/client_http_gateway.py");
+    let out = Command::new(peers["E2E_PYTHON"].as_str().unwrap())
+        .arg(script)
+        .args(["--total-timeout", "10", "info", "--", &url])
+        .env("MCP_GATEWAY_TOKEN", "tok-wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // The audit log names the caller from the keys file.
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    let calls: Vec<Value> = audit_text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l.get("tool").is_some())
+        .collect();
+    assert!(calls.len() >= 9, "{audit_text}");
+    assert!(calls.iter().all(|c| c["grant"] == "ada"), "{audit_text}");
+    drop(gw);
+}
