@@ -606,9 +606,10 @@ impl Gateway {
         id: Value,
         started: Instant,
     ) -> Vec<Output> {
-        let params = message.get("params").cloned().unwrap_or(Value::Null);
+        // The call is read in place: nothing of it is copied unless it is held for approval.
+        let params = message.get("params");
         let Some(tool) = params
-            .get("name")
+            .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
@@ -618,19 +619,18 @@ impl Gateway {
                 "tools/call needs `params.name`, a string",
             ))];
         };
-        let args = match params.get("arguments") {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => v.clone(),
-            Some(_) => {
-                return vec![Output::ToClient(error_response(
-                    &id,
-                    INVALID_PARAMS,
-                    "tools/call `params.arguments` must be an object",
-                ))];
-            }
-        };
+        if !matches!(
+            params.and_then(|p| p.get("arguments")),
+            None | Some(Value::Null | Value::Object(_))
+        ) {
+            return vec![Output::ToClient(error_response(
+                &id,
+                INVALID_PARAMS,
+                "tools/call `params.arguments` must be an object",
+            ))];
+        }
         // 2026-07-28 requests carry the protocol version and the client's identity themselves.
-        let meta = params.get("_meta");
+        let meta = params.and_then(|p| p.get("_meta"));
         let version = meta
             .and_then(|m| m.get(META_PROTOCOL_VERSION))
             .and_then(Value::as_str)
@@ -639,18 +639,31 @@ impl Gateway {
         if let Some(info) = meta.and_then(|m| m.get(META_CLIENT_INFO)) {
             self.client_info(info);
         }
+        let empty = Value::Object(Map::new());
         // A retry that answers an `input_required` approval (2026-07-28).
-        let mut stripped = false;
-        if let Some(state) = params.get("requestState") {
-            stripped = true;
-            self.answer_request_state(enforcer, state, &params, &tool, &args);
+        let stripped = match params {
+            Some(params) if params.get("requestState").is_some() => {
+                let args = params.get("arguments").filter(|a| a.is_object());
+                let state = params.get("requestState").unwrap_or(&Value::Null);
+                self.answer_request_state(enforcer, state, params, &tool, args.unwrap_or(&empty));
+                true
+            }
+            _ => false,
+        };
+        if stripped {
             strip_approval_fields(&mut message);
         }
+        let args = message
+            .get("params")
+            .and_then(|p| p.get("arguments"))
+            .filter(|a| a.is_object())
+            .unwrap_or(&empty);
 
         let t0 = Instant::now();
-        let decision = enforcer.evaluate(&tool, &args, &self.grant);
+        let decision = enforcer.evaluate(&tool, args, &self.grant);
         let policy_us = micros(t0.elapsed());
-        let record = self.record(&tool, &decision, &args, policy_us);
+        let record = self.record(&tool, &decision, args, policy_us);
+        let args = (decision.verdict == Verdict::Approve).then(|| args.clone());
         match decision.verdict {
             Verdict::Allow => {
                 self.waiting.insert(
@@ -678,6 +691,7 @@ impl Gateway {
             }
             Verdict::Approve => {
                 let stateless = version.as_deref() == Some(STATELESS_VERSION);
+                let args = args.unwrap_or_default();
                 self.ask(
                     message, id, tool, args, &decision, started, policy_us, stateless,
                 )
