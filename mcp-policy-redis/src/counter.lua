@@ -17,12 +17,17 @@
 -- approve: KEYS = [approval key] -> 1 recorded (or already recorded), 0 unknown or expired
 --
 -- Layout (every key starts with the store's hash tag, "{prefix}"):
---   sliding counter  list   at1, cost1, ..., atN, costN, used  (events oldest first, merged
---                           per millisecond; used = the sum of the costs)
+--   sliding counter  list of the admitted events still in the window, oldest first, merged
+--                    per millisecond: "at" (cost 1, stored by Redis as an integer) or
+--                    "at:cost"; the newest is "used:oldest:expiry:at:cost", carrying the sum
+--                    of the costs, the oldest event's time and the expiry last set, so that
+--                    an admitted call reads one element and writes one or two
 --   calendar counter string "last:used" (last = the latest time it was charged at)
 --   approval         hash   b = binding, s = '0' pending | '1' recorded, t = ttl ms,
 --                           e = expiry time (in the clock the calls use)
--- Keys expire when their window (or the approval's TTL) has passed.
+-- Keys expire when their window (or the approval's TTL) has passed; with the server's clock a
+-- sliding counter's expiry is moved only when needed, an eighth of a window at a time, so it
+-- may outlive its newest event's window by up to that eighth.
 --
 -- Numbers are Lua doubles: the client sends only integers below 2^52, so every sum here is
 -- exact. Writes happen only once every check has passed: a refused call writes nothing
@@ -58,32 +63,54 @@ local function expire_at(key, at, now)
   end
 end
 
+-- One element of a sliding counter: its time and cost (the newest element also carries the
+-- counter's totals: see sliding_state).
+local function event(key, e)
+  local a, b, c, d, f = string.match(e, '^(%d+):?(%d*):?(%d*):?(%d*):?(%d*)$')
+  if not a then error('malformed sliding counter ' .. key) end
+  if f ~= '' then return tonumber(d), tonumber(f) end
+  if b ~= '' then return tonumber(a), tonumber(b) end
+  return tonumber(a), 1
+end
+
+local function plain(at, cost)
+  if cost == 1 then return int(at) end
+  return int(at) .. ':' .. int(cost)
+end
+
+local function newest(used, oldest, exp, at, cost)
+  return int(used) .. ':' .. int(oldest) .. ':' .. int(exp) .. ':' .. int(at) .. ':' .. int(cost)
+end
+
 -- A sliding counter at `now`: the key's time (never before its newest event), the cost still
--- in the window, how many leading events left it, the list's length, the newest event.
+-- in the window, how many leading events left it, and the newest element's fields.
 local function sliding_state(key, now, w)
-  local tail = redis.call('LRANGE', key, -3, -1)
-  local s = { t = now, used = 0, drop = 0, len = 0 }
-  if #tail == 0 then return s end
-  if #tail ~= 3 then error('malformed sliding counter ' .. key) end
-  s.len = redis.call('LLEN', key)
-  s.newest = tonumber(tail[1])
-  s.ncost = tonumber(tail[2])
-  s.used = tonumber(tail[3])
+  local s = { t = now, used = 0, drop = 0, exists = false }
+  local tail = redis.call('LINDEX', key, -1)
+  if not tail then return s end
+  local used, oldest, exp, at, cost = string.match(tail, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+  if not used then error('malformed sliding counter ' .. key) end
+  s.exists = true
+  s.used, s.oldest, s.exp = tonumber(used), tonumber(oldest), tonumber(exp)
+  s.newest, s.ncost = tonumber(at), tonumber(cost)
   if s.newest > s.t then s.t = s.newest end
+  -- Usually the oldest event is still inside: nothing more to read.
+  if s.oldest + w > s.t then return s end
   local first = 0
   while true do
-    local ev = redis.call('LRANGE', key, first, first + 15)
-    local i = 1
-    -- Pairs (at, cost); a chunk that reaches the end has `used` as a last, single element.
-    while i < #ev do
-      if tonumber(ev[i]) + w > s.t then return s end
-      s.used = s.used - tonumber(ev[i + 1])
+    local ev = redis.call('LRANGE', key, first, first + 31)
+    for i = 1, #ev do
+      local e_at, e_cost = event(key, ev[i])
+      if e_at + w > s.t then
+        s.oldest = e_at
+        return s
+      end
+      s.used = s.used - e_cost
       if s.used < 0 then s.used = 0 end
       s.drop = s.drop + 1
-      i = i + 2
     end
-    if #ev < 16 then return s end
-    first = first + 16
+    if #ev < 32 then return s end
+    first = first + 32
   end
 end
 
@@ -93,18 +120,17 @@ local function sliding_retry(key, s, w, max, cost)
   if total <= max then return 0 end
   local need = total - max
   local freed = 0
-  local first = s.drop * 2
+  local first = s.drop
   while true do
     local ev = redis.call('LRANGE', key, first, first + 63)
-    local i = 1
-    while i < #ev do
-      freed = freed + tonumber(ev[i + 1])
+    for i = 1, #ev do
+      local e_at, e_cost = event(key, ev[i])
+      freed = freed + e_cost
       if freed >= need then
-        local r = tonumber(ev[i]) + w - s.t
+        local r = e_at + w - s.t
         if r < 1 then r = 1 end
         return r
       end
-      i = i + 2
     end
     if #ev < 64 then return w end
     first = first + 64
@@ -114,18 +140,30 @@ end
 local function sliding_charge(key, s, w, cost, now)
   if cost == 0 then return s.used end
   local used = s.used + cost
-  local left = (s.len - 1) / 2 - s.drop
-  if s.drop > 0 then redis.call('LTRIM', key, s.drop * 2, -1) end
-  if left > 0 and s.newest == s.t then
-    redis.call('LSET', key, -2, int(s.ncost + cost))
-    redis.call('LSET', key, -1, int(used))
-  elseif s.len > 0 then
-    redis.call('LSET', key, -1, int(s.t))
-    redis.call('RPUSH', key, int(cost), int(used))
-  else
-    redis.call('RPUSH', key, int(s.t), int(cost), int(used))
+  if s.drop > 0 then redis.call('LTRIM', key, s.drop, -1) end
+  -- Events are in time order: the newest is still inside iff any is.
+  local kept = s.exists and s.newest + w > s.t
+  local oldest = s.t
+  if kept then oldest = s.oldest end
+  -- The expiry: with the server's clock, moved (an eighth of a window ahead) only when the
+  -- newest event would outlive it; with the caller's clock, set on every charge.
+  local exp = s.exp or 0
+  local need = s.t + w
+  local expire = false
+  if not kept or not server or exp < need then
+    expire = true
+    exp = need
+    if server then exp = need + math.floor(w / 8) end
   end
-  expire_at(key, s.t + w, now)
+  if kept and s.newest == s.t then
+    redis.call('LSET', key, -1, newest(used, oldest, exp, s.t, s.ncost + cost))
+  elseif kept then
+    redis.call('LSET', key, -1, plain(s.newest, s.ncost))
+    redis.call('RPUSH', key, newest(used, oldest, exp, s.t, cost))
+  else
+    redis.call('RPUSH', key, newest(used, oldest, exp, s.t, cost))
+  end
+  if expire then expire_at(key, exp, now) end
   return used
 end
 
@@ -253,32 +291,41 @@ elseif op == 'release' then
     local at, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local key = KEYS[i]
     if kind == 's' then
-      -- The event recorded at `at`, if it is still there (newest first: refunds are recent).
+      -- The event recorded at `at`, if it is still there: the list is rewritten (a rare
+      -- path), keeping its expiry.
       local ev = redis.call('LRANGE', key, 0, -1)
       local len = #ev
-      local j = len - 2
-      while j >= 1 do
-        local e = tonumber(ev[j])
-        if e == at then break end
-        if e < at then j = -1 break end
-        j = j - 2
+      local found = 0
+      local events = {}
+      for j = 1, len do
+        local e_at, e_cost = event(key, ev[j])
+        events[j] = { e_at, e_cost }
+        if e_at == at then found = j end
       end
-      if j >= 1 then
-        local c = tonumber(ev[j + 1])
+      if found > 0 then
+        local _, _, exp = string.match(ev[len], '^(%d+):(%d+):(%d+):')
         local take = cost
-        if c < take then take = c end
-        local used = tonumber(ev[len]) - take
-        if used < 0 then used = 0 end
-        if c - take > 0 then
-          redis.call('LSET', key, j, int(c - take))
-          redis.call('LSET', key, -1, int(used))
-        elseif len == 3 then
-          redis.call('DEL', key)
-        else
-          redis.call('LSET', key, j - 1, '-')
-          redis.call('LSET', key, j, '-')
-          redis.call('LREM', key, 2, '-')
-          redis.call('LSET', key, -1, int(used))
+        if events[found][2] < take then take = events[found][2] end
+        events[found][2] = events[found][2] - take
+        local ttl = redis.call('PTTL', key)
+        redis.call('DEL', key)
+        local kept = {}
+        local used = 0
+        for j = 1, len do
+          if events[j][2] > 0 then
+            kept[#kept + 1] = events[j]
+            used = used + events[j][2]
+          end
+        end
+        if #kept > 0 then
+          local out = {}
+          for j = 1, #kept - 1 do out[j] = plain(kept[j][1], kept[j][2]) end
+          local last = kept[#kept]
+          out[#kept] = newest(used, kept[1][1], tonumber(exp), last[1], last[2])
+          for j = 1, #out, 1000 do
+            redis.call('RPUSH', key, unpack(out, j, math.min(j + 999, #out)))
+          end
+          if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
         end
       end
     else

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_policy::document::Reset;
-use mcp_policy::store::{CounterKey, ReservedCharge};
+use mcp_policy::store::{CounterKey, ReservedCharge, ScopeKey};
 use mcp_policy::{AsyncCounterStore, HostError, Outcome, Plan, Reservation, StoreError};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script, ScriptInvocation, Value};
+use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use crate::options::{Options, TimeSource};
 use crate::{MAX_EXACT, SCRIPT};
@@ -192,7 +192,9 @@ where
 
     /// The Redis key of a counter (see [`counter_key`](crate::counter_key)).
     pub fn counter_key(&self, key: &CounterKey<'_>) -> String {
-        self.counter_key_rendered(&key.render())
+        let mut out = String::new();
+        push_counter_key(&mut out, &self.shared.tag, key);
+        out
     }
 
     fn counter_key_rendered(&self, rendered: &str) -> String {
@@ -267,10 +269,27 @@ where
         }
     }
 
-    async fn invoke(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
+    /// `EVALSHA <script> <numkeys>`: the start of every call.
+    fn evalsha(&self, keys: usize) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.shared.script.get_hash()).arg(keys);
+        cmd
+    }
+
+    /// Runs a script call within the deadline; when Redis lost the script (restart,
+    /// `SCRIPT FLUSH`), loads it and runs the call again.
+    async fn invoke(&self, cmd: &Cmd) -> Result<Value, StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(invocation.invoke_async::<Value>(&mut conn))
-            .await
+        let run = async {
+            match cmd.query_async::<Value>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    self.shared.script.load_async(&mut conn).await?;
+                    cmd.query_async::<Value>(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        self.bounded(run).await
     }
 
     /// With the plan's time: how much longer than their window keys live, in ms.
@@ -303,7 +322,59 @@ where
 /// assert_eq!(mcp_policy_redis::counter_key("prod", &key), r#"{prod}:c:["calls",60000,"sliding","grant","alice"]"#);
 /// ```
 pub fn counter_key(prefix: &str, key: &CounterKey<'_>) -> String {
-    format!("{{{prefix}}}:c:{}", key.render())
+    let mut out = String::new();
+    push_counter_key(&mut out, &format!("{{{prefix}}}"), key);
+    out
+}
+
+/// Appends `tag:c:` and [`CounterKey::render`]'s text (written directly: no JSON tree).
+fn push_counter_key(out: &mut String, tag: &str, key: &CounterKey<'_>) {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        // serde_json escapes exactly as `render` does; writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+    let mut buf = std::mem::take(out).into_bytes();
+    buf.extend_from_slice(tag.as_bytes());
+    buf.extend_from_slice(b":c:[");
+    string(&mut buf, key.counter);
+    buf.push(b',');
+    buf.extend_from_slice(key.window_ms.to_string().as_bytes());
+    buf.extend_from_slice(match key.reset {
+        Reset::Sliding => b",\"sliding\",",
+        Reset::Calendar => b",\"calendar\",",
+    });
+    match &key.scope {
+        ScopeKey::Global => buf.extend_from_slice(b"\"global\""),
+        ScopeKey::Grant(g) => {
+            buf.extend_from_slice(b"\"grant\",");
+            string(&mut buf, g);
+        }
+        ScopeKey::Session(g, session) => {
+            buf.extend_from_slice(b"\"session\",");
+            string(&mut buf, g);
+            buf.push(b',');
+            match session {
+                Some(s) => string(&mut buf, s),
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
+        ScopeKey::Tool(t) => {
+            buf.extend_from_slice(b"\"tool\",");
+            string(&mut buf, t);
+        }
+        ScopeKey::ArgStr(v) => {
+            buf.extend_from_slice(b"\"arg\",");
+            string(&mut buf, v);
+        }
+        ScopeKey::ArgJson(v) => {
+            buf.extend_from_slice(b"\"argjson\",");
+            string(&mut buf, v);
+        }
+    }
+    buf.push(b']');
+    // Only UTF-8 was written.
+    *out = String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 /// The Redis key of an approval under `prefix`: `{prefix}:a:` then the approval id.
@@ -400,36 +471,38 @@ where
                 reservation: None,
             });
         }
-        let mut invocation = self.shared.script.prepare_invoke();
-        invocation
-            .arg("apply")
+        let mut cmd = self.evalsha(plan.charges.len() + usize::from(plan.approval.is_some()));
+        if let Some(check) = &plan.approval {
+            cmd.arg(self.approval_key(&check.id));
+        }
+        // The keys; `{prefix}:c:` is cut off again for the reservation's handle.
+        let mut keys = Vec::with_capacity(plan.charges.len());
+        for charge in &plan.charges {
+            let key = self.counter_key(&charge.key);
+            cmd.arg(&key);
+            keys.push(key);
+        }
+        cmd.arg("apply")
             .arg(self.time_arg(plan.now_ms)?)
             .arg(self.slack_arg())
             .arg(plan.charges.len());
         match &plan.approval {
             Some(check) => {
-                invocation
-                    .key(self.approval_key(&check.id))
-                    .arg("1")
+                cmd.arg("1")
                     .arg(check.binding.as_str())
                     .arg(exact("approval ttl", check.ttl_ms)?);
             }
             None => {
-                invocation.arg("0").arg("").arg(0);
+                cmd.arg("0").arg("").arg(0);
             }
         }
-        let mut rendered = Vec::with_capacity(plan.charges.len());
         for charge in &plan.charges {
-            let key = charge.key.render();
-            invocation
-                .key(self.counter_key_rendered(&key))
-                .arg(reset_code(charge.key.reset).0)
+            cmd.arg(reset_code(charge.key.reset).0)
                 .arg(exact("window", charge.key.window_ms)?)
                 .arg(exact("max", charge.max)?)
                 .arg(exact("cost", charge.cost)?);
-            rendered.push(key);
         }
-        let reply = self.invoke(&invocation).await?;
+        let reply = self.invoke(&cmd).await?;
         let numbers = integers(&reply).ok_or_else(|| unexpected(&reply))?;
         let n = plan.charges.len();
         match numbers.as_slice() {
@@ -441,7 +514,8 @@ where
                 };
                 let mut reservation = Reservation::default();
                 let mut handle = String::new();
-                for ((charge, at), key) in plan.charges.iter().zip(times).zip(&rendered) {
+                let cut = self.shared.tag.len() + ":c:".len();
+                for ((charge, at), key) in plan.charges.iter().zip(times).zip(&keys) {
                     if charge.cost == 0 {
                         continue;
                     }
@@ -456,7 +530,7 @@ where
                         handle.push('\n');
                     }
                     // Rendered keys are JSON: they never hold a raw line break.
-                    handle.push_str(key);
+                    handle.push_str(key.get(cut..).unwrap_or_default());
                 }
                 let reservation = if reservation.charges.is_empty() {
                     None
@@ -503,13 +577,15 @@ where
                 "redis store: malformed reservation (keys and charges differ in number)".into(),
             ));
         }
-        let mut invocation = self.shared.script.prepare_invoke();
-        invocation
-            .arg("release")
+        let mut cmd = self.evalsha(keys.len());
+        for key in &keys {
+            cmd.arg(self.counter_key_rendered(key));
+        }
+        cmd.arg("release")
             .arg("")
             .arg(0)
             .arg(reservation.charges.len());
-        for (charge, key) in reservation.charges.iter().zip(keys) {
+        for charge in &reservation.charges {
             let reset = match charge.tag {
                 0 => "s",
                 1 => "c",
@@ -519,14 +595,12 @@ where
                     ));
                 }
             };
-            invocation
-                .key(self.counter_key_rendered(key))
-                .arg(reset)
+            cmd.arg(reset)
                 .arg(exact("window", charge.slot)?)
                 .arg(exact("time", charge.at_ms)?)
                 .arg(exact("cost", charge.cost)?);
         }
-        let reply = self.invoke(&invocation).await?;
+        let reply = self.invoke(&cmd).await?;
         match reply {
             Value::Int(1) => Ok(()),
             other => Err(unexpected(&other)),
@@ -534,16 +608,52 @@ where
     }
 
     async fn record_approval(&self, id: &str, now_ms: u64) -> Result<(), HostError> {
-        let mut invocation = self.shared.script.prepare_invoke();
-        invocation
-            .key(self.approval_key(id))
+        let mut cmd = self.evalsha(1);
+        cmd.arg(self.approval_key(id))
             .arg("approve")
             .arg(self.time_arg(now_ms)?)
             .arg(self.slack_arg());
-        match self.invoke(&invocation).await? {
+        match self.invoke(&cmd).await? {
             Value::Int(1) => Ok(()),
             Value::Int(0) => Err(HostError::UnknownApproval(id.to_owned())),
             other => Err(HostError::Store(unexpected(&other))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scope(kind: u8, a: &str, b: Option<&str>) -> ScopeKey<'static> {
+        let a: &'static str = Box::leak(a.to_owned().into_boxed_str());
+        let b: Option<&'static str> = b.map(|b| &*Box::leak(b.to_owned().into_boxed_str()));
+        match kind % 6 {
+            0 => ScopeKey::Global,
+            1 => ScopeKey::Grant(a),
+            2 => ScopeKey::Session(a, b),
+            3 => ScopeKey::Tool(a),
+            4 => ScopeKey::ArgStr(a),
+            _ => ScopeKey::ArgJson(a.to_owned()),
+        }
+    }
+
+    proptest! {
+        /// The keys are `{prefix}:c:` and exactly `CounterKey::render`'s text.
+        #[test]
+        fn keys_are_the_rendered_counter_keys(
+            counter in ".{0,12}", window in any::<u64>(), calendar in any::<bool>(),
+            kind in any::<u8>(), a in ".{0,12}", b in proptest::option::of(".{0,8}"),
+        ) {
+            let counter: &'static str = Box::leak(counter.into_boxed_str());
+            let key = CounterKey {
+                counter,
+                window_ms: window,
+                reset: if calendar { Reset::Calendar } else { Reset::Sliding },
+                scope: scope(kind, &a, b.as_deref()),
+            };
+            prop_assert_eq!(counter_key("p", &key), format!("{{p}}:c:{}", key.render()));
         }
     }
 }
