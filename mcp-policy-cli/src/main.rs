@@ -161,8 +161,24 @@ enum Command {
         /// HTTP: on SIGTERM, how long requests in flight may take before the gateway exits.
         #[arg(long, default_value = "30s", value_name = "DURATION")]
         shutdown_grace: String,
+        /// HTTP: a remote MCP server over streamable HTTP (http://HOST:PORT/PATH) as the
+        /// upstream, one upstream session per session, instead of COMMAND.
+        #[arg(long, value_name = "URL", requires = "listen")]
+        upstream: Option<String>,
+        /// HTTP: a header sent to the --upstream server, `NAME: VALUE` (repeatable); nothing
+        /// from the client's request is forwarded.
+        #[arg(
+            long = "upstream-header",
+            value_name = "NAME: VALUE",
+            requires = "upstream"
+        )]
+        upstream_headers: Vec<String>,
         /// The upstream MCP server: a command and its arguments, after `--`.
-        #[arg(last = true, required = true, value_name = "COMMAND")]
+        #[arg(
+            last = true,
+            required_unless_present = "upstream",
+            value_name = "COMMAND"
+        )]
         command: Vec<String>,
     },
     /// Manage the gateway's keys file.
@@ -238,6 +254,8 @@ fn main() -> ExitCode {
             allowed_origins,
             session_idle,
             shutdown_grace,
+            upstream,
+            upstream_headers,
             command,
         } => {
             let args = proxy::ProxyArgs {
@@ -264,6 +282,8 @@ fn main() -> ExitCode {
                         allowed_origins,
                         session_idle,
                         shutdown_grace,
+                        upstream,
+                        upstream_headers,
                     },
                 ),
             }

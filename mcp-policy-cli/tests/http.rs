@@ -400,7 +400,7 @@ fn all_gone(dir: &Path, limit: Duration) -> bool {
 }
 
 struct Setup {
-    t: Temp,
+    _t: Temp,
     policy: String,
     keys: String,
     server: String,
@@ -418,7 +418,7 @@ fn setup(name: &str) -> Setup {
     let piddir = t.path("pids");
     std::fs::create_dir_all(&piddir).unwrap();
     Setup {
-        t,
+        _t: t,
         policy,
         keys,
         server,
@@ -930,4 +930,93 @@ fn python_sdk_over_streamable_http_through_the_gateway() {
     assert!(calls.len() >= 9, "{audit_text}");
     assert!(calls.iter().all(|c| c["grant"] == "ada"), "{audit_text}");
     drop(gw);
+}
+
+#[test]
+fn upstream_url_server_everything_over_streamable_http() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("upstream");
+    let policy = t.write("p.json", EVERYTHING_POLICY);
+    let port = common::RedisServer::free_port().to_string();
+    let js = peers["E2E_SERVER_EVERYTHING_JS"].as_str().unwrap();
+    let mut server = Command::new("node")
+        .args([js, "streamableHttp"])
+        .env("PORT", &port)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening on port")));
+    assert!(ready, "server-everything did not start");
+    std::thread::spawn(move || for _ in lines {});
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    let url = format!("http://{}/mcp", gw.addr);
+    let steps = json!([
+        {"op": "list-tools"},
+        {"op": "call", "name": "echo", "args": {"message": "one"}},
+        {"op": "call", "name": "get-sum", "args": {"a": 1, "b": 2}},
+        {"op": "call", "name": "get-env", "args": {}},
+        {"op": "call", "name": "trigger-long-running-operation", "args": {"duration": 1, "steps": 3}},
+        {"op": "call", "name": "trigger-sampling-request", "args": {"prompt": "hello"}},
+        {"op": "call", "name": "get-structured-content", "args": {"location": "Chicago"}}
+    ]);
+    let run = sdk_client(
+        peers,
+        &url,
+        "unused",
+        &[
+            "--sampling-text",
+            "fixed sampled reply",
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    let names = run[0]["tool_names"].to_string();
+    assert!(
+        names.contains("\"echo\"") && !names.contains("get-sum"),
+        "{names}"
+    );
+    assert_eq!(step_text(&run[1]), "Echo: one");
+    assert_eq!(step_text(&run[2]), "Sums are off today");
+    assert_eq!(run[3]["error"]["message"], "Unknown tool: get-env");
+    assert_eq!(
+        run[4]["events"]["progress"].as_array().unwrap().len(),
+        3,
+        "{}",
+        run[4]
+    );
+    assert!(
+        step_text(&run[5]).contains("fixed sampled reply"),
+        "{}",
+        run[5]
+    );
+    assert_eq!(run[6]["status"], "ok", "{}", run[6]);
+    assert_eq!(run[6]["events"]["elicitation"].as_array().unwrap().len(), 1);
+    drop(gw);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn upstream_url_unreachable_is_an_error_answer() {
+    let t = Temp::new("unreachable");
+    let policy = t.write("p.json", POLICY);
+    let port = common::RedisServer::free_port();
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    let init = initialize(&gw.addr, None);
+    assert_eq!(init.status, 200, "{init:?}");
+    let answer = init.answer();
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{answer}"
+    );
 }

@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 mod body;
+mod remote;
 mod session;
 
 use std::collections::HashMap;
@@ -71,6 +72,8 @@ pub struct HttpArgs {
     pub allowed_origins: Vec<String>,
     pub session_idle: String,
     pub shutdown_grace: String,
+    pub upstream: Option<String>,
+    pub upstream_headers: Vec<String>,
 }
 
 /// The audit log, shared by all sessions.
@@ -140,6 +143,10 @@ pub struct App {
     pub engine: Arc<dyn Gate>,
     pub options: GatewayOptions,
     pub command: Vec<String>,
+    /// `--upstream`: a remote server instead of the command.
+    pub remote: Option<remote::Target>,
+    /// The runtime the remote upstreams' tasks run on.
+    pub handle: std::sync::OnceLock<tokio::runtime::Handle>,
     pub sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub audit: Audit,
     default_grant: Grant,
@@ -188,9 +195,16 @@ fn setup(
     http: HttpArgs,
 ) -> Result<(Arc<App>, std::net::TcpListener, Duration), String> {
     let store = StoreUrl::parse(&args.store).map_err(|e| format!("--store: {e}"))?;
-    if args.command.is_empty() {
-        return Err("no upstream command; usage: mcp-policy proxy --listen ADDR --policy P -- COMMAND [ARG]...".into());
-    }
+    let remote = match &http.upstream {
+        Some(_) if !args.command.is_empty() => {
+            return Err("give either --upstream URL or a command after --, not both".into());
+        }
+        Some(url) => Some(remote::Target::parse(url, &http.upstream_headers)?),
+        None if args.command.is_empty() => {
+            return Err("no upstream; usage: mcp-policy proxy --listen ADDR --policy P (--upstream URL | -- COMMAND [ARG]...)".into());
+        }
+        None => None,
+    };
     let approval_timeout = parse_positive("--approval-timeout", &args.approval_timeout)?;
     let idle = parse_positive("--session-idle", &http.session_idle)?;
     let grace = parse_positive("--shutdown-grace", &http.shutdown_grace)?;
@@ -258,6 +272,8 @@ fn setup(
         engine,
         options,
         command: args.command.clone(),
+        remote,
+        handle: std::sync::OnceLock::new(),
         sessions: Mutex::new(HashMap::new()),
         audit: Audit(Mutex::new(audit)),
         default_grant,
@@ -315,6 +331,7 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration) -> u8 
             return UNUSABLE;
         }
     };
+    let _ = app.handle.set(rt.handle().clone());
     let stop = Arc::new(tokio::sync::Notify::new());
     spawn_signals(Arc::clone(&stop));
     spawn_timer(&app);

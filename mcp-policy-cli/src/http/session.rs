@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::App;
 use super::body::Msg;
+use super::remote::Remote;
 
 /// How long the upstream has to exit after its stdin closed (then SIGTERM, then as long again
 /// before SIGKILL).
@@ -125,14 +126,24 @@ struct Routes {
 /// How many undeliverable messages wait for a GET stream.
 const BACKLOG: usize = 32;
 
+/// Where a session's server is.
+enum Upstream {
+    /// A local command over stdio.
+    Stdio {
+        stdin: Mutex<Option<ChildStdin>>,
+        child: Mutex<Option<Child>>,
+    },
+    /// A remote streamable-HTTP server (`--upstream`).
+    Http(Remote),
+}
+
 /// One MCP session.
 pub struct Session {
     pub id: String,
     /// Who opened it: only the same credential may use it.
     pub principal: String,
     pub gateway: Mutex<Gateway>,
-    stdin: Mutex<Option<ChildStdin>>,
-    child: Mutex<Option<Child>>,
+    upstream: Upstream,
     routes: Mutex<Routes>,
     last_active: Mutex<Instant>,
     pub closed: AtomicBool,
@@ -152,28 +163,32 @@ impl Session {
     /// Starts the upstream command and the session's reader thread.
     pub fn start(app: &Arc<App>, principal: String, grant: Grant) -> Result<Arc<Session>, String> {
         let id = session_id()?;
-        let Some((program, program_args)) = app.command.split_first() else {
-            return Err("no upstream command".into());
-        };
-        let mut child = Command::new(program)
-            .args(program_args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start `{program}`: {e}"))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the upstream's pipes could not be opened".into());
-        };
+        let (upstream, lines): (Upstream, Box<dyn Iterator<Item = Vec<u8>> + Send>) =
+            match &app.remote {
+                Some(target) => {
+                    let Some(handle) = app.handle.get() else {
+                        return Err("the runtime is not running".into());
+                    };
+                    let (remote, rx) = Remote::start(target.clone(), handle.clone());
+                    (Upstream::Http(remote), Box::new(rx.into_iter()))
+                }
+                None => {
+                    let (stdin, child, stdout) = spawn_command(&app.command)?;
+                    (
+                        Upstream::Stdio {
+                            stdin: Mutex::new(Some(stdin)),
+                            child: Mutex::new(Some(child)),
+                        },
+                        Box::new(stdout_lines(stdout)),
+                    )
+                }
+            };
         let grant = grant.with_session(id.clone());
         let session = Arc::new(Session {
             id: id.clone(),
             principal,
             gateway: Mutex::new(Gateway::new(grant.clone(), app.options.clone())),
-            stdin: Mutex::new(Some(stdin)),
-            child: Mutex::new(Some(child)),
+            upstream,
             routes: Mutex::new(Routes::default()),
             last_active: Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
@@ -186,7 +201,7 @@ impl Session {
         ]);
         let reader_app = Arc::clone(app);
         let reader_session = Arc::clone(&session);
-        std::thread::spawn(move || read_upstream(&reader_app, &reader_session, stdout));
+        std::thread::spawn(move || read_upstream(&reader_app, &reader_session, lines));
         Ok(session)
     }
 
@@ -249,7 +264,11 @@ impl Session {
     }
 
     fn to_server(&self, line: &[u8]) {
-        let mut stdin = lock(&self.stdin);
+        let stdin = match &self.upstream {
+            Upstream::Http(remote) => return remote.send(line),
+            Upstream::Stdio { stdin, .. } => stdin,
+        };
+        let mut stdin = lock(stdin);
         if let Some(pipe) = stdin.as_mut() {
             let mut buf = Vec::with_capacity(line.len() + 1);
             buf.extend_from_slice(line);
@@ -324,10 +343,15 @@ impl Session {
         }
         lock(&app.sessions).remove(&self.id);
         self.close_get();
-        drop(lock(&self.stdin).take());
-        let child = lock(&self.child).take();
-        if let Some(mut child) = child {
-            stop_child(&mut child);
+        match &self.upstream {
+            Upstream::Http(remote) => remote.stop(),
+            Upstream::Stdio { stdin, child } => {
+                drop(lock(stdin).take());
+                let child = lock(child).take();
+                if let Some(mut child) = child {
+                    stop_child(&mut child);
+                }
+            }
         }
         app.audit.line(vec![
             ("event", "session_end".into()),
@@ -364,25 +388,69 @@ fn stop_child(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// The session's reader thread: every line of the upstream's stdout through the gateway; at
-/// its end, the calls still waiting are answered and the session is stopped.
-fn read_upstream(app: &Arc<App>, session: &Arc<Session>, stdout: std::process::ChildStdout) {
+/// Starts a local upstream command.
+fn spawn_command(
+    command: &[String],
+) -> Result<(ChildStdin, Child, std::process::ChildStdout), String> {
+    let Some((program, program_args)) = command.split_first() else {
+        return Err("no upstream command".into());
+    };
+    let mut child = Command::new(program)
+        .args(program_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    match (child.stdin.take(), child.stdout.take()) {
+        (Some(stdin), Some(stdout)) => Ok((stdin, child, stdout)),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err("the upstream's pipes could not be opened".into())
+        }
+    }
+}
+
+/// The lines of a stdio server's output, without their line ends.
+fn stdout_lines(stdout: std::process::ChildStdout) -> impl Iterator<Item = Vec<u8>> + Send {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
+    std::iter::from_fn(move || {
+        let mut buf = Vec::new();
         match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                Some(buf)
+            }
         }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) {
+    })
+}
+
+/// The session's reader thread: every message from the server through the gateway; at the
+/// end (the server exited, or the remote session's tasks ended), the calls still waiting are
+/// answered and the session is stopped.
+fn read_upstream(
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    lines: Box<dyn Iterator<Item = Vec<u8>> + Send>,
+) {
+    for line in lines {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let outputs = lock(&session.gateway).from_server(app.engine.as_ref(), &buf);
-        session.carry_out(app, outputs, &buf, false, None);
+        let outputs = {
+            let mut gateway = lock(&session.gateway);
+            let outputs = gateway.from_server(app.engine.as_ref(), &line);
+            if let (Upstream::Http(remote), Some(version)) = (&session.upstream, gateway.protocol())
+            {
+                remote.set_protocol(version);
+            }
+            outputs
+        };
+        session.carry_out(app, outputs, &line, false, None);
     }
     let outputs = lock(&session.gateway).upstream_gone(app.engine.as_ref());
     session.carry_out(app, outputs, &[], false, None);

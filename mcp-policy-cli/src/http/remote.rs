@@ -1,0 +1,379 @@
+//! `--upstream URL`: a remote MCP server over streamable HTTP as a session's upstream.
+//!
+//! Each session has its own upstream session. Messages to the server are POSTed in order by
+//! one task per session (each POST's answer is read concurrently); every message the server
+//! sends back — a JSON answer, the events of an SSE answer, the events of the GET stream
+//! opened once the server issued a session id — goes to the session's reader thread as one
+//! line, exactly as a stdio server's output would. A request the server cannot be reached for
+//! is answered with a JSON-RPC error through that same path (so its charges are refunded).
+//! Nothing from the client's HTTP request reaches the server: only `--upstream-header`s.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use mcp_policy::mcp::{INTERNAL_ERROR, error_response};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use super::session::{Kind, lock};
+
+/// Where the remote server is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    authority: String,
+    path: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Target {
+    /// Parses `http://host[:port][/path]` and the `--upstream-header`s (`Name: value`).
+    pub fn parse(url: &str, headers: &[String]) -> Result<Target, String> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(format!(
+                "--upstream {url}: only http:// URLs (reach an https server through a local TLS proxy)"
+            ));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "--upstream {url}: expected http://HOST[:PORT]/PATH"
+            ));
+        }
+        let authority = if authority.contains(':') && !authority.ends_with(']') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let mut parsed = Vec::new();
+        for h in headers {
+            let Some((name, value)) = h.split_once(':') else {
+                return Err(format!("--upstream-header {h}: expected NAME: VALUE"));
+            };
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| format!("--upstream-header {h}: not a header name"))?;
+            let value = HeaderValue::from_str(value.trim())
+                .map_err(|_| format!("--upstream-header {h}: not a header value"))?;
+            parsed.push((name, value));
+        }
+        Ok(Target {
+            authority,
+            path: path.to_owned(),
+            headers: parsed,
+        })
+    }
+}
+
+/// One session's remote upstream.
+pub struct Remote {
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    state: Arc<State>,
+    cancel: watch::Sender<bool>,
+    handle: tokio::runtime::Handle,
+}
+
+struct State {
+    target: Target,
+    session: Mutex<Option<HeaderValue>>,
+    protocol: Mutex<Option<HeaderValue>>,
+    lines: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+type Response = hyper::Response<hyper::body::Incoming>;
+
+impl Remote {
+    /// Starts the session's sender task; the lines from the server arrive on the receiver.
+    pub fn start(
+        target: Target,
+        handle: tokio::runtime::Handle,
+    ) -> (Remote, std::sync::mpsc::Receiver<Vec<u8>>) {
+        let (lines, rx) = std::sync::mpsc::channel();
+        let (out, queue) = mpsc::unbounded_channel();
+        let (cancel, cancelled) = watch::channel(false);
+        let state = Arc::new(State {
+            target,
+            session: Mutex::new(None),
+            protocol: Mutex::new(None),
+            lines,
+        });
+        handle.spawn(sender(Arc::clone(&state), queue, cancelled));
+        (
+            Remote {
+                out,
+                state,
+                cancel,
+                handle,
+            },
+            rx,
+        )
+    }
+
+    /// Queues one message for the server.
+    pub fn send(&self, line: &[u8]) {
+        let _ = self.out.send(line.to_vec());
+    }
+
+    /// The protocol version the two ends agreed on, sent as `MCP-Protocol-Version`.
+    pub fn set_protocol(&self, version: &str) {
+        let mut protocol = lock(&self.state.protocol);
+        if protocol.is_none() {
+            *protocol = HeaderValue::from_str(version).ok();
+        }
+    }
+
+    /// Ends the upstream session (DELETE, at most 3 s) and every task of this session.
+    pub fn stop(&self) {
+        let state = Arc::clone(&self.state);
+        let deleted = self.handle.spawn(async move {
+            if lock(&state.session).is_some() {
+                let req = state.request(Method::DELETE, Bytes::new());
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(3), send(&state.target, req)).await;
+            }
+        });
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while !deleted.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.cancel.send(true);
+    }
+}
+
+impl State {
+    fn request(&self, method: Method, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        if let Ok(uri) = self.target.path.parse() {
+            *req.uri_mut() = uri;
+        }
+        let h = req.headers_mut();
+        if let Ok(host) = HeaderValue::from_str(&self.target.authority) {
+            h.insert(header::HOST, host);
+        }
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        if let Some(sid) = lock(&self.session).clone() {
+            h.insert("mcp-session-id", sid);
+        }
+        if let Some(version) = lock(&self.protocol).clone() {
+            h.insert("mcp-protocol-version", version);
+        }
+        for (name, value) in &self.target.headers {
+            h.insert(name.clone(), value.clone());
+        }
+        req
+    }
+
+    fn deliver(&self, line: Vec<u8>) {
+        let _ = self.lines.send(line);
+    }
+
+    /// Answers a request that never got one from the server.
+    fn fail(&self, line: &[u8], why: &str) {
+        if let Kind::Request { id, .. } = Kind::of(line) {
+            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+            let answer = error_response(
+                &id,
+                INTERNAL_ERROR,
+                &format!("the upstream MCP server is unavailable: {why}"),
+            );
+            self.deliver(answer.to_string().into_bytes());
+        }
+    }
+}
+
+/// One request on a fresh connection.
+async fn send(target: &Target, req: Request<Full<Bytes>>) -> Result<Response, String> {
+    let stream = tokio::net::TcpStream::connect(&target.authority)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", target.authority))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("{e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(req).await.map_err(|e| format!("{e}"))
+}
+
+async fn sender(
+    state: Arc<State>,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    cancelled: watch::Receiver<bool>,
+) {
+    let mut get_started = false;
+    loop {
+        let mut cancel = cancelled.clone();
+        let line = tokio::select! {
+            line = queue.recv() => match line { Some(l) => l, None => return },
+            _ = cancel.changed() => return,
+        };
+        let req = state.request(Method::POST, Bytes::from(line.clone()));
+        let res = match send(&state.target, req).await {
+            Ok(res) => res,
+            Err(e) => {
+                state.fail(&line, &e);
+                continue;
+            }
+        };
+        if let Some(sid) = res.headers().get("mcp-session-id") {
+            *lock(&state.session) = Some(sid.clone());
+        }
+        let status = res.status();
+        if status == StatusCode::ACCEPTED {
+            continue;
+        }
+        if !status.is_success() {
+            state.fail(&line, &format!("HTTP {status}"));
+            continue;
+        }
+        let state2 = Arc::clone(&state);
+        let cancel = cancelled.clone();
+        tokio::spawn(async move { read_answer(&state2, res, &line, cancel).await });
+        if !get_started && lock(&state.session).is_some() {
+            get_started = true;
+            let state3 = Arc::clone(&state);
+            let cancel = cancelled.clone();
+            tokio::spawn(async move { get_stream(&state3, cancel).await });
+        }
+    }
+}
+
+/// The session's GET stream, if the server offers one (it may answer 405).
+async fn get_stream(state: &State, cancelled: watch::Receiver<bool>) {
+    let mut req = state.request(Method::GET, Bytes::new());
+    req.headers_mut().insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    req.headers_mut().remove(header::CONTENT_TYPE);
+    let Ok(res) = send(&state.target, req).await else {
+        return;
+    };
+    if res.status().is_success() {
+        read_events(state, res.into_body(), cancelled).await;
+    }
+}
+
+async fn read_answer(state: &State, res: Response, line: &[u8], cancelled: watch::Receiver<bool>) {
+    let sse = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if sse {
+        // An answer that never comes is answered when the session ends.
+        read_events(state, res.into_body(), cancelled).await;
+        return;
+    }
+    match res.into_body().collect().await {
+        Ok(body) => {
+            let bytes = body.to_bytes();
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                state.deliver(one_line(&bytes));
+            }
+        }
+        Err(e) => state.fail(line, &e.to_string()),
+    }
+}
+
+/// A message on one line (line breaks outside JSON strings are whitespace).
+fn one_line(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .map(|b| match b {
+            b'\n' | b'\r' => b' ',
+            other => *other,
+        })
+        .collect()
+}
+
+/// Delivers the `data` of every SSE event; true when the stream ended normally.
+async fn read_events(
+    state: &State,
+    mut body: hyper::body::Incoming,
+    mut cancelled: watch::Receiver<bool>,
+) -> bool {
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            _ = cancelled.changed() => return false,
+        };
+        let Some(Ok(frame)) = frame else {
+            return true;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.extend_from_slice(&data);
+        while let Some((end, skip)) = event_end(&buf) {
+            let event = buf.split_to(end + skip);
+            let text = String::from_utf8_lossy(event.get(..end).unwrap_or_default());
+            let data: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if !data.is_empty() {
+                let joined = data.join("\n");
+                if !joined.trim().is_empty() {
+                    state.deliver(one_line(joined.as_bytes()));
+                }
+            }
+        }
+    }
+}
+
+/// Where the first event ends (a blank line), and the length of that separator.
+fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|at| (at, 2));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:3001/mcp", &["X-Api-Key: k".into()]).unwrap();
+        assert_eq!(t.authority, "127.0.0.1:3001");
+        assert_eq!(t.path, "/mcp");
+        assert_eq!(t.headers.len(), 1);
+        let t = Target::parse("http://example.com", &[]).unwrap();
+        assert_eq!(t.authority, "example.com:80");
+        assert_eq!(t.path, "/");
+        assert!(Target::parse("https://example.com/mcp", &[]).is_err());
+        assert!(Target::parse("http://u:p@example.com/mcp", &[]).is_err());
+        assert!(Target::parse("http://example.com/mcp", &["nocolon".into()]).is_err());
+    }
+
+    #[test]
+    fn events() {
+        assert_eq!(event_end(b"data: x\n\nrest"), Some((7, 2)));
+        assert_eq!(event_end(b"data: x\r\n\r\n"), Some((7, 4)));
+        assert_eq!(event_end(b"data: x\n"), None);
+    }
+}
