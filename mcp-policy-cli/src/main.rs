@@ -158,6 +158,9 @@ enum Command {
         /// HTTP: a session with no request for this long (and no call in flight) is ended.
         #[arg(long, default_value = "30m", value_name = "DURATION")]
         session_idle: String,
+        /// HTTP: sessions (each with its own upstream) at most; more `initialize`s get 503.
+        #[arg(long, default_value_t = 256, value_name = "N")]
+        max_sessions: usize,
         /// HTTP: on SIGTERM, how long requests in flight may take before the gateway exits.
         #[arg(long, default_value = "30s", value_name = "DURATION")]
         shutdown_grace: String,
@@ -256,6 +259,7 @@ fn main() -> ExitCode {
             shutdown_grace,
             upstream,
             upstream_headers,
+            max_sessions,
             command,
         } => {
             let args = proxy::ProxyArgs {
@@ -284,6 +288,7 @@ fn main() -> ExitCode {
                         shutdown_grace,
                         upstream,
                         upstream_headers,
+                        max_sessions,
                     },
                 ),
             }

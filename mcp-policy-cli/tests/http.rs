@@ -637,10 +637,12 @@ fn delete_and_idle_sessions_stop_their_upstreams() {
         return;
     }
     let s = setup("sessions");
-    let gw = s.gateway(&["--session-idle", "1s"]);
+    let gw = s.gateway(&["--session-idle", "1s", "--max-sessions", "1"]);
     let addr = gw.addr.as_str();
     let sid = session(addr, None);
     assert_eq!(pids(&s.piddir).len(), 1);
+    // --max-sessions 1: a second session waits for the first to end.
+    assert_eq!(initialize(addr, None).status, 503);
     let gone = http(addr, "DELETE", &[("Mcp-Session-Id", &sid)], b"");
     assert_eq!(gone.status, 204, "{gone:?}");
     assert!(all_gone(&s.piddir, Duration::from_secs(10)));
@@ -1019,4 +1021,112 @@ fn upstream_url_unreachable_is_an_error_answer() {
             .contains("unavailable"),
         "{answer}"
     );
+}
+
+#[test]
+fn trusted_header_names_the_caller_only_when_enabled() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("trusted");
+    let audit = s._t.path("audit.jsonl");
+    let audit_s = audit.display().to_string();
+    let gw = s.gateway(&[
+        "--trusted-header",
+        "X-Authenticated-User",
+        "--audit",
+        &audit_s,
+    ]);
+    let addr = gw.addr.as_str();
+    // No header: 401.
+    assert_eq!(initialize(addr, None).status, 401);
+    let init_body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}});
+    let init = http(
+        addr,
+        "POST",
+        &[ACCEPT, ("X-Authenticated-User", "carol")],
+        init_body.to_string().as_bytes(),
+    );
+    assert_eq!(init.status, 200, "{init:?}");
+    let sid = init.header("mcp-session-id").unwrap().to_owned();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    let as_carol = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Mcp-Session-Id", &sid),
+            ("X-Authenticated-User", "carol"),
+        ],
+        body,
+    );
+    assert_eq!(text(&as_carol.answer()), "ran echo");
+    // Another identity cannot use carol's session.
+    let as_dave = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Mcp-Session-Id", &sid),
+            ("X-Authenticated-User", "dave"),
+        ],
+        body,
+    );
+    assert_eq!(as_dave.status, 404);
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    assert!(audit_text.contains(r#""grant":"carol""#), "{audit_text}");
+
+    // Without the flag the header means nothing (and with --keys, no token is a 401).
+    let gw2 = s.gateway(&["--keys", &s.keys]);
+    let refused = http(
+        &gw2.addr,
+        "POST",
+        &[ACCEPT, ("X-Authenticated-User", "carol")],
+        init_body.to_string().as_bytes(),
+    );
+    assert_eq!(refused.status, 401);
+}
+
+#[test]
+fn a_client_that_disconnects_mid_call_leaves_the_session_usable_and_policy_reloads() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("disconnect");
+    let gw = s.gateway(&[]);
+    let addr = gw.addr.as_str();
+    let sid = session(addr, None);
+    // Send a slow call and hang up before its answer.
+    {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"slow","arguments":{"ms":500}}}"#;
+        write!(
+            stream,
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let next = call(addr, None, &sid, 8, "echo", json!({}));
+    assert_eq!(text(&next.answer()), "ran echo", "{next:?}");
+
+    // Hot reload: echo denied from now on, in the open session too.
+    std::fs::write(
+        &s.policy,
+        r#"{"version":"1","default":"deny","tools":{"echo":{"action":"deny","reason":"echo is off"}}}"#,
+    )
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(addr, None, &sid, 9, "echo", json!({})).answer();
+        if text(&r) == "echo is off" {
+            break;
+        }
+        assert!(Instant::now() < until, "not reloaded: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

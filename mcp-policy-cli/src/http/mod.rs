@@ -60,6 +60,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages queued for one client stream before the sender waits.
 const STREAM_QUEUE: usize = 64;
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Open client connections at most; more are closed at once.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// The HTTP options, from the command line.
 #[derive(Debug, Clone)]
@@ -74,6 +76,7 @@ pub struct HttpArgs {
     pub shutdown_grace: String,
     pub upstream: Option<String>,
     pub upstream_headers: Vec<String>,
+    pub max_sessions: usize,
 }
 
 /// The audit log, shared by all sessions.
@@ -158,6 +161,7 @@ pub struct App {
     allow_any_host: bool,
     max_message: usize,
     idle: Duration,
+    max_sessions: usize,
     stopping: AtomicBool,
 }
 
@@ -293,6 +297,7 @@ fn setup(
         allow_any_host,
         max_message: args.max_line,
         idle,
+        max_sessions: http.max_sessions,
         stopping: AtomicBool::new(false),
     });
     if allow_any_host {
@@ -349,7 +354,7 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration) -> u8 
         let _ = handle.join();
     }
     app.audit.line(vec![("event", "stop".into())]);
-    rt.shutdown_timeout(Duration::from_secs(1));
+    rt.shutdown_background();
     code
 }
 
@@ -370,12 +375,17 @@ async fn accept_loop(
         eprintln!("mcp-policy proxy: listening on http://{addr}{MCP_PATH}");
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else {
                     // Out of file descriptors and the like: wait a little, keep serving.
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    // Over the connection limit: closed without an answer.
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -391,6 +401,7 @@ async fn accept_loop(
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(permit);
                 });
             }
             () = stop.notified() => break,
@@ -888,6 +899,13 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         }
         (Some(s), _) => (s, false),
         (None, Kind::Request { method, .. }) if method == "initialize" => {
+            if lock(&app.sessions).len() >= app.max_sessions {
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    -32000,
+                    "too many sessions; try again later",
+                );
+            }
             let app2 = Arc::clone(&app);
             let name = principal.name.clone();
             let grant = principal.grant.clone();
