@@ -74,18 +74,19 @@ local function event(key, e)
 end
 
 local function plain(at, cost)
-  if cost == 1 then return int(at) end
-  return int(at) .. ':' .. int(cost)
+  if cost == 1 then return string.format('%.0f', at) end
+  return string.format('%.0f:%.0f', at, cost)
 end
 
 local function newest(used, oldest, exp, at, cost)
-  return int(used) .. ':' .. int(oldest) .. ':' .. int(exp) .. ':' .. int(at) .. ':' .. int(cost)
+  return string.format('%.0f:%.0f:%.0f:%.0f:%.0f', used, oldest, exp, at, cost)
 end
 
 -- A sliding counter at `now`: the key's time (never before its newest event), the cost still
 -- in the window, how many leading events left it, and the newest element's fields.
 local function sliding_state(key, now, w)
-  local s = { t = now, used = 0, drop = 0, exists = false }
+  local s = { t = now, used = 0, drop = 0, exists = false, oldest = 0, exp = 0, newest = 0,
+    ncost = 0 }
   local tail = redis.call('LINDEX', key, -1)
   if not tail then return s end
   local used, oldest, exp, at, cost = string.match(tail, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
@@ -180,7 +181,7 @@ end
 
 -- A calendar counter at `now`: the key's time, its window's start, the cost in that window.
 local function calendar_state(key, now, w)
-  local s = { t = now, used = 0 }
+  local s = { t = now, used = 0, start = 0 }
   local v = redis.call('GET', key)
   if v then
     local last, used = parse_calendar(key, v)
@@ -201,7 +202,7 @@ end
 local function calendar_charge(key, s, w, cost, now)
   if cost == 0 then return s.used end
   local used = s.used + cost
-  local value = int(s.t) .. ':' .. int(used)
+  local value = string.format('%.0f:%.0f', s.t, used)
   local wl = w
   if wl < 1 then wl = 1 end
   if server then
@@ -238,13 +239,14 @@ if op == 'apply' then
     end
   end
   -- 2. Check every charge; nothing is written.
-  local states = {}
+  local states, charges = {}, {}
   local worst, worst_i = 0, -1
   for i = 1, n do
     local a = 7 + 4 * (i - 1)
     local kind, w = ARGV[a + 1], tonumber(ARGV[a + 2])
     local max, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local key = KEYS[ka + i]
+    charges[i] = { kind, w, max, cost, key }
     local s, retry
     if kind == 's' then
       s = sliding_state(key, now, w)
@@ -261,10 +263,8 @@ if op == 'apply' then
   local out = { 1, -1 }
   local seen = {}
   for i = 1, n do
-    local a = 7 + 4 * (i - 1)
-    local kind, w = ARGV[a + 1], tonumber(ARGV[a + 2])
-    local max, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-    local key = KEYS[ka + i]
+    local c = charges[i]
+    local kind, w, max, cost, key = c[1], c[2], c[3], c[4], c[5]
     local s = states[i]
     local used
     if kind == 's' then
@@ -335,7 +335,7 @@ elseif op == 'release' then
         if calendar_start(at, w) == calendar_start(last, w) then
           used = used - cost
           if used < 0 then used = 0 end
-          redis.call('SET', key, int(last) .. ':' .. int(used), 'KEEPTTL')
+          redis.call('SET', key, string.format('%.0f:%.0f', last, used), 'KEEPTTL')
         end
       end
     end

@@ -76,3 +76,8 @@ pub const SCRIPT: &str = include_str!("counter.lua");
 /// larger number is refused with a store error (the call is denied) rather than counted
 /// approximately.
 pub const MAX_EXACT: u64 = (1 << 52) - 1;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
