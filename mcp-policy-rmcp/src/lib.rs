@@ -59,7 +59,7 @@
 //! ## Stores
 //!
 //! The policy engine is anything that implements [`Decide`]: an [`Engine`] (in-memory or any
-//! synchronous [`CounterStore`](mcp_policy::CounterStore)) or an [`AsyncEngine`] over an
+//! synchronous [`CounterStore`]) or an [`AsyncEngine`] over an
 //! [`AsyncCounterStore`] such as the Redis store of `mcp-policy-redis` (one awaited round
 //! trip per decision; the runtime is never blocked).
 
@@ -595,3 +595,8 @@ fn to_result(result: Value) -> CallToolResult {
         fallback
     })
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
