@@ -151,8 +151,11 @@ impl<H: ServerHandler, D: Decide> ServerHandler for Guarded<H, D> {
         self.filtered_list(request, context)
     }
 
+    // Used by rmcp's HTTP transport to check a call's standard headers against the tool's
+    // schema: a tool the policy never allows is unknown there too, as in `tools/list`.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.inner.get_tool(name)
+        let tool = self.inner.get_tool(name)?;
+        self.engine().policy().can_ever_allow(name).then_some(tool)
     }
 
     fn on_custom_request(

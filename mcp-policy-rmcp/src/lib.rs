@@ -489,14 +489,22 @@ impl<H: ServerHandler, D: Decide> Guarded<H, D> {
         };
         let timeout = approvals.options().approval_timeout;
         let asked = match serde_json::from_value::<ElicitRequestParams>(with_mode(params)) {
-            Ok(params) => context
-                .peer
-                .create_elicitation_with_timeout(params, Some(timeout))
-                .await
-                .ok(),
-            Err(_) => None,
+            Ok(params) => {
+                context
+                    .peer
+                    .create_elicitation_with_timeout(params, Some(timeout))
+                    .await
+            }
+            Err(_) => Err(rmcp::ServiceError::UnexpectedResponse),
         };
-        let answer = asked.and_then(|a| serde_json::to_value(a).ok());
+        if let Err(rmcp::ServiceError::Timeout { .. }) = &asked {
+            let text = format!(
+                "The call of `{tool}` was not approved: no answer within {} s. Nothing was done.",
+                timeout.as_secs()
+            );
+            return Err(to_result(Approvals::not_approved(&text, decision_json)));
+        }
+        let answer = asked.ok().and_then(|a| serde_json::to_value(a).ok());
         if let Err(result) = Approvals::elicited(tool, answer.as_ref(), decision_json.clone()) {
             return Err(to_result(result));
         }

@@ -43,6 +43,8 @@ impl ServerHandler for Plain {
             .enable_resources()
             .enable_completions()
             .enable_logging()
+            .enable_tasks()
+            .enable_skills_with_directory_read()
             .build();
         ServerConfig::new(caps)
     }
@@ -201,7 +203,8 @@ impl ServerHandler for Recorder {
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
         self.log("accepted_subscription_filter");
-        self.plain.accepted_subscription_filter(requested)
+        // Accept every filter, so that `listen` is reached.
+        Some(requested.clone())
     }
 
     fn listen(
@@ -433,7 +436,7 @@ fn params(method: &str) -> Option<Value> {
         "subscriptions/listen" => json!({"notifications": {}}),
         "tools/call" => json!({"name": "t", "arguments": {"a": 1}}),
         "tasks/get" | "tasks/cancel" => json!({"taskId": "t1"}),
-        "tasks/update" => json!({"taskId": "t1", "status": "working"}),
+        "tasks/update" => json!({"taskId": "t1", "inputResponses": {}}),
         "skills/get" => json!({"uri": "skill://s/SKILL.md"}),
         "notifications/cancelled" => json!({"requestId": 99}),
         "notifications/progress" => json!({"progressToken": "p", "progress": 1}),
@@ -502,12 +505,23 @@ async fn drive<S: ServerHandler>(
     service: S,
     requests: &BTreeSet<String>,
     notifications: &BTreeSet<String>,
+    modern: bool,
 ) -> BTreeMap<String, Value> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
-        if let Ok(running) = service.serve(server_io).await {
+        if modern {
+            // 2026-07-28: no handshake; every request carries its envelope in `_meta`.
+            let running =
+                rmcp::service::serve_directly::<RoleServer, _, _, _, _>(service, server_io, None);
+            let _ = running.waiting().await;
+        } else if let Ok(running) = service.serve(server_io).await {
             let _ = running.waiting().await;
         }
+    });
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "delegation-test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
     });
     let (read, mut write) = tokio::io::split(client_io);
     let mut lines = BufReader::new(read).lines();
@@ -518,12 +532,16 @@ async fn drive<S: ServerHandler>(
         line.push(b'\n');
         write.write_all(&line).await.unwrap();
     };
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}, "roots": {}},
-        "clientInfo": {"name": "delegation-test", "version": "1"}}});
-    send(&mut write, init).await;
-    let answer: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
-    answers.insert("initialize".to_owned(), answer);
+    if !modern {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"elicitation": {}, "roots": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
+            "clientInfo": {"name": "delegation-test", "version": "1"}}});
+        send(&mut write, init).await;
+        let answer: Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        answers.insert("initialize".to_owned(), answer);
+    }
     for method in notifications {
         let mut n = json!({"jsonrpc": "2.0", "method": method});
         if let Some(p) = params(method) {
@@ -544,6 +562,9 @@ async fn drive<S: ServerHandler>(
         id += 1;
         let mut r = json!({"jsonrpc": "2.0", "id": id, "method": method});
         r["params"] = params(method).unwrap_or(json!({}));
+        if modern {
+            r["params"]["_meta"] = meta.clone();
+        }
         send(&mut write, r).await;
         loop {
             let line = lines.next_line().await.unwrap().unwrap();
@@ -571,26 +592,31 @@ async fn every_kind_reaches_the_inner_handler() {
             let _ = params(m);
         }
 
-        let alone = Recorder::default();
-        let alone_log = alone.log.clone();
-        let plain_answers = drive(alone, &requests, &notifications).await;
+        let mut seen = BTreeSet::new();
+        for modern in [false, true] {
+            let alone = Recorder::default();
+            let alone_log = alone.log.clone();
+            let plain_answers = drive(alone, &requests, &notifications, modern).await;
 
-        let inner = Recorder::default();
-        let guarded_log = inner.log.clone();
-        let policy = Policy::from_json_str(r#"{"version":"1","default":"allow"}"#).unwrap();
-        let guarded = Guarded::new(
-            inner,
-            Engine::new(policy),
-            GrantSource::Fixed(Grant::new("a")),
-        );
-        let guarded_answers = drive(guarded, &requests, &notifications).await;
+            let inner = Recorder::default();
+            let guarded_log = inner.log.clone();
+            let policy = Policy::from_json_str(r#"{"version":"1","default":"allow"}"#).unwrap();
+            let guarded = Guarded::new(
+                inner,
+                Engine::new(policy),
+                GrantSource::Fixed(Grant::new("a")),
+            );
+            let guarded_answers = drive(guarded, &requests, &notifications, modern).await;
 
-        // The same answers, and the same handler methods ran, in the same order.
-        assert_eq!(plain_answers, guarded_answers);
-        let (alone_log, guarded_log) = (alone_log.lock().clone(), guarded_log.lock().clone());
-        assert_eq!(alone_log, guarded_log);
+            // The same answers, and the same handler methods ran, in the same order.
+            assert_eq!(plain_answers, guarded_answers, "modern: {modern}");
+            let (alone_log, guarded_log) = (alone_log.lock().clone(), guarded_log.lock().clone());
+            assert_eq!(alone_log, guarded_log, "modern: {modern}");
+            eprintln!("modern: {modern}: recorded {guarded_log:?}");
+            seen.extend(guarded_log);
+        }
         // And the inner handler did run for the kinds rmcp dispatches to it.
-        for expected in [
+        let not_seen: Vec<&str> = [
             "initialize",
             "on_initialized",
             "on_cancelled",
@@ -610,13 +636,22 @@ async fn every_kind_reaches_the_inner_handler() {
             "call_tool",
             "list_tools",
             "on_custom_request",
-        ] {
-            assert!(
-                guarded_log.iter().any(|m| m == expected),
-                "{expected} not recorded: {guarded_log:?}"
-            );
-        }
-        eprintln!("recorded: {guarded_log:?}");
+            "discover",
+            "listen",
+            "get_task",
+            "update_task",
+            "cancel_task",
+            "list_skills",
+            "get_skill",
+            "read_resource_directory",
+        ]
+        .into_iter()
+        .filter(|m| !seen.contains(*m))
+        .collect();
+        assert!(
+            not_seen.is_empty(),
+            "never reached the inner handler: {not_seen:?}"
+        );
     })
     .await
     .expect("bounded");

@@ -453,3 +453,69 @@ async fn async_engine() {
     })
     .await;
 }
+
+/// A client that takes its time to answer elicitations.
+#[derive(Clone)]
+struct Slow;
+
+impl ClientHandler for Slow {
+    fn get_info(&self) -> ClientConfig {
+        let caps = ClientCapabilities::builder().enable_elicitation().build();
+        InitializeRequestParams::new(caps, Implementation::new("slow", "1"))
+            .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": true})))
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_elicitation_times_out() {
+    bounded(async {
+        let server = Demo::new();
+        let ran = server.ran.clone();
+        let options = mcp_policy::mcp::GatewayOptions {
+            approval_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let guarded = Guarded::with_options(
+            server,
+            Engine::new(policy()),
+            GrantSource::Fixed(Grant::new("alice")),
+            options,
+        )
+        .unwrap();
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Ok(running) = guarded.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = Slow.serve(client_io).await.unwrap();
+        let started = std::time::Instant::now();
+        let r = client
+            .call_tool(call("transfer", json!({"amount": 5})))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(r.is_error, Some(true));
+        assert!(text(&r).contains("no answer within"), "{}", text(&r));
+        assert_eq!(ran.load(Ordering::Relaxed), 0);
+        // A zero timeout is refused when the guard is built.
+        let zero = mcp_policy::mcp::GatewayOptions {
+            approval_timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(
+            Guarded::with_options(Demo::new(), Engine::new(policy()), GrantSource::Http, zero)
+                .is_err()
+        );
+    })
+    .await;
+}
