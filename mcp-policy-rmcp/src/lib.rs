@@ -17,7 +17,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What the client sees is what it sees through `mcp-policy proxy` (`docs/MCP.md`):
+//! What the client sees is what it sees through `mcp-policy proxy`
+//! ([docs/MCP.md](https://github.com/mcp-policy/mcp-policy/blob/main/docs/MCP.md)): the answers
+//! are built by the core's shared MCP layer ([`mcp_policy::mcp::typed`]).
 //!
 //! | decision | what the client gets | the inner handler runs |
 //! |---|---|---|
@@ -55,6 +57,16 @@
 //!     Ok(next.run(request).await)
 //! }
 //! ```
+//!
+//! ## Delegation
+//!
+//! rmcp's streamable HTTP server takes a [`ServerHandler`], so [`Guarded`] is one: `call_tool`
+//! and `list_tools` (and `get_tool`, which rmcp's HTTP transport uses to check headers) go
+//! through the policy; the other methods of the trait are forwarded to the inner handler.
+//! The crate's `tests/delegation.rs` fails when the rmcp being built has a `ServerHandler`
+//! method the guard does not implement, or a request or notification kind that does not
+//! reach the inner handler exactly as it does without the guard. Supported: rmcp 3.9 (without
+//! its `local` feature).
 //!
 //! ## Stores
 //!
