@@ -285,3 +285,106 @@ fn an_empty_plan_needs_no_round_trip() {
         assert!(d.message.as_deref().unwrap_or_default().contains("redis"));
     });
 }
+
+/// Windows holding hundreds of events (pruned and walked in chunks, refunds rewriting long
+/// lists) answer exactly as the in-memory store does.
+#[test]
+fn large_windows_match_the_memory_store() {
+    let server = RedisServer::start();
+    common::runtime().block_on(async {
+        let store = RedisStore::connect(
+            &server.url(),
+            Options::new()
+                .prefix("large")
+                .time(TimeSource::Plan)
+                .timeout(Duration::from_secs(5)),
+        )
+        .await
+        .expect("connects");
+        let memory = MemoryStore::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut now = 1_763_712_000_000;
+        let mut held = Vec::new();
+        let (mut admitted, mut limited, mut released) = (0, 0, 0);
+        for _ in 0..4_000 {
+            // Mostly a millisecond or two; now and then a jump that empties part of a window.
+            now += match next(150) {
+                0 => next(1_400),
+                1..=45 => 0,
+                _ => next(3),
+            };
+            if next(8) == 0 && !held.is_empty() {
+                let (m, r) = held.swap_remove(next(held.len() as u64) as usize);
+                CounterStore::release(&memory, m).expect("memory releases");
+                store.release(r).await.expect("redis releases");
+                released += 1;
+                continue;
+            }
+            // Now and then a cost that must wait for a hundred events to leave.
+            let cost = if next(50) == 0 { 350 } else { next(3) };
+            let p = plan(
+                now,
+                vec![
+                    charge("big", 3_000, Reset::Sliding, 400, cost),
+                    charge("mid", 700, Reset::Sliding, 100, 1),
+                ],
+            );
+            let expected = CounterStore::apply(&memory, &p).expect("memory applies");
+            let got = store.apply(&p).await.expect("redis applies");
+            match (&expected, &got) {
+                (
+                    Outcome::Admitted {
+                        remaining: a,
+                        reservation: ra,
+                    },
+                    Outcome::Admitted {
+                        remaining: b,
+                        reservation: rb,
+                    },
+                ) => {
+                    assert_eq!(a, b, "at {now}");
+                    let times = |r: &Option<mcp_policy::Reservation>| {
+                        r.as_ref().map(|r| {
+                            r.charges
+                                .iter()
+                                .map(|c| (c.at_ms, c.cost))
+                                .collect::<Vec<_>>()
+                        })
+                    };
+                    assert_eq!(times(ra), times(rb));
+                    admitted += 1;
+                }
+                _ => {
+                    assert_eq!(got, expected, "at {now}");
+                    limited += 1;
+                }
+            }
+            if let (
+                Outcome::Admitted {
+                    reservation: Some(m),
+                    ..
+                },
+                Outcome::Admitted {
+                    reservation: Some(r),
+                    ..
+                },
+            ) = (expected, got)
+            {
+                held.push((m, r));
+            }
+        }
+        eprintln!("admitted {admitted}, limited {limited}, released {released}");
+        assert!(admitted > 500 && limited > 500 && released > 100);
+        let longest: i64 = server.cmd(&[
+            "LLEN",
+            r#"{large}:c:["big",3000,"sliding","grant","alice"]"#,
+        ]);
+        eprintln!("events in the large window at the end: {longest}");
+    });
+}
