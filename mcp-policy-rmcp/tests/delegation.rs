@@ -661,21 +661,8 @@ async fn every_kind_reaches_the_inner_handler() {
 /// is implemented by the guard's forwarding impl.
 #[test]
 fn the_guard_implements_every_server_handler_method() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rmcp = meta["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "rmcp")
-        .expect("rmcp in the metadata");
-    let manifest = std::path::PathBuf::from(rmcp["manifest_path"].as_str().unwrap());
-    let source = std::fs::read_to_string(manifest.with_file_name("src/handler/server.rs")).unwrap();
+    let (version, source_dir) = rmcp_sources();
+    let source = std::fs::read_to_string(source_dir.join("src/handler/server.rs")).unwrap();
     let start = source
         .find("macro_rules! server_handler_methods")
         .expect("the trait's macro");
@@ -687,9 +674,54 @@ fn the_guard_implements_every_server_handler_method() {
     let missing: Vec<_> = theirs.difference(&ours).collect();
     assert!(
         missing.is_empty(),
-        "ServerHandler methods the guard does not forward: {missing:?} (rmcp {})",
-        rmcp["version"]
+        "ServerHandler methods the guard does not forward: {missing:?} (rmcp {version}, {})",
+        source_dir.display()
     );
+}
+
+/// The version and source directory of the rmcp this crate is built against: from the
+/// workspace's `Cargo.lock` and Cargo's registry (works offline), else from `cargo metadata`.
+fn rmcp_sources() -> (String, std::path::PathBuf) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"rmcp\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_owned());
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    if let (Some(version), Some(home)) = (&version, home)
+        && let Ok(registries) = std::fs::read_dir(home.join("registry/src"))
+    {
+        for registry in registries.flatten() {
+            let dir = registry.path().join(format!("rmcp-{version}"));
+            if dir.join("src/handler/server.rs").is_file() {
+                return (version.clone(), dir);
+            }
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rmcp = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "rmcp")
+        .expect("rmcp in the metadata");
+    let manifest = std::path::PathBuf::from(rmcp["manifest_path"].as_str().unwrap());
+    (
+        rmcp["version"].as_str().unwrap().to_owned(),
+        manifest.parent().unwrap().to_path_buf(),
+    )
 }
 
 fn fn_names(text: &str) -> BTreeSet<String> {
