@@ -83,7 +83,14 @@ struct State {
     session: Mutex<Option<HeaderValue>>,
     protocol: Mutex<Option<HeaderValue>>,
     lines: std::sync::mpsc::Sender<Vec<u8>>,
+    /// Idle keep-alive connections to the server.
+    pool: Mutex<Vec<Sender>>,
 }
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle connections kept per session.
+const POOL: usize = 4;
 
 type Response = hyper::Response<hyper::body::Incoming>;
 
@@ -101,6 +108,7 @@ impl Remote {
             session: Mutex::new(None),
             protocol: Mutex::new(None),
             lines,
+            pool: Mutex::new(Vec::new()),
         });
         handle.spawn(sender(Arc::clone(&state), queue, cancelled));
         (
@@ -194,20 +202,50 @@ impl State {
     }
 }
 
-/// One request on a fresh connection.
+/// A connection from the pool (one that is still open), or a new one.
+async fn connection(state: &State) -> Result<Sender, String> {
+    loop {
+        let pooled = lock(&state.pool).pop();
+        match pooled {
+            Some(mut sender) => {
+                if sender.ready().await.is_ok() {
+                    return Ok(sender);
+                }
+            }
+            None => return connect(&state.target).await,
+        }
+    }
+}
+
+impl State {
+    /// Puts a connection whose answer was read to its end back in the pool.
+    fn give_back(&self, sender: Sender) {
+        let mut pool = lock(&self.pool);
+        if pool.len() < POOL && !sender.is_closed() {
+            pool.push(sender);
+        }
+    }
+}
+
+/// One request on a fresh connection (DELETE, the GET stream).
 async fn send(target: &Target, req: Request<Full<Bytes>>) -> Result<Response, String> {
+    let mut sender = connect(target).await?;
+    sender.send_request(req).await.map_err(|e| format!("{e}"))
+}
+
+async fn connect(target: &Target) -> Result<Sender, String> {
     let stream = tokio::net::TcpStream::connect(&target.authority)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", target.authority))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| format!("{e}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    sender.send_request(req).await.map_err(|e| format!("{e}"))
+    Ok(sender)
 }
 
 async fn sender(
@@ -223,27 +261,45 @@ async fn sender(
             _ = cancel.changed() => return,
         };
         let req = state.request(Method::POST, Bytes::from(line.clone()));
-        let res = match send(&state.target, req).await {
-            Ok(res) => res,
+        let mut conn = match connection(&state).await {
+            Ok(conn) => conn,
             Err(e) => {
                 state.fail(&line, &e);
                 continue;
             }
         };
-        if let Some(sid) = res.headers().get("mcp-session-id") {
-            *lock(&state.session) = Some(sid.clone());
-        }
-        let status = res.status();
-        if status == StatusCode::ACCEPTED {
-            continue;
-        }
-        if !status.is_success() {
-            state.fail(&line, &format!("HTTP {status}"));
-            continue;
-        }
+        let (began, beginning) = tokio::sync::oneshot::channel::<()>();
         let state2 = Arc::clone(&state);
         let cancel = cancelled.clone();
-        tokio::spawn(async move { read_answer(&state2, res, &line, cancel).await });
+        tokio::spawn(async move {
+            let res = match conn.send_request(req).await {
+                Ok(res) => res,
+                Err(e) => {
+                    drop(began);
+                    state2.fail(&line, &e.to_string());
+                    return;
+                }
+            };
+            if let Some(sid) = res.headers().get("mcp-session-id") {
+                *lock(&state2.session) = Some(sid.clone());
+            }
+            let _ = began.send(());
+            let status = res.status();
+            let finished = if status == StatusCode::ACCEPTED {
+                res.into_body().collect().await.is_ok()
+            } else if !status.is_success() {
+                state2.fail(&line, &format!("HTTP {status}"));
+                res.into_body().collect().await.is_ok()
+            } else {
+                read_answer(&state2, res, &line, cancel).await
+            };
+            if finished {
+                state2.give_back(conn);
+            }
+        });
+        // Messages reach the server in order: the next one waits until this one's answer
+        // begins, for at most 100 ms (a server that holds its answer back stalls nothing).
+        let _ = tokio::time::timeout(Duration::from_millis(100), beginning).await;
         if !get_started && lock(&state.session).is_some() {
             get_started = true;
             let state3 = Arc::clone(&state);
@@ -269,7 +325,13 @@ async fn get_stream(state: &State, cancelled: watch::Receiver<bool>) {
     }
 }
 
-async fn read_answer(state: &State, res: Response, line: &[u8], cancelled: watch::Receiver<bool>) {
+/// Delivers an answer's messages; true when its body was read to the end.
+async fn read_answer(
+    state: &State,
+    res: Response,
+    line: &[u8],
+    cancelled: watch::Receiver<bool>,
+) -> bool {
     let sse = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -277,8 +339,7 @@ async fn read_answer(state: &State, res: Response, line: &[u8], cancelled: watch
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if sse {
         // An answer that never comes is answered when the session ends.
-        read_events(state, res.into_body(), cancelled).await;
-        return;
+        return read_events(state, res.into_body(), cancelled).await;
     }
     match res.into_body().collect().await {
         Ok(body) => {
@@ -286,8 +347,12 @@ async fn read_answer(state: &State, res: Response, line: &[u8], cancelled: watch
             if !bytes.iter().all(u8::is_ascii_whitespace) {
                 state.deliver(one_line(&bytes));
             }
+            true
         }
-        Err(e) => state.fail(line, &e.to_string()),
+        Err(e) => {
+            state.fail(line, &e.to_string());
+            false
+        }
     }
 }
 

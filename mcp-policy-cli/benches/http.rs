@@ -1,0 +1,512 @@
+//! Load test of the HTTP gateway on loopback, bounded in calls and time.
+//!
+//! Many concurrent callers, each with its own token and MCP session, send `tools/call` over
+//! keep-alive HTTP/1.1 connections to, in turn:
+//!
+//! 1. `direct`: a minimal streamable-HTTP MCP server (in this process; answers at once);
+//! 2. `nginx`: Debian's nginx as a plain reverse proxy in front of it (the cost of one HTTP
+//!    hop), started on a free port with a temporary config;
+//! 3. `gateway`: `mcp-policy proxy --listen … --keys … --upstream URL` in front of it;
+//! 4. `replicas`: two gateways on one `redis-server`, callers split between them.
+//!
+//! Prints calls/s, p50 and p99 for each, the added p50 of nginx and the gateway over direct,
+//! and a budget check: every caller then calls a tool limited to 100 calls a minute in all,
+//! and exactly 100 may be admitted. nginx or redis-server missing: that row is skipped.
+//!
+//! `cargo bench -p mcp-policy-cli --bench http [-- CALLERS CALLS]` (default 16 × 1000).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
+const LIMIT: usize = 100;
+const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------
+// HTTP/1.1 by hand, keep-alive, Content-Length bodies
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    host: String,
+}
+
+struct Answer {
+    status: u16,
+    session: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            host: addr.to_owned(),
+        }
+    }
+
+    fn post(&mut self, token: &str, session: Option<&str>, body: &[u8]) -> Answer {
+        let mut req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n",
+            self.host,
+            body.len()
+        );
+        if let Some(s) = session {
+            req.push_str(&format!("Mcp-Session-Id: {s}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut buf = req.into_bytes();
+        buf.extend_from_slice(body);
+        self.writer.write_all(&buf).unwrap();
+        read_response(&mut self.reader)
+    }
+}
+
+fn read_response(reader: &mut BufReader<TcpStream>) -> Answer {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let mut length = 0usize;
+    let mut session = None;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap();
+            } else if k.eq_ignore_ascii_case("mcp-session-id") {
+                session = Some(v.trim().to_owned());
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                panic!("chunked answer; this client reads Content-Length only");
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    Answer {
+        status,
+        session,
+        body,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the upstream: a minimal streamable-HTTP MCP server, one thread per connection
+
+fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sessions = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let sessions = Arc::clone(&sessions);
+            std::thread::spawn(move || serve_upstream(stream, &sessions));
+        }
+    });
+    port
+}
+
+fn serve_upstream(stream: TcpStream, sessions: &AtomicU64) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let method = line.split(' ').next().unwrap_or("").to_owned();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut extra = String::new();
+        let answer = match (method.as_str(), msg["method"].as_str(), msg.get("id")) {
+            ("POST", Some("initialize"), Some(id)) => {
+                let n = sessions.fetch_add(1, Ordering::Relaxed);
+                extra = format!("Mcp-Session-Id: up-{n}\r\n");
+                Some(
+                    json!({"jsonrpc":"2.0","id":id,"result":{"protocolVersion":"2025-11-25",
+                    "capabilities":{"tools":{}},"serverInfo":{"name":"bench","version":"0"}}}),
+                )
+            }
+            ("POST", Some("tools/call"), Some(id)) => Some(
+                json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"ok"}]}}),
+            ),
+            ("POST", Some(_), Some(id)) => Some(json!({"jsonrpc":"2.0","id":id,"result":{}})),
+            _ => None,
+        };
+        let out = match answer {
+            Some(v) => {
+                let body = v.to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+            None if method == "GET" => {
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n".to_owned()
+            }
+            None => "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_owned(),
+        };
+        if writer.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// processes
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn nginx(dir: &Path, upstream: u16) -> Option<(Proc, String)> {
+    let bin = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-v").output().is_ok())?;
+    let port = free_port();
+    let tmp = dir.join("nginx");
+    std::fs::create_dir_all(tmp.join("tmp")).unwrap();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let t = tmp.display();
+    let conf = format!(
+        "{user}worker_processes 2;\npid {t}/nginx.pid;\nerror_log {t}/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {t}/tmp;\n  proxy_temp_path {t}/tmp;\n\
+           fastcgi_temp_path {t}/tmp;\n  uwsgi_temp_path {t}/tmp;\n  scgi_temp_path {t}/tmp;\n\
+           upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n\
+           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://up;\n\
+               proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+        user = if root { "user root;\n" } else { "" },
+    );
+    let path = tmp.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(bin)
+        .args(["-p", &tmp.display().to_string(), "-c"])
+        .arg(&path)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some((Proc(child), format!("127.0.0.1:{port}")))
+}
+
+fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Proc, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["proxy", "--listen", "127.0.0.1:0", "--policy"])
+        .arg(dir.join("policy.json"))
+        .arg("--keys")
+        .arg(dir.join("keys.json"))
+        .args(["--max-sessions", "4096"])
+        .args(["--upstream", &format!("http://127.0.0.1:{upstream}/mcp")])
+        .env("MCP_POLICY_REDIS_PREFIX", prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(url) = store {
+        cmd.args(["--store", url]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("mcp-policy proxy: listening on http://")
+                .map(|a| a.trim_end_matches("/mcp").to_owned())
+        })
+        .expect("the gateway starts");
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), addr)
+}
+
+fn redis() -> Option<(Proc, String)> {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some((Proc(child), format!("redis://127.0.0.1:{port}/")))
+}
+
+// ---------------------------------------------------------------------------------------
+// the load
+
+struct Row {
+    calls: usize,
+    secs: f64,
+    p50: Duration,
+    p99: Duration,
+    admitted: Option<usize>,
+}
+
+fn call_body(id: u64, tool: &str) -> Vec<u8> {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{"n":id}}})
+        .to_string()
+        .into_bytes()
+}
+
+/// Every caller opens a session on `addrs[i % len]`, then sends `calls` calls; then every
+/// caller calls `limited` until it has tried `LIMIT` times (the budget check).
+fn load(addrs: &[String], callers: usize, calls: usize, budget: bool) -> Row {
+    let barrier = Arc::new(Barrier::new(callers + 1));
+    let deadline = Instant::now() + TIME_LIMIT;
+    let handles: Vec<_> = (0..callers)
+        .map(|i| {
+            let addr = addrs[i % addrs.len()].clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let token = format!("tok-{i}");
+                let mut conn = Conn::open(&addr);
+                let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                    "protocolVersion":"2025-11-25","capabilities":{},
+                    "clientInfo":{"name":"bench","version":"0"}}});
+                let a = conn.post(&token, None, init.to_string().as_bytes());
+                assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+                let sid = a.session.clone();
+                let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+                conn.post(&token, sid.as_deref(), note);
+                for w in 0..50 {
+                    conn.post(&token, sid.as_deref(), &call_body(w, "echo"));
+                }
+                barrier.wait();
+                let mut times = Vec::with_capacity(calls);
+                for n in 0..calls {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let body = call_body(1000 + n as u64, "echo");
+                    let t = Instant::now();
+                    let a = conn.post(&token, sid.as_deref(), &body);
+                    times.push(t.elapsed());
+                    assert_eq!(a.status, 200);
+                    assert!(a.body.windows(4).any(|w| w == b"\"ok\""));
+                }
+                barrier.wait();
+                let mut admitted = 0;
+                if budget {
+                    for n in 0..(LIMIT * 2 / callers.max(1) + 2) {
+                        let a = conn.post(
+                            &token,
+                            sid.as_deref(),
+                            &call_body(90_000 + n as u64, "limited"),
+                        );
+                        if a.body.windows(4).any(|w| w == b"\"ok\"") {
+                            admitted += 1;
+                        }
+                    }
+                }
+                (times, admitted)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    barrier.wait();
+    let secs = start.elapsed().as_secs_f64();
+    let mut all = Vec::new();
+    let mut admitted = 0;
+    for h in handles {
+        let (t, a) = h.join().unwrap();
+        all.extend(t);
+        admitted += a;
+    }
+    all.sort();
+    let pick = |q: f64| all[((all.len() as f64 - 1.0) * q) as usize];
+    Row {
+        calls: all.len(),
+        secs,
+        p50: pick(0.5),
+        p99: pick(0.99),
+        admitted: budget.then_some(admitted),
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let callers = args.first().copied().unwrap_or(16);
+    let calls = args.get(1).copied().unwrap_or(1000);
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("mcp-policy-http-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("policy.json"),
+        format!(
+            r#"{{"version":"1","default":"deny","tools":{{
+              "echo":{{"limits":[{{"counter":"echo","window":"minute","max":100000000}}]}},
+              "limited":{{"limits":[{{"counter":"limited","window":"minute","max":{LIMIT},"scope":"global"}}]}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let keys: Vec<Value> = (0..callers)
+        .map(|i| {
+            let out = Command::new(BIN)
+                .args(["keys", "hash", &format!("tok-{i}")])
+                .output()
+                .unwrap();
+            json!({"sha256": String::from_utf8(out.stdout).unwrap().trim(), "grant": format!("caller-{i}")})
+        })
+        .collect();
+    std::fs::write(dir.join("keys.json"), json!({ "keys": keys }).to_string()).unwrap();
+
+    let up = upstream();
+    let direct_addr = format!("127.0.0.1:{up}");
+    println!("{callers} callers x {calls} calls (keep-alive HTTP/1.1), tools/call, loopback");
+    println!("| path | calls | calls/s | p50 | p99 | added p50 | budget ({LIMIT}/min) admitted |");
+    println!("|---|---|---|---|---|---|---|");
+    let direct = load(&[direct_addr], callers, calls, false);
+    let show = |name: &str, r: &Row| {
+        let added = r.p50.saturating_sub(direct.p50);
+        println!(
+            "| {name} | {} | {:.0} | {:.0} µs | {:.0} µs | {} | {} |",
+            r.calls,
+            r.calls as f64 / r.secs,
+            r.p50.as_secs_f64() * 1e6,
+            r.p99.as_secs_f64() * 1e6,
+            if name == "direct" {
+                "–".to_owned()
+            } else {
+                format!("{:.0} µs", added.as_secs_f64() * 1e6)
+            },
+            r.admitted.map_or("–".to_owned(), |a| a.to_string()),
+        );
+    };
+    show("direct", &direct);
+    let nginx_row = match nginx(&dir, up) {
+        Some((_proc, addr)) => {
+            let r = load(&[addr], callers, calls, false);
+            show("nginx (reverse proxy)", &r);
+            Some(r)
+        }
+        None => {
+            println!("| nginx | skipped: nginx not found | | | | | |");
+            None
+        }
+    };
+    let gw_row = {
+        let (_gw, addr) = gateway(&dir, up, None, "bench-mem");
+        let r = load(&[addr], callers, calls, true);
+        show("gateway (memory store)", &r);
+        assert_eq!(
+            r.admitted,
+            Some(LIMIT),
+            "the budget was exceeded or underused"
+        );
+        r
+    };
+    match redis() {
+        Some((_redis, url)) => {
+            let prefix = format!("bench-{}", std::process::id());
+            let (_a, a) = gateway(&dir, up, Some(&url), &prefix);
+            let (_b, b) = gateway(&dir, up, Some(&url), &prefix);
+            let r = load(&[a, b], callers, calls, true);
+            show("2 gateways, one redis-server", &r);
+            assert_eq!(
+                r.admitted,
+                Some(LIMIT),
+                "the budget was exceeded or underused"
+            );
+        }
+        None => println!("| 2 gateways | skipped: redis-server not found | | | | | |"),
+    }
+    if let Some(n) = nginx_row {
+        let added_n = n.p50.saturating_sub(direct.p50).as_secs_f64();
+        let added_g = gw_row.p50.saturating_sub(direct.p50).as_secs_f64();
+        println!(
+            "\ngateway vs nginx: added p50 {:.2}x (target <= 1.5x), throughput {:.2}x (target >= 0.7x)",
+            if added_n > 0.0 {
+                added_g / added_n
+            } else {
+                f64::INFINITY
+            },
+            (gw_row.calls as f64 / gw_row.secs) / (n.calls as f64 / n.secs)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
