@@ -179,10 +179,10 @@ fn measure(
                 continue;
             };
             let start = sent_r.lock().ok().and_then(|mut m| m.remove(&id));
-            if let Some(start) = start {
-                if tx.send(start.elapsed()).is_err() {
-                    break;
-                }
+            if let Some(start) = start
+                && tx.send(start.elapsed()).is_err()
+            {
+                break;
             }
         }
     });
@@ -244,7 +244,6 @@ fn measure(
     };
     run(warm as usize, false, &mut next, &mut latencies)?;
     let elapsed = run(calls, true, &mut next, &mut latencies)?;
-    drop(send);
     drop(stdin);
     let _ = child.wait();
     let _ = reader.join();
