@@ -77,7 +77,7 @@ fn busiest_window(sorted: &[u64], w: u64) -> usize {
 /// A deterministic pseudo-random step: mostly 0, sometimes up to 400 ms.
 fn jitter(thread: u64, i: u64) -> u64 {
     let x = (thread * 1_000_003 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-    if x % 5 == 0 { x % 400 } else { 0 }
+    if x.is_multiple_of(5) { x % 400 } else { 0 }
 }
 
 #[test]

@@ -557,10 +557,10 @@ impl Reference {
         }
         // 6. approval
         let mut approve: Option<String> = None;
-        if let Some((_, v)) = entry {
-            if v["action"] == "approve" || v["action"] == "require_approval" {
-                approve = Some(format!("{}/action", stages[0].0));
-            }
+        if let Some((_, v)) = entry
+            && (v["action"] == "approve" || v["action"] == "require_approval")
+        {
+            approve = Some(format!("{}/action", stages[0].0));
         }
         for (base, s) in &stages {
             for (i, clause) in s["approve_if"].as_array().into_iter().flatten().enumerate() {
@@ -636,12 +636,12 @@ impl Reference {
             return (Answer::new(Verdict::Deny, c.rule.clone()), None);
         }
         let binding = canonical(&json!([grant.id, tool, args]));
-        if let Some(rule) = &approve {
-            if self.approvals.get(&binding) != Some(&true) {
-                self.approvals.entry(binding.clone()).or_insert(false);
-                self.last_approval = Some(binding);
-                return (Answer::new(Verdict::Approve, rule.clone()), None);
-            }
+        if let Some(rule) = &approve
+            && self.approvals.get(&binding) != Some(&true)
+        {
+            self.approvals.entry(binding.clone()).or_insert(false);
+            self.last_approval = Some(binding);
+            return (Answer::new(Verdict::Approve, rule.clone()), None);
         }
         if charges.is_empty() && approve.is_none() {
             return (Answer::new(Verdict::Allow, allow_rule), None);
