@@ -17,6 +17,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,14 +71,24 @@ impl Conn {
         req.push_str("\r\n");
         let mut buf = req.into_bytes();
         buf.extend_from_slice(body);
-        self.writer.write_all(&buf).unwrap();
-        read_response(&mut self.reader)
+        // A server may close a keep-alive connection between requests: reconnect once.
+        for _ in 0..2 {
+            if self.writer.write_all(&buf).is_ok()
+                && let Some(answer) = read_response(&mut self.reader)
+            {
+                return answer;
+            }
+            *self = Conn::open(&self.host);
+        }
+        panic!("no answer from {}", self.host);
     }
 }
 
-fn read_response(reader: &mut BufReader<TcpStream>) -> Answer {
+fn read_response(reader: &mut BufReader<TcpStream>) -> Option<Answer> {
     let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
     let status = line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
     let mut length = 0usize;
     let mut session = None;
@@ -100,11 +111,11 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> Answer {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
-    Answer {
+    Some(Answer {
         status,
         session,
         body,
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -246,7 +257,7 @@ fn nginx(dir: &Path, upstream: u16) -> Option<(Proc, String)> {
          http {{\n  access_log off;\n  client_body_temp_path {t}/tmp;\n  proxy_temp_path {t}/tmp;\n\
            fastcgi_temp_path {t}/tmp;\n  uwsgi_temp_path {t}/tmp;\n  scgi_temp_path {t}/tmp;\n\
            upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n\
-           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://up;\n\
+           server {{\n    listen 127.0.0.1:{port};\n    keepalive_requests 1000000;\n    location / {{\n      proxy_pass http://up;\n\
                proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
         user = if root { "user root;\n" } else { "" },
     );
@@ -339,32 +350,46 @@ fn load(addrs: &[String], callers: usize, calls: usize, budget: bool) -> Row {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let token = format!("tok-{i}");
-                let mut conn = Conn::open(&addr);
-                let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                    "protocolVersion":"2025-11-25","capabilities":{},
-                    "clientInfo":{"name":"bench","version":"0"}}});
-                let a = conn.post(&token, None, init.to_string().as_bytes());
-                assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-                let sid = a.session.clone();
-                let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-                conn.post(&token, sid.as_deref(), note);
-                for w in 0..50 {
-                    conn.post(&token, sid.as_deref(), &call_body(w, "echo"));
-                }
-                barrier.wait();
-                let mut times = Vec::with_capacity(calls);
-                for n in 0..calls {
-                    if Instant::now() > deadline {
-                        break;
+                // A failing caller still reaches both barriers (the run then fails, and the
+                // processes it started are stopped), instead of leaving the others waiting.
+                let setup = catch_unwind(AssertUnwindSafe(|| {
+                    let mut conn = Conn::open(&addr);
+                    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                        "protocolVersion":"2025-11-25","capabilities":{},
+                        "clientInfo":{"name":"bench","version":"0"}}});
+                    let a = conn.post(&token, None, init.to_string().as_bytes());
+                    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+                    let sid = a.session.clone();
+                    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+                    conn.post(&token, sid.as_deref(), note);
+                    for w in 0..50 {
+                        conn.post(&token, sid.as_deref(), &call_body(w, "echo"));
                     }
-                    let body = call_body(1000 + n as u64, "echo");
-                    let t = Instant::now();
-                    let a = conn.post(&token, sid.as_deref(), &body);
-                    times.push(t.elapsed());
-                    assert_eq!(a.status, 200);
-                    assert!(a.body.windows(4).any(|w| w == b"\"ok\""));
-                }
+                    (conn, sid)
+                }));
                 barrier.wait();
+                let measured = setup.ok().and_then(|(mut conn, sid)| {
+                    catch_unwind(AssertUnwindSafe(|| {
+                        let mut times = Vec::with_capacity(calls);
+                        for n in 0..calls {
+                            if Instant::now() > deadline {
+                                break;
+                            }
+                            let body = call_body(1000 + n as u64, "echo");
+                            let t = Instant::now();
+                            let a = conn.post(&token, sid.as_deref(), &body);
+                            times.push(t.elapsed());
+                            assert_eq!(a.status, 200);
+                            assert!(a.body.windows(4).any(|w| w == b"\"ok\""));
+                        }
+                        (conn, sid, times)
+                    }))
+                    .ok()
+                });
+                barrier.wait();
+                let Some((mut conn, sid, times)) = measured else {
+                    panic!("caller {i} failed");
+                };
                 let mut admitted = 0;
                 if budget {
                     for n in 0..(LIMIT * 2 / callers.max(1) + 2) {

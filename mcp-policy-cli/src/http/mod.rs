@@ -162,6 +162,8 @@ pub struct App {
     max_message: usize,
     idle: Duration,
     max_sessions: usize,
+    /// The store answers without blocking (memory).
+    inline_store: bool,
     stopping: AtomicBool,
 }
 
@@ -298,6 +300,7 @@ fn setup(
         max_message: args.max_line,
         idle,
         max_sessions: http.max_sessions,
+        inline_store: matches!(store, StoreUrl::Memory),
         stopping: AtomicBool::new(false),
     });
     if allow_any_host {
@@ -948,7 +951,13 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         _ => None,
     };
     let seq = request.as_ref().map(|(seq, _)| *seq);
-    let handled = {
+    // The decision runs right here when nothing in it can block (the in-memory store and a
+    // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
+    let handled = if app.inline_store && session.nonblocking_upstream() {
+        let outputs = lock(&session.gateway).from_client(app.engine.as_ref(), &line);
+        session.carry_out_in(&app, outputs, &line, true, seq, true);
+        Ok(())
+    } else {
         let app = Arc::clone(&app);
         let session = Arc::clone(&session);
         tokio::task::spawn_blocking(move || {

@@ -205,6 +205,11 @@ impl Session {
         Ok(session)
     }
 
+    /// Whether handing a message to the upstream never blocks (a remote server's queue).
+    pub fn nonblocking_upstream(&self) -> bool {
+        matches!(self.upstream, Upstream::Http(_))
+    }
+
     pub fn touch(&self) {
         *lock(&self.last_active) = Instant::now();
     }
@@ -252,11 +257,25 @@ impl Session {
         from_client: bool,
         post: Option<u64>,
     ) {
+        self.carry_out_in(app, outputs, line, from_client, post, false);
+    }
+
+    /// As [`Session::carry_out`]; `inline`: called on an async worker, so nothing may block
+    /// (a full client stream is then fed from a helper thread).
+    pub fn carry_out_in(
+        &self,
+        app: &App,
+        outputs: Vec<Output>,
+        line: &[u8],
+        from_client: bool,
+        post: Option<u64>,
+        inline: bool,
+    ) {
         for output in outputs {
             match output {
                 Output::Forward if from_client => self.to_server(line),
-                Output::Forward => self.to_client(line, post),
-                Output::ToClient(v) => self.to_client(v.to_string().as_bytes(), post),
+                Output::Forward => self.to_client(line, post, inline),
+                Output::ToClient(v) => self.to_client(v.to_string().as_bytes(), post, inline),
                 Output::ToServer(v) => self.to_server(v.to_string().as_bytes()),
                 Output::Audit(record) => app.audit.call(&record),
             }
@@ -282,7 +301,7 @@ impl Session {
 
     /// Sends one message to the client stream it belongs to. Blocks while that stream is
     /// full (the client reads slowly): nothing is buffered without bound.
-    fn to_client(&self, line: &[u8], post: Option<u64>) {
+    fn to_client(&self, line: &[u8], post: Option<u64>, inline: bool) {
         let bytes = Bytes::copy_from_slice(line);
         let target = {
             let mut routes = lock(&self.routes);
@@ -321,6 +340,13 @@ impl Session {
         };
         match target {
             // A closed stream (the client went away) takes nothing; that is not an error.
+            Some((tx, msg)) if inline => {
+                if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                    std::thread::spawn(move || {
+                        let _ = tx.blocking_send(msg);
+                    });
+                }
+            }
             Some((tx, msg)) => {
                 let _ = tx.blocking_send(msg);
             }
