@@ -1021,6 +1021,39 @@ fn upstream_url_unreachable_is_an_error_answer() {
             .contains("unavailable"),
         "{answer}"
     );
+
+    // Ended sessions leave no thread behind.
+    let threads = || -> usize {
+        std::fs::read_to_string(format!("/proc/{}/status", gw.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let open_and_end = || {
+        let init = initialize(&gw.addr, None);
+        let sid = init.header("mcp-session-id").unwrap().to_owned();
+        let gone = http(&gw.addr, "DELETE", &[("Mcp-Session-Id", &sid)], b"");
+        assert_eq!(gone.status, 204);
+    };
+    open_and_end();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = threads();
+    for _ in 0..5 {
+        open_and_end();
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while threads() > before && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        threads() <= before,
+        "{} threads, {before} before",
+        threads()
+    );
 }
 
 #[test]

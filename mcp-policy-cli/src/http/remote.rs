@@ -82,7 +82,8 @@ struct State {
     target: Target,
     session: Mutex<Option<HeaderValue>>,
     protocol: Mutex<Option<HeaderValue>>,
-    lines: std::sync::mpsc::Sender<Vec<u8>>,
+    /// To the session's reader thread; taken when the session stops, which ends that thread.
+    lines: Mutex<Option<std::sync::mpsc::Sender<Vec<u8>>>>,
     /// Idle keep-alive connections to the server.
     pool: Mutex<Vec<Sender>>,
 }
@@ -107,7 +108,7 @@ impl Remote {
             target,
             session: Mutex::new(None),
             protocol: Mutex::new(None),
-            lines,
+            lines: Mutex::new(Some(lines)),
             pool: Mutex::new(Vec::new()),
         });
         handle.spawn(sender(Arc::clone(&state), queue, cancelled));
@@ -150,6 +151,8 @@ impl Remote {
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = self.cancel.send(true);
+        drop(lock(&self.state.lines).take());
+        lock(&self.state.pool).clear();
     }
 }
 
@@ -185,7 +188,9 @@ impl State {
     }
 
     fn deliver(&self, line: Vec<u8>) {
-        let _ = self.lines.send(line);
+        if let Some(lines) = lock(&self.lines).as_ref() {
+            let _ = lines.send(line);
+        }
     }
 
     /// Answers a request that never got one from the server.
