@@ -666,7 +666,7 @@ fn sigterm_lets_a_call_in_flight_finish_then_stops_every_upstream() {
     let mut gw = s.gateway(&[]);
     let addr = gw.addr.clone();
     let sid = session(&addr, None);
-    let _other = session(&addr, None);
+    let other_sid = session(&addr, None);
     let started = Instant::now();
     let caller = {
         let addr = addr.clone();
@@ -675,6 +675,13 @@ fn sigterm_lets_a_call_in_flight_finish_then_stops_every_upstream() {
     };
     std::thread::sleep(Duration::from_millis(400));
     gw.signal("-TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    // While the call runs: no new sessions, health says stopping, open sessions still served
+    // (a client answering an approval needs that).
+    assert_eq!(initialize(&addr, None).status, 503);
+    assert_eq!(path_get(&addr, "/healthz"), 503);
+    let other = call(&addr, None, &other_sid, 2, "echo", json!({}));
+    assert_eq!(text(&other.answer()), "ran echo", "{other:?}");
     let answer = caller.join().unwrap();
     assert_eq!(text(&answer.answer()), "ran slow", "{answer:?}");
     assert!(started.elapsed() >= Duration::from_millis(1500));

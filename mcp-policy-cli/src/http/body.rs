@@ -51,10 +51,17 @@ pub struct Sse {
     rx: mpsc::Receiver<Msg>,
     done: bool,
     keepalive: Option<tokio::time::Interval>,
+    /// Counts the request as in flight while its stream is open.
+    _guard: Option<super::InFlight>,
 }
 
 impl Sse {
-    pub fn new(first: Option<Bytes>, rx: mpsc::Receiver<Msg>, keepalive: Option<Duration>) -> Sse {
+    pub fn new(
+        first: Option<Bytes>,
+        rx: mpsc::Receiver<Msg>,
+        keepalive: Option<Duration>,
+        guard: Option<super::InFlight>,
+    ) -> Sse {
         Sse {
             first,
             rx,
@@ -65,6 +72,7 @@ impl Sse {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 interval
             }),
+            _guard: guard,
         }
     }
 }

@@ -165,6 +165,8 @@ pub struct App {
     /// The store answers without blocking (memory).
     inline_store: bool,
     stopping: AtomicBool,
+    /// Client requests waiting for their answer.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 fn parse_positive(flag: &str, text: &str) -> Result<Duration, String> {
@@ -302,6 +304,7 @@ fn setup(
         max_sessions: http.max_sessions,
         inline_store: matches!(store, StoreUrl::Memory),
         stopping: AtomicBool::new(false),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
     if allow_any_host {
         eprintln!(
@@ -379,7 +382,15 @@ async fn accept_loop(
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // After SIGTERM: still serving the sessions there are (a client answering an approval
+    // needs a new request), no new sessions, until no request is in flight or the grace ends.
+    let mut stop_at: Option<Instant> = None;
     loop {
+        if let Some(deadline) = stop_at
+            && (app.in_flight.load(Ordering::SeqCst) == 0 || Instant::now() >= deadline)
+        {
+            break;
+        }
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else {
@@ -407,23 +418,43 @@ async fn accept_loop(
                     drop(permit);
                 });
             }
-            () = stop.notified() => break,
+            () = stop.notified(), if stop_at.is_none() => {
+                eprintln!("mcp-policy proxy: stopping; letting calls in flight finish");
+                stop_at = Some(Instant::now() + grace);
+                app.stopping.store(true, Ordering::SeqCst);
+                let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
+                for s in &sessions {
+                    s.close_get();
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(50)), if stop_at.is_some() => {}
         }
     }
     drop(listener);
-    eprintln!("mcp-policy proxy: stopping; letting calls in flight finish");
-    app.stopping.store(true, Ordering::SeqCst);
-    let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
-    for s in &sessions {
-        s.close_get();
+    if app.in_flight.load(Ordering::SeqCst) > 0 {
+        eprintln!(
+            "mcp-policy proxy: some requests were still open after the shutdown grace period"
+        );
     }
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace) => {
-            eprintln!("mcp-policy proxy: some requests were still open after the shutdown grace period");
-        }
-    }
+    // Idle keep-alive connections close now; an answer being written gets a second.
+    let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
     OK
+}
+
+/// Counts a client request until its answer has been sent (or the client went away).
+pub struct InFlight(Arc<App>);
+
+impl InFlight {
+    fn new(app: &Arc<App>) -> InFlight {
+        app.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(app))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn spawn_signals(stop: Arc<tokio::sync::Notify>) {
@@ -665,13 +696,6 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
     let Some(principal) = app.authenticate(req.headers()) else {
         return unauthorized();
     };
-    if app.stopping.load(Ordering::SeqCst) {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            -32000,
-            "the gateway is stopping",
-        );
-    }
     match *req.method() {
         Method::POST => post(app, req, principal).await,
         Method::GET => get(app, req, principal),
@@ -902,6 +926,13 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         }
         (Some(s), _) => (s, false),
         (None, Kind::Request { method, .. }) if method == "initialize" => {
+            if app.stopping.load(Ordering::SeqCst) {
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    -32000,
+                    "the gateway is stopping",
+                );
+            }
             if lock(&app.sessions).len() >= app.max_sessions {
                 return refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -951,6 +982,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         _ => None,
     };
     let seq = request.as_ref().map(|(seq, _)| *seq);
+    let guard = request.is_some().then(|| InFlight::new(&app));
     // The decision runs right here when nothing in it can block (the in-memory store and a
     // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
     let handled = if app.inline_store && session.nonblocking_upstream() {
@@ -984,7 +1016,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let mut res = match rx.recv().await {
         Some(Msg::Final(answer)) => json_response(StatusCode::OK, answer),
         Some(Msg::Other(first)) if sse_ok => {
-            let mut res = Response::new(BodyExt::boxed(Sse::new(Some(first), rx, None)));
+            let mut res = Response::new(BodyExt::boxed(Sse::new(Some(first), rx, None, guard)));
             sse_headers(&mut res);
             res
         }
@@ -1024,6 +1056,13 @@ fn sse_headers(res: &mut Response<ResBody>) {
 }
 
 fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
+    if app.stopping.load(Ordering::SeqCst) {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            "the gateway is stopping",
+        );
+    }
     if !accepts(req.headers(), "text/event-stream") {
         return refuse(
             StatusCode::NOT_ACCEPTABLE,
@@ -1044,7 +1083,7 @@ fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<
     };
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     session.open_get(tx);
-    let mut res = Response::new(BodyExt::boxed(Sse::new(None, rx, Some(KEEPALIVE))));
+    let mut res = Response::new(BodyExt::boxed(Sse::new(None, rx, Some(KEEPALIVE), None)));
     sse_headers(&mut res);
     res
 }
