@@ -8,7 +8,7 @@
 //! a slow side never blocks the other direction's decisions. Every line that is not examined
 //! is written to the other side exactly as it was read.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -57,8 +57,12 @@ enum Event {
 struct Shared {
     engine: Box<dyn Gate>,
     gateway: Mutex<Gateway>,
-    client: Mutex<std::io::Stdout>,
-    server: Mutex<Option<ChildStdin>>,
+    /// The proxy's stdout (a duplicate of fd 1, so that writes are not flushed per line by
+    /// `Stdout`'s line buffering) and the upstream's stdin. Each is flushed by a reader once
+    /// it has no more input buffered: lines that arrive together leave together, and no line
+    /// waits longer than the processing of what was already read.
+    client: Mutex<BufWriter<Box<dyn Write + Send>>>,
+    server: Mutex<Option<BufWriter<ChildStdin>>>,
     audit: Mutex<Option<Box<dyn Write + Send>>>,
 }
 
@@ -81,26 +85,32 @@ impl Shared {
     }
 
     fn to_client(&self, line: &[u8]) {
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line);
-        buf.push(b'\n');
         let mut out = lock(&self.client);
         // The client gone is noticed by the reader (end of input); nothing to do here.
-        let _ = out.write_all(&buf).and_then(|()| out.flush());
+        let _ = out.write_all(line).and_then(|()| out.write_all(b"\n"));
     }
 
     fn to_server(&self, line: &[u8]) {
         let mut server = lock(&self.server);
-        if let Some(stdin) = server.as_mut() {
-            // One write per message: the line and its newline together.
-            let mut buf = Vec::with_capacity(line.len() + 1);
-            buf.extend_from_slice(line);
-            buf.push(b'\n');
-            let written = stdin.write_all(&buf).and_then(|()| stdin.flush());
-            if written.is_err() {
-                // The upstream closed its input; its exit is handled by the server reader.
-                *server = None;
-            }
+        if let Some(stdin) = server.as_mut()
+            && stdin
+                .write_all(line)
+                .and_then(|()| stdin.write_all(b"\n"))
+                .is_err()
+        {
+            // The upstream closed its input; its exit is handled by the server reader.
+            *server = None;
+        }
+    }
+
+    /// Sends what was written to either side (called when a reader has nothing buffered).
+    fn flush(&self) {
+        let _ = lock(&self.client).flush();
+        let mut server = lock(&self.server);
+        if let Some(stdin) = server.as_mut()
+            && stdin.flush().is_err()
+        {
+            *server = None;
         }
     }
 
@@ -252,8 +262,8 @@ pub fn run(args: ProxyArgs) -> u8 {
     let shared = Arc::new(Shared {
         engine,
         gateway: Mutex::new(Gateway::new(grant, options)),
-        client: Mutex::new(std::io::stdout()),
-        server: Mutex::new(Some(upstream_in)),
+        client: Mutex::new(BufWriter::with_capacity(64 * 1024, client_output())),
+        server: Mutex::new(Some(BufWriter::with_capacity(64 * 1024, upstream_in))),
         audit: Mutex::new(audit),
     });
     shared.audit_line(vec![
@@ -294,6 +304,16 @@ pub fn run(args: ProxyArgs) -> u8 {
     stop_upstream(&shared, &mut child);
     shared.audit_line(vec![("event", "stop".into())]);
     code
+}
+
+/// The proxy's standard output as a plain file (fd 1 duplicated), so that the proxy decides
+/// when bytes leave; falls back to `Stdout` if fd 1 cannot be duplicated.
+fn client_output() -> Box<dyn Write + Send> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stdout()),
+    }
 }
 
 /// Reads and compiles the policy; the error lines say where.
@@ -400,6 +420,9 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
                     }
                     let outputs = lock(&shared.gateway).from_client(shared.engine.as_ref(), &line);
                     shared.carry_out(outputs, &line, true);
+                    if reader.buffer().is_empty() {
+                        shared.flush();
+                    }
                 }
                 Ok(Line::TooLong) => {
                     let answer = error_response(
@@ -410,6 +433,7 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
                         ),
                     );
                     shared.to_client(answer.to_string().as_bytes());
+                    shared.flush();
                 }
                 Ok(Line::End) | Err(_) => break,
             }
@@ -441,9 +465,13 @@ fn spawn_server_reader(
             }
             let outputs = lock(&shared.gateway).from_server(shared.engine.as_ref(), &buf);
             shared.carry_out(outputs, &buf, false);
+            if reader.buffer().is_empty() {
+                shared.flush();
+            }
         }
         let outputs = lock(&shared.gateway).upstream_gone(shared.engine.as_ref());
         shared.carry_out(outputs, &[], false);
+        shared.flush();
         let _ = events.send(Event::UpstreamClosed);
     });
 }
@@ -459,6 +487,7 @@ fn spawn_timer(shared: &Arc<Shared>) {
             let outputs = lock(&shared.gateway).expire(Instant::now());
             if !outputs.is_empty() {
                 shared.carry_out(outputs, &[], false);
+                shared.flush();
             }
         }
     });
