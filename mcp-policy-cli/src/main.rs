@@ -17,6 +17,7 @@
     )
 )]
 
+mod audit;
 mod check;
 mod eval;
 mod explain;
@@ -29,6 +30,7 @@ mod scaffold;
 mod schema;
 mod store;
 mod test_cmd;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

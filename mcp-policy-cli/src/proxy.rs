@@ -18,9 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 use mcp_policy::mcp::{AuditRecord, Gateway, GatewayOptions, Output, PARSE_ERROR, error_response};
 use mcp_policy::{Engine, Grant, Policy};
 
+use crate::audit::Audit;
 use crate::store::{Gate, RedisGate, StoreUrl, redact};
+use crate::watch::{reload_policy, watch_file};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::json::load_error_lines;
 use crate::{FAILURES, OK, UNUSABLE};
@@ -63,7 +64,7 @@ struct Shared {
     /// waits longer than the processing of what was already read.
     client: Mutex<BufWriter<Box<dyn Write + Send>>>,
     server: Mutex<Option<BufWriter<ChildStdin>>>,
-    audit: Mutex<Option<Box<dyn Write + Send>>>,
+    audit: Audit,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,48 +116,11 @@ impl Shared {
     }
 
     fn audit_line(&self, fields: Vec<(&str, Value)>) {
-        let mut audit = lock(&self.audit);
-        let Some(out) = audit.as_mut() else {
-            return;
-        };
-        let mut text = String::with_capacity(256);
-        text.push('{');
-        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let mut first = true;
-        for (key, value) in std::iter::once(("ts", Value::from(ts))).chain(fields) {
-            if !first {
-                text.push(',');
-            }
-            first = false;
-            text.push_str(&Value::from(key).to_string());
-            text.push(':');
-            text.push_str(&value.to_string());
-        }
-        text.push_str("}\n");
-        if out
-            .write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            eprintln!("mcp-policy proxy: cannot write the audit log; audit logging stops");
-            *audit = None;
-        }
+        self.audit.line(fields);
     }
 
     fn audit_call(&self, record: &AuditRecord) {
-        if lock(&self.audit).is_none() {
-            return;
-        }
-        let mut fields = record.fields();
-        let digest = Sha256::digest(record.args_canonical.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        // `args_sha256` after the decision fields, before the upstream outcome.
-        let at = fields
-            .iter()
-            .position(|(k, _)| matches!(*k, "args" | "upstream" | "refunded" | "policy_us"))
-            .unwrap_or(fields.len());
-        fields.insert(at, ("args_sha256", hex.into()));
-        self.audit_line(fields);
+        self.audit.call(record);
     }
 }
 
@@ -202,20 +166,12 @@ pub fn run(args: ProxyArgs) -> u8 {
             return UNUSABLE;
         }
     };
-    let audit: Option<Box<dyn Write + Send>> = match args.audit.as_deref() {
-        None => None,
-        Some("-") => Some(Box::new(std::io::stderr())),
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(file) => Some(Box::new(file)),
-            Err(e) => {
-                eprintln!("mcp-policy proxy: --audit {path}: {e}");
-                return UNUSABLE;
-            }
-        },
+    let audit = match Audit::open(args.audit.as_deref()) {
+        Ok(audit) => audit,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: {e}");
+            return UNUSABLE;
+        }
     };
 
     let mut child = match Command::new(program)
@@ -257,14 +213,14 @@ pub fn run(args: ProxyArgs) -> u8 {
         approval_timeout,
         approve_command,
         audit_args: args.audit_args,
-        audit: audit.is_some(),
+        audit: audit.enabled(),
     };
     let shared = Arc::new(Shared {
         engine,
         gateway: Mutex::new(Gateway::new(grant, options)),
         client: Mutex::new(BufWriter::with_capacity(64 * 1024, client_output())),
         server: Mutex::new(Some(BufWriter::with_capacity(64 * 1024, upstream_in))),
-        audit: Mutex::new(audit),
+        audit,
     });
     shared.audit_line(vec![
         ("event", "start".into()),
@@ -515,74 +471,13 @@ fn watch_policy(
     path: &Path,
     text: String,
 ) -> Option<notify::RecommendedWatcher> {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, rx) = mpsc::channel();
-    let mut watcher = match notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("mcp-policy proxy: cannot watch the policy file: {e}");
-            return None;
+    let weak = Arc::downgrade(shared);
+    let shown = path.display().to_string();
+    watch_file(path, text, "policy", move |now| {
+        if let Some(shared) = weak.upgrade() {
+            reload_policy(shared.engine.as_ref(), &shared.audit, &shown, now);
         }
-    };
-    // The directory, not the file: editors replace files by renaming over them.
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        eprintln!("mcp-policy proxy: cannot watch {}: {e}", dir.display());
-        return None;
-    }
-    let shared = Arc::downgrade(shared);
-    let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        let mut last = text;
-        while rx.recv().is_ok() {
-            // Let a burst of events (write, rename, chmod) settle, then read once.
-            std::thread::sleep(Duration::from_millis(50));
-            while rx.try_recv().is_ok() {}
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let Ok(now) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            if now == last {
-                continue;
-            }
-            last = now;
-            let shown = path.display().to_string();
-            match Policy::from_json_str(&last) {
-                Ok(policy) => {
-                    let revision = policy.revision().to_owned();
-                    shared.engine.reload(policy);
-                    eprintln!("mcp-policy proxy: {shown}: reloaded (revision {revision})");
-                    shared.audit_line(vec![
-                        ("event", "reload".into()),
-                        ("policy", shown.into()),
-                        ("revision", revision.into()),
-                    ]);
-                }
-                Err(errors) => {
-                    let lines = load_error_lines(&shown, &errors);
-                    for line in &lines {
-                        eprintln!("{line}");
-                    }
-                    eprintln!(
-                        "mcp-policy proxy: {shown}: the change does not load; the running policy stays"
-                    );
-                    shared.audit_line(vec![
-                        ("event", "reload_rejected".into()),
-                        ("policy", shown.into()),
-                        ("errors", lines.into()),
-                    ]);
-                }
-            }
-        }
-    });
-    Some(watcher)
+    })
 }
 
 fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {

@@ -22,28 +22,27 @@ mod session;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use mcp_policy::mcp::{AuditRecord, GatewayOptions, INTERNAL_ERROR, PARSE_ERROR, error_response};
-use mcp_policy::{Engine, Grant, Policy};
+use mcp_policy::mcp::{GatewayOptions, INTERNAL_ERROR, PARSE_ERROR, error_response};
+use mcp_policy::{Engine, Grant};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::json::load_error_lines;
+use crate::audit::Audit;
 use crate::keys::Keys;
 use crate::proxy::{ProxyArgs, make_grant, read_policy};
 use crate::store::{Gate, RedisGate, StoreUrl, redact};
+use crate::watch::{reload_policy, watch_file};
 use crate::{OK, UNUSABLE};
 use body::{Msg, ResBody, Sse, empty, full};
 use session::{Kind, Session, lock};
@@ -77,59 +76,6 @@ pub struct HttpArgs {
     pub upstream: Option<String>,
     pub upstream_headers: Vec<String>,
     pub max_sessions: usize,
-}
-
-/// The audit log, shared by all sessions.
-pub struct Audit(Mutex<Option<Box<dyn Write + Send>>>);
-
-impl Audit {
-    fn enabled(&self) -> bool {
-        lock(&self.0).is_some()
-    }
-
-    pub fn line(&self, fields: Vec<(&str, Value)>) {
-        let mut audit = lock(&self.0);
-        let Some(out) = audit.as_mut() else {
-            return;
-        };
-        let mut text = String::with_capacity(256);
-        text.push('{');
-        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let mut first = true;
-        for (key, value) in std::iter::once(("ts", Value::from(ts))).chain(fields) {
-            if !first {
-                text.push(',');
-            }
-            first = false;
-            text.push_str(&Value::from(key).to_string());
-            text.push(':');
-            text.push_str(&value.to_string());
-        }
-        text.push_str("}\n");
-        if out
-            .write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            eprintln!("mcp-policy proxy: cannot write the audit log; audit logging stops");
-            *audit = None;
-        }
-    }
-
-    pub fn call(&self, record: &AuditRecord) {
-        if !self.enabled() {
-            return;
-        }
-        let mut fields = record.fields();
-        let digest = Sha256::digest(record.args_canonical.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let at = fields
-            .iter()
-            .position(|(k, _)| matches!(*k, "args" | "upstream" | "refunded" | "policy_us"))
-            .unwrap_or(fields.len());
-        fields.insert(at, ("args_sha256", hex.into()));
-        self.line(fields);
-    }
 }
 
 /// Who is calling.
@@ -246,17 +192,7 @@ fn setup(
         None => None,
         Some(path) => Some(Keys::load(path)?),
     };
-    let audit: Option<Box<dyn Write + Send>> = match args.audit.as_deref() {
-        None => None,
-        Some("-") => Some(Box::new(std::io::stderr())),
-        Some(path) => Some(Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("--audit {path}: {e}"))?,
-        )),
-    };
+    let audit = Audit::open(args.audit.as_deref())?;
     let (engine, approve_command): (Arc<dyn Gate>, Option<String>) = match &store {
         StoreUrl::Memory => (Arc::new(Engine::new(policy)), None),
         StoreUrl::Redis(url) => (
@@ -273,7 +209,7 @@ fn setup(
         approval_timeout,
         approve_command,
         audit_args: args.audit_args,
-        audit: audit.is_some(),
+        audit: audit.enabled(),
     };
     let allow_any_host = !loopback && http.allowed_hosts.is_empty();
     let app = Arc::new(App {
@@ -283,7 +219,7 @@ fn setup(
         remote,
         handle: std::sync::OnceLock::new(),
         sessions: Mutex::new(HashMap::new()),
-        audit: Audit(Mutex::new(audit)),
+        audit,
         default_grant,
         keys: keys.map(|k| RwLock::new(Arc::new(k))),
         trusted_header,
@@ -506,83 +442,12 @@ fn spawn_timer(app: &Arc<App>) {
     });
 }
 
-/// Watches a file's directory; calls `changed` with the new text of the file.
-fn watch_file(
-    path: &Path,
-    initial: String,
-    what: &'static str,
-    changed: impl Fn(&str) + Send + 'static,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = match notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("mcp-policy proxy: cannot watch the {what} file: {e}");
-            return None;
-        }
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        eprintln!("mcp-policy proxy: cannot watch {}: {e}", dir.display());
-        return None;
-    }
-    let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        let mut last = initial;
-        while rx.recv().is_ok() {
-            std::thread::sleep(Duration::from_millis(50));
-            while rx.try_recv().is_ok() {}
-            let Ok(now) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            if now == last {
-                continue;
-            }
-            last = now;
-            changed(&last);
-        }
-    });
-    Some(watcher)
-}
-
 fn watch_policy(app: &Arc<App>, path: &Path, text: String) {
     let weak = Arc::downgrade(app);
     let shown = path.display().to_string();
     let watcher = watch_file(path, text, "policy", move |now| {
-        let Some(app) = weak.upgrade() else {
-            return;
-        };
-        match Policy::from_json_str(now) {
-            Ok(policy) => {
-                let revision = policy.revision().to_owned();
-                app.engine.reload(policy);
-                eprintln!("mcp-policy proxy: {shown}: reloaded (revision {revision})");
-                app.audit.line(vec![
-                    ("event", "reload".into()),
-                    ("policy", shown.clone().into()),
-                    ("revision", revision.into()),
-                ]);
-            }
-            Err(errors) => {
-                let lines = load_error_lines(&shown, &errors);
-                for line in &lines {
-                    eprintln!("{line}");
-                }
-                eprintln!(
-                    "mcp-policy proxy: {shown}: the change does not load; the running policy stays"
-                );
-                app.audit.line(vec![
-                    ("event", "reload_rejected".into()),
-                    ("policy", shown.clone().into()),
-                    ("errors", lines.into()),
-                ]);
-            }
+        if let Some(app) = weak.upgrade() {
+            reload_policy(app.engine.as_ref(), &app.audit, &shown, now);
         }
     });
     // The watcher lives as long as the process.

@@ -1,0 +1,91 @@
+//! Watching the files a running proxy reads (the policy, the keys file): a change that loads
+//! is swapped in, a change that does not is reported and the running version stays.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcp_policy::Policy;
+
+use crate::audit::Audit;
+use crate::json::load_error_lines;
+use crate::store::Gate;
+
+/// Watches `path`'s directory (editors replace files by renaming over them) and calls
+/// `changed` with the file's new text whenever it differs from the last seen (`initial` at
+/// first). A burst of events is let settle for 50 ms and read once. The watcher stops when
+/// the returned value is dropped.
+pub fn watch_file(
+    path: &Path,
+    initial: String,
+    what: &'static str,
+    changed: impl Fn(&str) + Send + 'static,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = match notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("mcp-policy proxy: cannot watch the {what} file: {e}");
+            return None;
+        }
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        eprintln!("mcp-policy proxy: cannot watch {}: {e}", dir.display());
+        return None;
+    }
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut last = initial;
+        while rx.recv().is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+            while rx.try_recv().is_ok() {}
+            let Ok(now) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if now == last {
+                continue;
+            }
+            last = now;
+            changed(&last);
+        }
+    });
+    Some(watcher)
+}
+
+/// A new policy text: swapped in when it loads (counters kept where their window and reset
+/// are unchanged), else reported on stderr and in the audit log while the running policy
+/// stays.
+pub fn reload_policy(gate: &dyn Gate, audit: &Audit, shown: &str, text: &str) {
+    match Policy::from_json_str(text) {
+        Ok(policy) => {
+            let revision = policy.revision().to_owned();
+            gate.reload(policy);
+            eprintln!("mcp-policy proxy: {shown}: reloaded (revision {revision})");
+            audit.line(vec![
+                ("event", "reload".into()),
+                ("policy", shown.into()),
+                ("revision", revision.into()),
+            ]);
+        }
+        Err(errors) => {
+            let lines = load_error_lines(shown, &errors);
+            for line in &lines {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "mcp-policy proxy: {shown}: the change does not load; the running policy stays"
+            );
+            audit.line(vec![
+                ("event", "reload_rejected".into()),
+                ("policy", shown.into()),
+                ("errors", lines.into()),
+            ]);
+        }
+    }
+}
