@@ -9,94 +9,15 @@
 //! Without Python or Node these tests are skipped with a loud message, except in CI (the
 //! `CI` environment variable set), where a missing part fails them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+use support::{Temp, peer, peers};
+
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
-
-fn repo() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    dir.parent().map_or(dir.clone(), Path::to_path_buf)
-}
-
-/// The installed clients and servers (`paths.json` from setup.sh).
-struct Peers(Value);
-
-impl Peers {
-    fn get(&self, key: &str) -> String {
-        self.0[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("{key} missing from paths.json"))
-            .to_owned()
-    }
-}
-
-fn peers() -> Option<&'static Peers> {
-    static PEERS: OnceLock<Option<Peers>> = OnceLock::new();
-    PEERS
-        .get_or_init(|| {
-            let missing: Vec<&str> = ["python3", "node", "npm"]
-                .into_iter()
-                .filter(|tool| {
-                    Command::new(tool)
-                        .arg("--version")
-                        .output()
-                        .map_or(true, |o| !o.status.success())
-                })
-                .collect();
-            if !missing.is_empty() {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI: {missing:?} missing; the end-to-end tests never skip in CI"
-                );
-                eprintln!("\n*** SKIPPING the MCP end-to-end tests: {missing:?} not found. ***\n");
-                return None;
-            }
-            let dir = repo().join("target/e2e");
-            let status = Command::new("bash")
-                .arg(repo().join("mcp-policy-cli/tests/e2e/setup.sh"))
-                .arg(&dir)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .expect("setup.sh runs");
-            assert!(status.success(), "tests/e2e/setup.sh failed");
-            let paths = std::fs::read_to_string(dir.join("paths.json")).expect("paths.json");
-            Some(Peers(
-                serde_json::from_str(&paths).expect("paths.json is JSON"),
-            ))
-        })
-        .as_ref()
-}
-
-/// A temporary directory removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Temp {
-        let dir =
-            std::env::temp_dir().join(format!("mcp-policy-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What a client script printed: its connect line, its steps, its summary.
 struct Run {
@@ -123,9 +44,9 @@ impl Run {
 }
 
 /// Runs a client script with `args` in front of `proxy -- server`.
-fn client(peers: &Peers, script: &str, args: &[&str], proxy: &[String], server: &[String]) -> Run {
-    let mut cmd = Command::new(peers.get("E2E_PYTHON"));
-    cmd.arg(peers.get(script))
+fn client(peers: &Value, script: &str, args: &[&str], proxy: &[String], server: &[String]) -> Run {
+    let mut cmd = Command::new(peer(peers, "E2E_PYTHON"));
+    cmd.arg(peer(peers, script))
         .args(args)
         .arg("--")
         .arg(BIN)
@@ -143,8 +64,8 @@ fn client(peers: &Peers, script: &str, args: &[&str], proxy: &[String], server: 
     }
 }
 
-fn everything(peers: &Peers) -> Vec<String> {
-    vec![peers.get("E2E_SERVER_EVERYTHING"), "stdio".into()]
+fn everything(peers: &Value) -> Vec<String> {
+    vec![peer(peers, "E2E_SERVER_EVERYTHING"), "stdio".into()]
 }
 
 fn decision(step: &Value) -> &Value {
@@ -363,7 +284,7 @@ fn input_required_for_2026_clients_and_auto_mode_falls_back() {
           "convert_time":{"action":"deny","reason":"no converting"}}}"#,
     );
     let time = vec![
-        peers.get("E2E_SERVER_TIME"),
+        peer(peers, "E2E_SERVER_TIME"),
         "--local-timezone".into(),
         "UTC".into(),
     ];
@@ -488,7 +409,7 @@ fn filesystem_and_git_servers_under_argument_conditions() {
         "E2E_CLIENT_LEGACY",
         &["steps", &steps],
         &["--policy".into(), policy],
-        &[peers.get("E2E_SERVER_FILESYSTEM"), data_s.clone()],
+        &[peer(peers, "E2E_SERVER_FILESYSTEM"), data_s.clone()],
     );
     assert_eq!(run.step(0)["status"], "ok", "{}", run.step(0));
     assert!(text(run.step(0)).contains("hello from the e2e test"));
@@ -533,7 +454,7 @@ fn filesystem_and_git_servers_under_argument_conditions() {
         &["steps", &steps],
         &["--policy".into(), policy],
         &[
-            peers.get("E2E_SERVER_GIT"),
+            peer(peers, "E2E_SERVER_GIT"),
             "--repository".into(),
             repo_s.clone(),
         ],
@@ -557,12 +478,12 @@ fn inspector_cli_through_the_proxy() {
     let policy = t.write("p.json", EVERYTHING_POLICY);
     let inspector = |args: &[&str]| {
         let mut cmd = Command::new("bash");
-        cmd.arg(peers.get("E2E_INSPECTOR")).args(args);
+        cmd.arg(peer(peers, "E2E_INSPECTOR")).args(args);
         cmd.arg("--")
             .arg(BIN)
             .args(["proxy", "--policy", &policy, "--"]);
         cmd.args(everything(peers));
-        cmd.env("E2E_DIR", peers.get("E2E_DIR"));
+        cmd.env("E2E_DIR", peer(peers, "E2E_DIR"));
         cmd.output().expect("the inspector runs")
     };
     let o = inspector(&["--method", "tools/list"]);

@@ -10,64 +10,19 @@
 
 #[path = "../../mcp-policy-redis/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{Temp, need, peers, repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn need(tools: &[&str]) -> bool {
-    let missing: Vec<&&str> = tools.iter().filter(|t| !have(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: {missing:?} missing; the HTTP gateway tests never skip in CI"
-    );
-    eprintln!("\n*** SKIPPING an HTTP gateway test: {missing:?} not found. ***\n");
-    false
-}
-
-/// A temporary directory removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Temp {
-        let dir =
-            std::env::temp_dir().join(format!("mcp-policy-http-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A minimal MCP server over stdio; it writes its pid into $PIDDIR.
 const MINI_SERVER: &str = r#"
@@ -756,32 +711,6 @@ fn two_replicas_on_one_redis_share_budgets_and_approvals() {
 
 // ---------------------------------------------------------------------------------------
 // The official Python SDK's streamable-HTTP client, server-everything behind the gateway.
-
-fn repo() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    dir.parent().map_or(dir.clone(), Path::to_path_buf)
-}
-
-fn peers() -> Option<&'static Value> {
-    static PEERS: OnceLock<Option<Value>> = OnceLock::new();
-    PEERS
-        .get_or_init(|| {
-            if !need(&["python3", "node", "npm"]) {
-                return None;
-            }
-            let dir = repo().join("target/e2e");
-            let status = Command::new("bash")
-                .arg(repo().join("mcp-policy-cli/tests/e2e/setup.sh"))
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "tests/e2e/setup.sh failed");
-            let paths = std::fs::read_to_string(dir.join("paths.json")).unwrap();
-            Some(serde_json::from_str(&paths).unwrap())
-        })
-        .as_ref()
-}
 
 const EVERYTHING_POLICY: &str = r#"{
   "version": "1", "default": "deny",
