@@ -104,9 +104,16 @@ impl Shared {
         }
     }
 
-    /// Sends what was written to either side (called when a reader has nothing buffered).
-    fn flush(&self) {
+    /// Sends what was written to the client. Each thread flushes only the writers it writes
+    /// to: the server reader must never wait for the upstream's stdin (held by the client
+    /// reader while the upstream is busy writing to us), or both would wait forever.
+    fn flush_client(&self) {
         let _ = lock(&self.client).flush();
+    }
+
+    /// Sends what was written to the upstream (the client reader's, when it has nothing
+    /// buffered).
+    fn flush_server(&self) {
         let mut server = lock(&self.server);
         if let Some(stdin) = server.as_mut()
             && stdin.flush().is_err()
@@ -377,7 +384,8 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
                     let outputs = lock(&shared.gateway).from_client(shared.engine.as_ref(), &line);
                     shared.carry_out(outputs, &line, true);
                     if reader.buffer().is_empty() {
-                        shared.flush();
+                        shared.flush_server();
+                        shared.flush_client();
                     }
                 }
                 Ok(Line::TooLong) => {
@@ -389,7 +397,7 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
                         ),
                     );
                     shared.to_client(answer.to_string().as_bytes());
-                    shared.flush();
+                    shared.flush_client();
                 }
                 Ok(Line::End) | Err(_) => break,
             }
@@ -422,12 +430,12 @@ fn spawn_server_reader(
             let outputs = lock(&shared.gateway).from_server(shared.engine.as_ref(), &buf);
             shared.carry_out(outputs, &buf, false);
             if reader.buffer().is_empty() {
-                shared.flush();
+                shared.flush_client();
             }
         }
         let outputs = lock(&shared.gateway).upstream_gone(shared.engine.as_ref());
         shared.carry_out(outputs, &[], false);
-        shared.flush();
+        shared.flush_client();
         let _ = events.send(Event::UpstreamClosed);
     });
 }
@@ -443,7 +451,7 @@ fn spawn_timer(shared: &Arc<Shared>) {
             let outputs = lock(&shared.gateway).expire(Instant::now());
             if !outputs.is_empty() {
                 shared.carry_out(outputs, &[], false);
-                shared.flush();
+                shared.flush_client();
             }
         }
     });

@@ -459,7 +459,10 @@ fn hot_reload_keeps_counters_and_a_broken_edit_keeps_the_old_policy() {
         {
             break;
         }
-        assert!(Instant::now() < until, "no rejected reload logged:\n{audit_text}");
+        assert!(
+            Instant::now() < until,
+            "no rejected reload logged:\n{audit_text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let hidden = p.call(5, "secret", json!({}));
@@ -580,4 +583,53 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
     let _ = child.wait();
     let _ = writer.join();
     assert!(rss < 48 * 1024, "the proxy grew to {rss} KiB");
+}
+
+#[test]
+fn a_flood_of_pipelined_calls_is_answered_in_full() {
+    // Both pipes fill at once: the proxy writes calls to the upstream while the upstream
+    // writes answers back. Neither direction may wait on the other (a deadlock here once).
+    let t = Temp::new("flood");
+    let policy = t.write("p.json", r#"{"version":"1","default":"allow"}"#);
+    let n = 20_000u64;
+    let mut input = String::new();
+    input.push_str(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"flood","version":"1"}}})
+        .to_string());
+    input.push('\n');
+    for id in 1..=n {
+        input.push_str(
+            &json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+            "params":{"name":"echo","arguments":{"pad":"x".repeat(100)}}})
+            .to_string(),
+        );
+        input.push('\n');
+    }
+    let calls = t.write("calls.jsonl", &input);
+    let mut child = Command::new(BIN)
+        .arg("proxy")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--")
+        .arg("python3")
+        .arg(server_script())
+        .stdin(std::fs::File::open(&calls).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let answered = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("xxxxxxxxxx"))
+            .count();
+        let _ = tx.send(answered);
+    });
+    let answered = rx.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answered, Ok(n as usize));
 }
