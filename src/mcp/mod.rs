@@ -283,7 +283,7 @@ impl Default for GatewayOptions {
 struct InFlight {
     record: AuditRecord,
     reservation: Option<Reservation>,
-    started: Instant,
+    started: Option<Instant>,
 }
 
 /// What a forwarded client request was, so that its answer is handled.
@@ -305,7 +305,7 @@ struct Held {
     approval_id: String,
     decision: Value,
     deadline: Instant,
-    started: Instant,
+    started: Option<Instant>,
     policy_us: u64,
 }
 
@@ -407,7 +407,8 @@ impl Gateway {
         match (method, id) {
             (Some("tools/call"), Some(id)) => {
                 let id = id.clone();
-                self.call(enforcer, message, id, Instant::now())
+                let started = self.clock();
+                self.call(enforcer, message, id, started)
             }
             (Some(method), Some(id)) => {
                 let kind = match method {
@@ -570,6 +571,12 @@ impl Gateway {
         held.chain(issued).min()
     }
 
+    /// The time now, only where an audit record will carry durations (a clock read per
+    /// message is measurable next to the rest of the work).
+    fn clock(&self) -> Option<Instant> {
+        self.options.audit.then(Instant::now)
+    }
+
     fn initialize(&mut self, map: &Map<String, Value>) {
         let params = map.get("params");
         if let Some(version) = params
@@ -604,7 +611,7 @@ impl Gateway {
         enforcer: &dyn Enforcer,
         mut message: Value,
         id: Value,
-        started: Instant,
+        started: Option<Instant>,
     ) -> Vec<Output> {
         // The call is read in place: nothing of it is copied unless it is held for approval.
         let params = message.get("params");
@@ -659,9 +666,9 @@ impl Gateway {
             .filter(|a| a.is_object())
             .unwrap_or(&empty);
 
-        let t0 = Instant::now();
+        let t0 = self.clock();
         let decision = enforcer.evaluate(&tool, args, &self.grant);
-        let policy_us = micros(t0.elapsed());
+        let policy_us = micros_since(t0);
         let record = self.record(&tool, &decision, args, policy_us);
         let args = (decision.verdict == Verdict::Approve).then(|| args.clone());
         match decision.verdict {
@@ -708,7 +715,7 @@ impl Gateway {
         tool: String,
         args: Value,
         decision: &Decision,
-        started: Instant,
+        started: Option<Instant>,
         policy_us: u64,
         stateless: bool,
     ) -> Vec<Output> {
@@ -933,19 +940,22 @@ impl Gateway {
             record.refunded = enforcer.release(reservation).is_ok();
         }
         record.upstream = Some(outcome);
-        record.total_us = micros(flight.started.elapsed());
+        record.total_us = micros_since(flight.started);
         Output::Audit(record)
     }
 }
 
 /// The audit record of a call answered by the gateway itself (not forwarded).
-fn audit(mut record: AuditRecord, started: Instant) -> Output {
-    record.total_us = micros(started.elapsed());
+fn audit(mut record: AuditRecord, started: Option<Instant>) -> Output {
+    record.total_us = micros_since(started);
     Output::Audit(record)
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// Microseconds since `start` (0 when not timed: no audit log wants it).
+fn micros_since(start: Option<Instant>) -> u64 {
+    start.map_or(0, |t| {
+        u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+    })
 }
 
 /// Whether `needle` occurs in `haystack`.
@@ -966,7 +976,15 @@ fn parse_line(line: &[u8]) -> Result<Value, Value> {
             "Parse error: the message is not UTF-8",
         )
     })?;
-    parse_json(&cap_nesting(text, MESSAGE_DEPTH)).map_err(|e| {
+    // Read as it is; only text too deep for the reader is read again with deep containers
+    // emptied (their arguments then stay too deep for the policy, which denies them).
+    let parsed = match parse_json(text) {
+        Err(e) if e.message.contains("recursion limit") => {
+            parse_json(&cap_nesting(text, MESSAGE_DEPTH))
+        }
+        other => other,
+    };
+    parsed.map_err(|e| {
         error_response(
             &Value::Null,
             PARSE_ERROR,
