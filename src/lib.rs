@@ -30,6 +30,12 @@
 //! # Ok::<(), mcp_policy::LoadErrors>(())
 //! ```
 //!
+//! The policy format — every field, operator, scope, window and error, each with an example
+//! that the tests load — is described in
+//! [`docs/POLICY.md`](https://github.com/mcp-policy/mcp-policy/blob/main/docs/POLICY.md); how
+//! decisions look to MCP clients, and the [`mcp`] layer every integration shares, in
+//! [`docs/MCP.md`](https://github.com/mcp-policy/mcp-policy/blob/main/docs/MCP.md).
+//!
 //! The stages, in the order data flows (see `docs/ARCHITECTURE.md`):
 //! [`source`] text → [`document`] (typed, every error with a JSON Pointer and line:column) →
 //! [`Policy`] (built by the crate's `compile` module: hash map of names, ordered patterns,
