@@ -162,8 +162,10 @@ pub fn parse_args(text: &str) -> Result<Value, String> {
 /// for [`check_args`] (keep `max_depth` above [`MAX_DEPTH`] plus the levels around the
 /// arguments). Text within the bound is returned as it is, without copying.
 ///
-/// The scan reads each byte once, without recursion, and knows strings: brackets inside a
-/// string are not nesting. Text that is not well-formed is left for the parser to report.
+/// The scan reads each byte once, without recursion (one byte of memory per open container),
+/// and knows strings: brackets inside a string are not nesting. Text whose brackets do not
+/// pair up is returned as it is, for the parser to report: emptying a container never turns
+/// malformed text into well-formed text.
 ///
 /// ```
 /// use mcp_policy::args::{cap_nesting, check_args};
@@ -180,14 +182,16 @@ pub fn parse_args(text: &str) -> Result<Value, String> {
 /// ```
 pub fn cap_nesting(text: &str, max_depth: usize) -> std::borrow::Cow<'_, str> {
     let bytes = text.as_bytes();
-    let mut depth = 0usize;
+    // The open containers, innermost last: what each must be closed by.
+    let mut open: Vec<u8> = Vec::new();
     let mut in_string = false;
     let mut escaped = false;
     let mut out: Option<String> = None;
     // Start of the text not yet copied into `out`.
     let mut copied = 0usize;
-    let mut i = 0usize;
-    while let Some(&b) = bytes.get(i) {
+    // The offset of the container being emptied, while inside it.
+    let mut emptying: Option<usize> = None;
+    for (i, &b) in bytes.iter().enumerate() {
         if in_string {
             if escaped {
                 escaped = false;
@@ -196,70 +200,41 @@ pub fn cap_nesting(text: &str, max_depth: usize) -> std::borrow::Cow<'_, str> {
             } else if b == b'"' {
                 in_string = false;
             }
-            i += 1;
             continue;
         }
         match b {
             b'"' => in_string = true,
             b'[' | b'{' => {
-                depth += 1;
-                if depth > max_depth {
-                    // Skip this container whole; an unbalanced rest is left to the parser.
-                    let Some(end) = container_end(bytes, i) else {
-                        break;
-                    };
-                    let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
-                    buf.push_str(text.get(copied..i).unwrap_or_default());
-                    buf.push_str(if b == b'[' { "[]" } else { "{}" });
-                    copied = end;
-                    depth -= 1;
-                    i = end;
-                    continue;
+                open.push(if b == b'[' { b']' } else { b'}' });
+                if open.len() == max_depth + 1 && emptying.is_none() {
+                    emptying = Some(i);
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            b']' | b'}' => {
+                // A closer that does not match is malformed: the parser says so.
+                if open.pop() != Some(b) {
+                    return std::borrow::Cow::Borrowed(text);
+                }
+                if open.len() == max_depth
+                    && let Some(start) = emptying.take()
+                {
+                    let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                    buf.push_str(text.get(copied..start).unwrap_or_default());
+                    buf.push_str(if b == b']' { "[]" } else { "{}" });
+                    copied = i + 1;
+                }
+            }
             _ => {}
         }
-        i += 1;
     }
     match out {
-        None => std::borrow::Cow::Borrowed(text),
-        Some(mut buf) => {
+        // Unclosed containers are malformed too: left for the parser.
+        Some(mut buf) if open.is_empty() => {
             buf.push_str(text.get(copied..).unwrap_or_default());
             std::borrow::Cow::Owned(buf)
         }
+        _ => std::borrow::Cow::Borrowed(text),
     }
-}
-
-/// The offset just past the container that opens at `start`, or `None` when it never closes.
-fn container_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (offset, &b) in bytes.get(start..)?.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(start + offset + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -277,10 +252,13 @@ mod cap_tests {
     }
 
     #[test]
-    fn unbalanced_text_is_left_for_the_parser() {
-        let text = "[[[[[";
-        assert_eq!(cap_nesting(text, 2), text);
-        assert!(parse_strict(&cap_nesting(text, 2)).is_err());
+    fn malformed_text_is_left_for_the_parser() {
+        // Unclosed, and closed by the wrong kind deep inside what would be emptied: neither
+        // may come out well-formed.
+        for text in ["[[[[[", "[[[[1}]]]", "{\"a\":[[[[1]]]]"] {
+            assert_eq!(cap_nesting(text, 2), text);
+            assert!(parse_strict(&cap_nesting(text, 2)).is_err(), "{text}");
+        }
     }
 
     #[test]

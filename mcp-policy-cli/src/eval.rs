@@ -124,7 +124,13 @@ impl Replayer {
     /// beyond [`LINE_DEPTH`] levels are read as empty ones, which keeps them too deep.
     pub fn line(&mut self, text: &str, line_no: usize) -> Value {
         self.decision_text = None;
-        match parse_strict(&cap_nesting(text, LINE_DEPTH)) {
+        // Read as it is; only a line too deep for the reader is read again with deep
+        // containers emptied (the arguments then stay too deep: the library denies them).
+        let parsed = match parse_strict(text) {
+            Err(e) if e.contains("recursion limit") => parse_strict(&cap_nesting(text, LINE_DEPTH)),
+            other => other,
+        };
+        match parsed {
             Ok(value) => self.value(&value, line_no),
             Err(e) => error(line_no, format!("invalid JSON: {e}")),
         }
