@@ -648,12 +648,13 @@ impl Gateway {
         }
         let empty = Value::Object(Map::new());
         // A retry that answers an `input_required` approval (2026-07-28).
+        // Only a `requestState` this gateway issued is its own to consume; the server's own
+        // (its `input_required` rounds) passes through untouched.
         let stripped = match params {
             Some(params) if params.get("requestState").is_some() => {
                 let args = params.get("arguments").filter(|a| a.is_object());
                 let state = params.get("requestState").unwrap_or(&Value::Null);
-                self.answer_request_state(enforcer, state, params, &tool, args.unwrap_or(&empty));
-                true
+                self.answer_request_state(enforcer, state, params, &tool, args.unwrap_or(&empty))
             }
             _ => false,
         };
@@ -847,6 +848,8 @@ impl Gateway {
         outputs
     }
 
+    /// Consumes a `requestState` this gateway issued (recording the approval when the
+    /// client accepted, for this very call); false when the state is not one of its own.
     fn answer_request_state(
         &mut self,
         enforcer: &dyn Enforcer,
@@ -854,16 +857,16 @@ impl Gateway {
         params: &Value,
         tool: &str,
         args: &Value,
-    ) {
+    ) -> bool {
         let Some(state) = state.as_str() else {
-            return;
+            return false;
         };
         // Issued here, unexpired, for this very call, and used once.
         let Some(issued) = self.issued.remove(state) else {
-            return;
+            return false;
         };
         if issued.tool != tool || issued.args_canonical != canonical_json(args) {
-            return;
+            return true;
         }
         let response = params.get("inputResponses").and_then(|r| r.get("approve"));
         let approved = response
@@ -879,6 +882,7 @@ impl Gateway {
             // A failure to record leaves the call unapproved: it is asked again.
             let _ = enforcer.record_approval(&issued.approval_id);
         }
+        true
     }
 
     fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {

@@ -393,6 +393,19 @@ fn input_required_for_stateless_clients_and_forged_state_approves_nothing() {
 }
 
 #[test]
+fn a_servers_own_request_state_passes_through_untouched() {
+    let (e, mut gw) = (engine(), gateway());
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    // An allowed tool whose server asked for input itself: its state and the client's
+    // answers are the server's, forwarded byte for byte.
+    let line = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read",
+      "arguments":{"path":"/a"},"requestState":"server-state-1",
+      "inputResponses":{"confirm":{"action":"accept","content":{"ok":true}}}}})
+    .to_string();
+    assert_eq!(gw.from_client(&e, line.as_bytes()), [Output::Forward]);
+}
+
+#[test]
 fn out_of_band_approval_says_how() {
     let (e, mut gw) = (engine(), gateway());
     init(&mut gw, &e, "2025-06-18", false);
