@@ -309,6 +309,17 @@ struct Held {
     policy_us: u64,
 }
 
+/// What a retry's `requestState` was.
+enum StateAnswer {
+    /// Not in this gateway's form (the server's own): the gateway leaves it.
+    NotOurs,
+    /// In this gateway's form and used up: approved, or not valid for this call (issued for
+    /// another, forged, expired or replayed).
+    Used,
+    /// Issued here for this call, and the human did not approve.
+    Refused(&'static str),
+}
+
 /// An issued `requestState` (2026-07-28): which call it may approve.
 #[derive(Debug)]
 struct Issued {
@@ -650,13 +661,18 @@ impl Gateway {
         // A retry that answers an `input_required` approval (2026-07-28).
         // Only a `requestState` this gateway issued is its own to consume; the server's own
         // (its `input_required` rounds) passes through untouched.
-        let stripped = match params {
+        let state = match params {
             Some(params) if params.get("requestState").is_some() => {
                 let args = params.get("arguments").filter(|a| a.is_object());
                 let state = params.get("requestState").unwrap_or(&Value::Null);
                 self.answer_request_state(enforcer, state, params, &tool, args.unwrap_or(&empty))
             }
-            _ => false,
+            _ => StateAnswer::NotOurs,
+        };
+        let stripped = !matches!(state, StateAnswer::NotOurs);
+        let refused = match state {
+            StateAnswer::Refused(why) => Some(why),
+            _ => None,
         };
         if stripped {
             strip_approval_fields(&mut message);
@@ -695,6 +711,14 @@ impl Gateway {
             Verdict::Deny | Verdict::Limit => {
                 let stateless = version.as_deref() == Some(STATELESS_VERSION);
                 let answer = refusal(&id, &decision, stateless);
+                vec![Output::ToClient(answer), audit(record, started)]
+            }
+            Verdict::Approve if let Some(why) = refused => {
+                // The human said no to this very call: answered, not asked again.
+                let stateless = version.as_deref() == Some(STATELESS_VERSION);
+                let text =
+                    format!("The call of `{tool}` was not approved: {why}. Nothing was done.");
+                let answer = tool_error(&id, &text, decision.to_json(None), stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Approve => {
@@ -848,8 +872,9 @@ impl Gateway {
         outputs
     }
 
-    /// Consumes a `requestState` this gateway issued (recording the approval when the
-    /// client accepted, for this very call); false when the state is not one of its own.
+    /// Consumes a `requestState` this gateway issued: records the approval when the client
+    /// accepted, for this very call. A state for another call approves nothing (the call is
+    /// asked about again); a refusal is answered as one.
     fn answer_request_state(
         &mut self,
         enforcer: &dyn Enforcer,
@@ -857,22 +882,23 @@ impl Gateway {
         params: &Value,
         tool: &str,
         args: &Value,
-    ) -> bool {
-        let Some(state) = state.as_str() else {
-            return false;
+    ) -> StateAnswer {
+        let Some(state) = state.as_str().filter(|s| s.starts_with(OWN_ID_PREFIX)) else {
+            return StateAnswer::NotOurs;
         };
-        // Issued here, unexpired, for this very call, and used once.
+        // Issued here, unexpired, for this very call, and used once; a forged, expired or
+        // replayed one of ours approves nothing.
         let Some(issued) = self.issued.remove(state) else {
-            return false;
+            return StateAnswer::Used;
         };
         if issued.tool != tool || issued.args_canonical != canonical_json(args) {
-            return true;
+            return StateAnswer::Used;
         }
         let response = params.get("inputResponses").and_then(|r| r.get("approve"));
-        let approved = response
+        let action = response
             .and_then(|r| r.get("action"))
-            .and_then(Value::as_str)
-            == Some("accept")
+            .and_then(Value::as_str);
+        let approved = action == Some("accept")
             && response
                 .and_then(|r| r.get("content"))
                 .and_then(|c| c.get("approve"))
@@ -881,8 +907,14 @@ impl Gateway {
         if approved {
             // A failure to record leaves the call unapproved: it is asked again.
             let _ = enforcer.record_approval(&issued.approval_id);
+            return StateAnswer::Used;
         }
-        true
+        StateAnswer::Refused(match action {
+            Some("accept") => "the answer did not approve it",
+            Some("decline") => "the user declined",
+            Some("cancel") => "the user cancelled",
+            _ => "the retry carried no answer to the approval",
+        })
     }
 
     fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {

@@ -390,6 +390,28 @@ fn input_required_for_stateless_clients_and_forged_state_approves_nothing() {
     // Replayed: approves nothing.
     let out = gw.from_client(&e, &retry(6, &state, json!({"amount": 5})));
     assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+    // Declined, cancelled, or accepted without approving: answered as refused (with the
+    // audit line), not asked again; the next call is asked afresh.
+    let responses = [
+        json!({"action": "decline"}),
+        json!({"action": "cancel"}),
+        json!({"action": "accept", "content": {"approve": false}}),
+    ];
+    for (k, response) in responses.into_iter().enumerate() {
+        let k = k as u64;
+        let asked = gw.from_client(&e, &call(10 + k, "transfer", json!({"amount": 5})));
+        let state = to_client(&asked)["result"]["requestState"].clone();
+        let no = json!({"jsonrpc":"2.0","id":20 + k,"method":"tools/call","params":{
+            "name":"transfer","arguments":{"amount": 5},"requestState":state,
+            "inputResponses":{"approve": response}}});
+        let refused = gw.from_client(&e, no.to_string().as_bytes());
+        let answer = to_client(&refused);
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        assert_eq!(answer["result"]["resultType"], "complete", "{answer}");
+        let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("was not approved"), "{answer}");
+        assert_eq!(audits(&refused).len(), 1);
+    }
 }
 
 #[test]
