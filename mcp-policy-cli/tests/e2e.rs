@@ -327,7 +327,8 @@ fn input_required_for_2026_clients_and_auto_mode_falls_back() {
         assert_eq!(denied["status"], "is-error", "{mode}: {denied}");
         assert_eq!(text(denied), "no converting");
     }
-    // Declined in the input_required round: the call never reaches the server.
+    // Declined in the input_required round: asked once, answered as not approved; the call
+    // never reaches the server.
     let run = client(
         peers,
         "E2E_CLIENT_NEW",
@@ -344,7 +345,12 @@ fn input_required_for_2026_clients_and_auto_mode_falls_back() {
         &time,
     );
     let step = run.step(0);
-    assert_ne!(step["status"], "ok", "{step}");
+    assert_eq!(step["status"], "is-error", "{step}");
+    assert!(
+        text(step).contains("not approved: the user declined"),
+        "{step}"
+    );
+    assert_eq!(step["events"]["elicitation"].as_array().unwrap().len(), 1);
 
     // auto mode in front of a server without 2026-07-28 falls back to 2025-11-25, and the
     // approval goes through elicitation there.

@@ -94,7 +94,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel};
+use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel, Redeemed};
 use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VERSION};
 use mcp_policy::{
     AsyncCounterStore, AsyncEngine, Clock, CounterStore, Decision, Engine, Grant, HostError,
@@ -389,6 +389,7 @@ impl<H: ServerHandler, D: Decide> Guarded<H, D> {
         let tool: &str = &request.name;
 
         // A retry that answers one of our `input_required` approvals (2026-07-28).
+        let mut refused = None;
         if let Some(state) = request.request_state.as_deref()
             && state.starts_with(OWN_ID_PREFIX)
         {
@@ -397,13 +398,24 @@ impl<H: ServerHandler, D: Decide> Guarded<H, D> {
                 .as_ref()
                 .and_then(|r| r.get("approve"))
                 .map(|r| json!({ "approve": r }));
-            if let Some(id) = approvals.redeem(state, responses.as_ref(), tool, &args, &grant) {
+            match approvals.redeem(state, responses.as_ref(), tool, &args, &grant) {
                 // A failure to record leaves the call unapproved: it is asked again.
-                let _ = engine.record_approval(&id).await;
+                Redeemed::Approved(id) => {
+                    let _ = engine.record_approval(&id).await;
+                }
+                Redeemed::Refused(why) => refused = Some(why),
+                Redeemed::Nothing => {}
             }
         }
 
         let mut decision = engine.evaluate(tool, &args, &grant).await;
+        if decision.verdict == Verdict::Approve
+            && let Some(why) = refused
+        {
+            // The human said no to this very call: answered, not asked again.
+            let result = Approvals::refused(tool, why, decision.to_json(None), stateless);
+            return Ok(CallToolResponse::Complete(to_result(result)));
+        }
         if decision.verdict == Verdict::Approve
             && let Some(channel) = self.elicitation_channel(&context, protocol)
         {

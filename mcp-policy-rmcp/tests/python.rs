@@ -235,6 +235,18 @@ fn stdio_2026_07_28_input_required() {
         wire.contains("input_required") && wire.contains("requestState"),
         "{wire}"
     );
+    // Declined: one question, then the call is answered as not approved.
+    let declined = json!([
+        {"op": "call", "name": "transfer", "args": {"amount": 6},
+            "expect": {"status": "is-error", "text": "not approved: the user declined", "elicitations": 1}}
+    ]);
+    run(
+        env,
+        "client_new.py",
+        &["--mode", "2026-07-28", "--elicit", "decline"],
+        &declined,
+        &[&example, "stdio"],
+    );
 }
 
 #[test]

@@ -309,6 +309,17 @@ struct Held {
     policy_us: u64,
 }
 
+/// Why an approval request's answer (its `action`) did not approve the call, when the
+/// client answered at all.
+pub(crate) fn why_not_approved(action: &str) -> Option<&'static str> {
+    match action {
+        "accept" => Some("the answer did not approve it"),
+        "decline" => Some("the user declined"),
+        "cancel" => Some("the user cancelled"),
+        _ => None,
+    }
+}
+
 /// What a retry's `requestState` was.
 enum StateAnswer {
     /// Not in this gateway's form (the server's own): the gateway leaves it.
@@ -841,12 +852,8 @@ impl Gateway {
                 .and_then(Value::as_bool)
                 == Some(true);
         if !approved {
-            let why = match action {
-                "accept" => "the answer did not approve it",
-                "decline" => "the user declined",
-                "cancel" => "the user cancelled",
-                _ => "the client could not ask (elicitation failed)",
-            };
+            let why =
+                why_not_approved(action).unwrap_or("the client could not ask (elicitation failed)");
             let text = format!(
                 "The call of `{}` was not approved: {why}. Nothing was done.",
                 held.tool
@@ -909,12 +916,11 @@ impl Gateway {
             let _ = enforcer.record_approval(&issued.approval_id);
             return StateAnswer::Used;
         }
-        StateAnswer::Refused(match action {
-            Some("accept") => "the answer did not approve it",
-            Some("decline") => "the user declined",
-            Some("cancel") => "the user cancelled",
-            _ => "the retry carried no answer to the approval",
-        })
+        StateAnswer::Refused(
+            action
+                .and_then(why_not_approved)
+                .unwrap_or("the retry carried no answer to the approval"),
+        )
     }
 
     fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {

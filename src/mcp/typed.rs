@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 use super::{
     DECISION_META, GatewayOptions, INVALID_PARAMS, OWN_ID_PREFIX, approval_prompt,
-    elicitation_params, refusal, tool_error,
+    elicitation_params, refusal, tool_error, why_not_approved,
 };
 use crate::approval::canonical_json;
 use crate::decision::{Decision, Verdict};
@@ -101,6 +101,17 @@ pub enum CallAnswer {
     },
 }
 
+/// What a retry's `requestState` did: see [`Approvals::redeem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Approved: record this approval id, then decide again.
+    Approved(String),
+    /// The human did not approve this call; why.
+    Refused(&'static str),
+    /// Not a valid state for this call: nothing approved.
+    Nothing,
+}
+
 /// An issued `requestState` (2026-07-28): which call of which grant it may approve.
 #[derive(Debug)]
 struct Issued {
@@ -136,10 +147,23 @@ impl Approvals {
         &self.options
     }
 
-    /// A retry that answers an `input_required` approval: the approval id to record when
-    /// `state` was issued here, is unexpired, was issued for this very call of this grant,
-    /// and `responses` (the call's `inputResponses`) accept it. The state is used up either
-    /// way; anything else approves nothing (the call is then asked about again).
+    /// A retry that answers an `input_required` approval. [`Redeemed::Approved`] (with the
+    /// approval id to record) when `state` was issued here, is unexpired, was issued for this
+    /// very call of this grant, and `responses` (the call's `inputResponses`) accept it;
+    /// [`Redeemed::Refused`] when they answer it otherwise (the call is then answered as not
+    /// approved, see [`Approvals::refused`]). The state is used up either way; anything else
+    /// is [`Redeemed::Nothing`]: it approves nothing and the call is asked about again.
+    ///
+    /// ```
+    /// use mcp_policy::Grant;
+    /// use mcp_policy::mcp::typed::{Approvals, Redeemed};
+    /// use mcp_policy::mcp::GatewayOptions;
+    /// use serde_json::json;
+    ///
+    /// let approvals = Approvals::new(GatewayOptions::default());
+    /// let forged = approvals.redeem("io.mcp-policy/state/1/ap-x", None, "pay", &json!({}), &Grant::new("a"));
+    /// assert_eq!(forged, Redeemed::Nothing);
+    /// ```
     pub fn redeem(
         &self,
         state: &str,
@@ -147,17 +171,35 @@ impl Approvals {
         tool: &str,
         args: &Value,
         grant: &Grant,
-    ) -> Option<String> {
-        let issued = self.issued.lock().remove(state)?;
+    ) -> Redeemed {
+        let Some(issued) = self.issued.lock().remove(state) else {
+            return Redeemed::Nothing;
+        };
         if issued.deadline <= Instant::now()
             || issued.grant != grant.id
             || issued.tool != tool
             || issued.args_canonical != canonical_json(args)
         {
-            return None;
+            return Redeemed::Nothing;
         }
         let response = responses.and_then(|r| r.get("approve"));
-        accepts(response).then_some(issued.approval_id)
+        if accepts(response) {
+            return Redeemed::Approved(issued.approval_id);
+        }
+        Redeemed::Refused(
+            response
+                .and_then(|r| r.get("action"))
+                .and_then(Value::as_str)
+                .and_then(why_not_approved)
+                .unwrap_or("the retry carried no answer to the approval"),
+        )
+    }
+
+    /// The result of a call whose `input_required` approval the human refused (`why`, from
+    /// [`Redeemed::Refused`]); `decision` is the call's (still `approve`) decision.
+    pub fn refused(tool: &str, why: &str, decision: Value, stateless: bool) -> Value {
+        let text = format!("The call of `{tool}` was not approved: {why}. Nothing was done.");
+        result_of(tool_error(&Value::Null, &text, decision, stateless))
     }
 
     /// What the client gets for `decision` on this call. `stateless`: the request is a
@@ -272,14 +314,9 @@ impl Approvals {
         if accepts(result) {
             return Ok(());
         }
-        let why = match action {
-            "accept" => "the answer did not approve it",
-            "decline" => "the user declined",
-            "cancel" => "the user cancelled",
-            _ => "the client could not ask (elicitation failed)",
-        };
-        let text = format!("The call of `{tool}` was not approved: {why}. Nothing was done.");
-        Err(Approvals::not_approved(&text, decision))
+        let why =
+            why_not_approved(action).unwrap_or("the client could not ask (elicitation failed)");
+        Err(Approvals::refused(tool, why, decision, false))
     }
 
     /// The `isError` result of a held call that was not approved (`text` says why).
@@ -352,23 +389,45 @@ mod tests {
         // Another grant cannot use it, and the state is then spent.
         assert_eq!(
             a.redeem(&state, Some(&yes), "pay", &args, &Grant::new("b")),
-            None
+            Redeemed::Nothing
         );
         let CallAnswer::Result(r) = a.answer(&d, "pay", &args, &g, Channel::InputRequired, true)
         else {
             panic!()
         };
         let state = r["requestState"].as_str().unwrap().to_owned();
-        assert_eq!(a.redeem(&state, Some(&yes), "other", &args, &g), None);
+        assert_eq!(
+            a.redeem(&state, Some(&yes), "other", &args, &g),
+            Redeemed::Nothing
+        );
         let CallAnswer::Result(r) = a.answer(&d, "pay", &args, &g, Channel::InputRequired, true)
         else {
             panic!()
         };
         let state = r["requestState"].as_str().unwrap().to_owned();
-        let id = a.redeem(&state, Some(&yes), "pay", &args, &g).unwrap();
+        let Redeemed::Approved(id) = a.redeem(&state, Some(&yes), "pay", &args, &g) else {
+            panic!()
+        };
         e.record_approval(&id).unwrap();
         assert_eq!(e.evaluate("pay", &args, &g).verdict, Verdict::Allow);
-        assert_eq!(a.redeem(&state, Some(&yes), "pay", &args, &g), None);
+        assert_eq!(
+            a.redeem(&state, Some(&yes), "pay", &args, &g),
+            Redeemed::Nothing
+        );
+        // Declined: refused, once.
+        let CallAnswer::Result(r) = a.answer(&d, "pay", &args, &g, Channel::InputRequired, true)
+        else {
+            panic!()
+        };
+        let state = r["requestState"].as_str().unwrap().to_owned();
+        let no = json!({"approve": {"action": "decline"}});
+        assert_eq!(
+            a.redeem(&state, Some(&no), "pay", &args, &g),
+            Redeemed::Refused("the user declined")
+        );
+        let r = Approvals::refused("pay", "the user declined", json!({}), true);
+        assert_eq!(r["isError"], true);
+        assert_eq!(r["resultType"], "complete");
     }
 
     #[test]
