@@ -46,7 +46,7 @@ for line in sys.stdin:
         a = p.get("arguments") or {}
         if p["name"] == "slow":
             time.sleep(a.get("ms", 0) / 1000)
-        r = {"content": [{"type": "text", "text": "ran " + p["name"]}]}
+        r = {"content": [{"type": "text", "text": "ran " + p["name"] + a.get("tag", "")}]}
     else:
         print(json.dumps({"jsonrpc": "2.0", "id": i, "error": {"code": -32601, "message": "no such method"}}), flush=True)
         continue
@@ -551,6 +551,186 @@ fn safe_defaults_body_limit_origin_host_health_and_session_rules() {
     assert_eq!(names, ["echo", "slow", "transfer"]);
 }
 
+/// A 2026-07-28 request: no session, the version in a header and in `params._meta`.
+fn modern(addr: &str, token: &str, id: Value, method: &str, params: Value) -> Resp {
+    let auth = format!("Bearer {token}");
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"}});
+    let name = params["name"].as_str().unwrap_or_default().to_owned();
+    let mut headers = vec![
+        ACCEPT,
+        ("Authorization", auth.as_str()),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if !name.is_empty() {
+        headers.push(("Mcp-Name", &name));
+    }
+    let body = json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
+    http(addr, "POST", &headers, body.to_string().as_bytes())
+}
+
+#[test]
+fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("modern");
+    let gw = s.gateway(&["--keys", &s.keys]);
+    let addr = gw.addr.clone();
+
+    // Concurrent requests with the same id from one caller: each gets its own answer,
+    // under its own id.
+    let answers: Vec<Value> = (0..6)
+        .map(|k| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let args =
+                    json!({"name": "slow", "arguments": {"ms": 150, "tag": format!("-{k}")}});
+                (k, modern(&addr, "tok-alice", json!(1), "tools/call", args))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| {
+            let (k, res) = h.join().unwrap();
+            assert_eq!(res.status, 200, "{res:?}");
+            assert!(res.header("mcp-session-id").is_none(), "{res:?}");
+            let answer = res.answer();
+            assert_eq!(answer["id"], 1, "{answer}");
+            assert_eq!(text(&answer), format!("ran slow-{k}"));
+            answer
+        })
+        .collect();
+    assert_eq!(answers.len(), 6);
+
+    // The policy, in 2026-07-28 terms: limits, hidden tools, approvals as input_required.
+    for _ in 0..3 {
+        let res = modern(
+            &addr,
+            "tok-alice",
+            json!("e"),
+            "tools/call",
+            json!({"name": "echo"}),
+        );
+        assert_eq!(text(&res.answer()), "ran echo");
+    }
+    let limited = modern(
+        &addr,
+        "tok-alice",
+        json!("e"),
+        "tools/call",
+        json!({"name": "echo"}),
+    )
+    .answer();
+    assert_eq!(limited["id"], "e");
+    assert_eq!(limited["result"]["resultType"], "complete", "{limited}");
+    assert_eq!(
+        limited["result"]["_meta"]["io.mcp-policy/decision"]["decision"],
+        "limit"
+    );
+    // Bob's budget is his own.
+    let bob = modern(
+        &addr,
+        "tok-bob",
+        json!(9),
+        "tools/call",
+        json!({"name": "echo"}),
+    );
+    assert_eq!(text(&bob.answer()), "ran echo");
+    let hidden = modern(
+        &addr,
+        "tok-alice",
+        json!(2),
+        "tools/call",
+        json!({"name": "secret"}),
+    );
+    assert_eq!(hidden.answer()["error"]["code"], -32602);
+    let transfer = json!({"name": "transfer", "arguments": {"amount": 5}});
+    let asked = modern(&addr, "tok-alice", json!(3), "tools/call", transfer.clone()).answer();
+    assert_eq!(asked["id"], 3);
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    let mut retry = transfer.clone();
+    retry["requestState"] = asked["result"]["requestState"].clone();
+    retry["inputResponses"] =
+        json!({"approve": {"action": "accept", "content": {"approve": true}}});
+    let done = modern(&addr, "tok-alice", json!(4), "tools/call", retry.clone()).answer();
+    assert_eq!(done["id"], 4);
+    assert_eq!(text(&done), "ran transfer", "{done}");
+    // The same state again approves nothing; another caller's state neither.
+    let replay = modern(&addr, "tok-alice", json!(5), "tools/call", retry.clone()).answer();
+    assert_eq!(replay["result"]["resultType"], "input_required", "{replay}");
+    let stolen = modern(&addr, "tok-bob", json!(5), "tools/call", retry).answer();
+    assert_eq!(stolen["result"]["resultType"], "input_required", "{stolen}");
+
+    // Anything else passes through; a notification is acknowledged and goes nowhere.
+    let listed = modern(&addr, "tok-alice", json!(6), "tools/list", json!({})).answer();
+    let names = listed["result"]["tools"].to_string();
+    assert!(
+        names.contains("echo") && !names.contains("secret"),
+        "{names}"
+    );
+    let auth = "Bearer tok-alice";
+    let note = http(
+        &addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Authorization", auth),
+            ("MCP-Protocol-Version", "2026-07-28"),
+        ],
+        br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+    );
+    assert_eq!(note.status, 202, "{note:?}");
+
+    // Routing headers must say what the message says.
+    let body = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo",
+        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+                 "io.modelcontextprotocol/clientCapabilities":{}}}});
+    for (header, value) in [
+        ("Mcp-Name", "slow"),
+        ("Mcp-Method", "tools/list"),
+        ("MCP-Protocol-Version", "2026-07-29"),
+    ] {
+        let mut headers = vec![ACCEPT, ("Authorization", auth), (header, value)];
+        if header != "MCP-Protocol-Version" {
+            headers.push(("MCP-Protocol-Version", "2026-07-28"));
+        }
+        let res = http(&addr, "POST", &headers, body.to_string().as_bytes());
+        assert_eq!(res.status, 400, "{header}: {res:?}");
+        assert_eq!(res.answer()["error"]["code"], -32020, "{res:?}");
+    }
+    // A handshake-era client still needs its session.
+    let old = http(
+        &addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Authorization", auth),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(old.status, 400, "{old:?}");
+    // No credential: 401, as for everything.
+    let none = http(
+        &addr,
+        "POST",
+        &[ACCEPT, ("MCP-Protocol-Version", "2026-07-28")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(none.status, 401);
+
+    // One upstream per caller (alice, bob), whatever the number of requests; stopped with
+    // the gateway.
+    assert_eq!(pids(&s.piddir).len(), 2, "{}", gw.stderr());
+    drop(gw);
+    assert!(all_gone(&s.piddir, Duration::from_secs(10)));
+}
+
 #[test]
 fn remote_addresses_need_a_flag_and_credentials() {
     let t = Temp::new("remote");
@@ -726,7 +906,17 @@ const EVERYTHING_POLICY: &str = r#"{
 }"#;
 
 fn sdk_client(peers: &Value, url: &str, token: &str, args: &[&str]) -> Vec<Value> {
-    let script = repo().join("mcp-policy-cli/tests/e2e/client_http_gateway.py");
+    sdk_script("client_http_gateway.py", peers, url, token, args)
+}
+
+/// `mcp.Client` (2026-07-28, or `--mode auto`) over streamable HTTP.
+fn sdk_new(peers: &Value, url: &str, token: &str, args: &[&str]) -> Vec<Value> {
+    sdk_script("client_new.py", peers, url, token, args)
+}
+
+/// The steps a Python SDK client script printed (it must have finished its run).
+fn sdk_script(name: &str, peers: &Value, url: &str, token: &str, args: &[&str]) -> Vec<Value> {
+    let script = repo().join("mcp-policy-cli/tests/e2e").join(name);
     let out = Command::new(peers["E2E_PYTHON"].as_str().unwrap())
         .arg(script)
         .args(args)
@@ -934,6 +1124,232 @@ fn upstream_url_server_everything_over_streamable_http() {
     );
     assert_eq!(run[6]["status"], "ok", "{}", run[6]);
     assert_eq!(run[6]["events"]["elicitation"].as_array().unwrap().len(), 1);
+    drop(gw);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// The Inspector CLI against a URL: its stdout and whether it succeeded.
+fn inspector_http(peers: &Value, url: &str, token: Option<&str>, args: &[&str]) -> (String, bool) {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let mut cmd = Command::new("node");
+    cmd.current_dir(peers["E2E_INSPECTOR_CWD"].as_str().unwrap())
+        .arg(peers["E2E_INSPECTOR_JS"].as_str().unwrap())
+        .args([url, "--transport", "http"])
+        .args(args);
+    if let Some(a) = &auth {
+        cmd.args(["--header", a]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.success(),
+    )
+}
+
+const TIME_POLICY: &str = r#"{"version":"1","default":"deny","tools":{
+  "get_current_time":{"limits":[{"counter":"t","window":"minute","max":2}]},
+  "convert_time":{"action":"approve","reason":"check conversions"}}}"#;
+
+const FIXTURE_POLICY: &str = r#"{"version":"1","default":"allow","tools":{
+  "fail":{"action":"deny","reason":"no failing"},
+  "echo":{"limits":[{"counter":"e","window":"minute","max":2}]},
+  "progress":{"action":"approve","reason":"a person checks long jobs"}}}"#;
+
+#[test]
+fn python_sdk_2026_07_28_and_the_inspector_over_http() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("modern-sdk");
+    let keys = t.write("keys.json", &keys_file(&[("tok-ada", "ada")]));
+
+    // 1. mcp.Client in 2026-07-28 mode (no handshake, no session) in front of
+    //    mcp-server-time over stdio: limits, and approvals through input_required.
+    let policy = t.write("time.json", TIME_POLICY);
+    let time = peers["E2E_SERVER_TIME"].as_str().unwrap();
+    let gw = Gateway::start(&["--policy", &policy, "--keys", &keys], &[time], &[]);
+    let url = format!("http://{}/mcp", gw.addr);
+    let now = json!({"timezone": "UTC"});
+    let convert =
+        json!({"source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"});
+    let steps = json!([
+        {"op": "list-tools"},
+        {"op": "call", "name": "get_current_time", "args": now},
+        {"op": "call", "name": "get_current_time", "args": now},
+        {"op": "call", "name": "get_current_time", "args": now},
+        {"op": "call", "name": "convert_time", "args": convert}
+    ]);
+    let run = sdk_new(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    assert_eq!(
+        run[0]["tool_names"],
+        json!(["get_current_time", "convert_time"])
+    );
+    assert_eq!(run[1]["status"], "ok", "{}", run[1]);
+    assert_eq!(run[2]["status"], "ok", "{}", run[2]);
+    assert_eq!(decision(&run[3])["decision"], "limit", "{}", run[3]);
+    assert_eq!(run[3]["result"]["resultType"], "complete", "{}", run[3]);
+    assert_eq!(run[4]["status"], "ok", "{}", run[4]);
+    assert!(step_text(&run[4]).contains("Europe/Paris"), "{}", run[4]);
+    assert_eq!(run[4]["events"]["elicitation"].as_array().unwrap().len(), 1);
+    let declined = json!([{"op": "call", "name": "convert_time", "args": convert}]);
+    let run = sdk_new(
+        peers,
+        &url,
+        "tok-ada",
+        &["--elicit", "decline", "steps", &declined.to_string()],
+    );
+    assert_eq!(run[0]["status"], "is-error", "{}", run[0]);
+    assert!(
+        step_text(&run[0]).contains("not approved: the user declined"),
+        "{}",
+        run[0]
+    );
+    drop(gw);
+
+    // 2. In front of server-everything (2025-11-25 only): `mode="auto"` probes, falls back
+    //    to the handshake, and works; the Inspector CLI over HTTP.
+    let policy = t.write("everything.json", EVERYTHING_POLICY);
+    let everything = peers["E2E_SERVER_EVERYTHING"].as_str().unwrap();
+    let gw = Gateway::start(
+        &["--policy", &policy, "--keys", &keys],
+        &[everything, "stdio"],
+        &[],
+    );
+    let url = format!("http://{}/mcp", gw.addr);
+    let steps = json!([{"op": "call", "name": "echo", "args": {"message": "auto"}}]);
+    let run = sdk_new(
+        peers,
+        &url,
+        "tok-ada",
+        &["--mode", "auto", "steps", &steps.to_string()],
+    );
+    assert_eq!(step_text(&run[0]), "Echo: auto", "{}", run[0]);
+    let (listed, ok) = inspector_http(peers, &url, Some("tok-ada"), &["--method", "tools/list"]);
+    assert!(ok, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let names = listed["tools"].to_string();
+    assert!(
+        names.contains("\"echo\"") && !names.contains("get-sum"),
+        "{names}"
+    );
+    let args = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "echo",
+        "--tool-arg",
+        "message=hi",
+    ];
+    let (echoed, ok) = inspector_http(peers, &url, Some("tok-ada"), &args);
+    assert!(ok && echoed.contains("Echo: hi"), "{echoed}");
+    let args = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get-sum",
+        "--tool-arg",
+        "a=1",
+        "b=2",
+    ];
+    let (denied, _) = inspector_http(peers, &url, Some("tok-ada"), &args);
+    let denied: Value = serde_json::from_str(&denied).unwrap();
+    assert_eq!(denied["isError"], true, "{denied}");
+    assert_eq!(
+        denied["_meta"]["io.mcp-policy/decision"]["message"],
+        "Sums are off today"
+    );
+    let (_, ok) = inspector_http(peers, &url, None, &["--method", "tools/list"]);
+    assert!(!ok, "no token, yet the Inspector got in");
+    drop(gw);
+
+    // 3. A remote SDK server over streamable HTTP (`--upstream`), both eras: its own
+    //    input_required rounds and elicitations pass; the gateway's approvals come first.
+    let port = common::RedisServer::free_port().to_string();
+    let python = peers["E2E_PYTHON"].as_str().unwrap();
+    let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
+    let mut server = Command::new(python)
+        .args([fixture, "--http", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening")));
+    assert!(ready, "the fixture server did not start");
+    std::thread::spawn(move || for _ in lines {});
+    let policy = t.write("fixture.json", FIXTURE_POLICY);
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let gw = Gateway::start(
+        &[
+            "--policy",
+            &policy,
+            "--keys",
+            &keys,
+            "--upstream",
+            &upstream,
+        ],
+        &[],
+        &[],
+    );
+    let url = format!("http://{}/mcp", gw.addr);
+    let steps = json!([
+        {"op": "call", "name": "approve_action", "args": {"action": "deploy"}},
+        {"op": "call", "name": "progress", "args": {"steps": 2}},
+        {"op": "call", "name": "echo", "args": {"text": "a"}},
+        {"op": "call", "name": "echo", "args": {"text": "a"}},
+        {"op": "call", "name": "echo", "args": {"text": "a"}},
+        {"op": "call", "name": "fail", "args": {"message": "x"}}
+    ]);
+    let run = sdk_new(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    assert_eq!(step_text(&run[0]), "approved: deploy", "{}", run[0]);
+    assert_eq!(run[1]["status"], "ok", "{}", run[1]);
+    assert_eq!(
+        run[1]["events"]["progress"].as_array().unwrap().len(),
+        2,
+        "{}",
+        run[1]
+    );
+    assert_eq!(step_text(&run[2]), "echo: a");
+    assert_eq!(decision(&run[4])["decision"], "limit", "{}", run[4]);
+    assert_eq!(step_text(&run[5]), "no failing");
+    let steps = json!([
+        {"op": "call", "name": "approve_action", "args": {"action": "ship"}},
+        {"op": "call", "name": "ask_llm", "args": {"prompt": "hi"}}
+    ]);
+    let run = sdk_client(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "--sampling-text",
+            "sampled",
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    assert_eq!(step_text(&run[0]), "approved: ship", "{}", run[0]);
+    assert!(step_text(&run[1]).contains("sampled"), "{}", run[1]);
     drop(gw);
     let _ = server.kill();
     let _ = server.wait();

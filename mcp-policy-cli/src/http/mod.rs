@@ -97,6 +97,10 @@ pub struct App {
     /// The runtime the remote upstreams' tasks run on.
     pub handle: std::sync::OnceLock<tokio::runtime::Handle>,
     pub sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Each caller's session for session-less (2026-07-28) requests, by principal.
+    modern: Mutex<HashMap<String, Arc<Session>>>,
+    /// Held while a session-less caller's upstream starts.
+    modern_start: tokio::sync::Mutex<()>,
     pub audit: Audit,
     default_grant: Grant,
     keys: Option<RwLock<Arc<Keys>>>,
@@ -219,6 +223,8 @@ fn setup(
         remote,
         handle: std::sync::OnceLock::new(),
         sessions: Mutex::new(HashMap::new()),
+        modern: Mutex::new(HashMap::new()),
+        modern_start: tokio::sync::Mutex::new(()),
         audit,
         default_grant,
         keys: keys.map(|k| RwLock::new(Arc::new(k))),
@@ -683,7 +689,11 @@ impl App {
         let id = id.to_str().unwrap_or_default();
         let session = lock(&self.sessions).get(id).cloned();
         match session {
-            Some(s) if s.principal == principal.name && !s.closed.load(Ordering::SeqCst) => {
+            Some(s)
+                if s.principal == principal.name
+                    && !s.modern
+                    && !s.closed.load(Ordering::SeqCst) =>
+            {
                 s.touch();
                 Ok(Some(s))
             }
@@ -761,6 +771,18 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         Ok(s) => s,
         Err(res) => return res,
     };
+    // A request without a session that names a protocol version without the handshake.
+    let modern = named.is_none()
+        && req
+            .headers()
+            .get(PROTOCOL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !v.is_empty() && !HANDSHAKE_VERSIONS.contains(&v));
+    let routing = if modern {
+        routing_headers(req.headers())
+    } else {
+        Vec::new()
+    };
     let body = match read_body(&app, req).await {
         Ok(b) => b,
         Err(res) => return res,
@@ -773,7 +795,9 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
             other => *other,
         })
         .collect();
-    let kind = Kind::of(&line);
+    let mut line = line;
+    let mut kind = Kind::of(&line);
+    let mut original = None;
     let (session, created) = match (named, &kind) {
         (_, Kind::Invalid) => {
             // Answered by the core's rules (parse error, batch refused), without a session.
@@ -790,6 +814,36 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
             };
         }
         (Some(s), _) => (s, false),
+        (None, Kind::Notification { .. }) if modern => {
+            // No notification from a 2026-07-28 client acts on a session-less exchange
+            // (cancelling is closing the answer's stream): acknowledged, not forwarded.
+            let mut res = Response::new(empty());
+            *res.status_mut() = StatusCode::ACCEPTED;
+            return res;
+        }
+        (None, Kind::Request { method, .. }) if modern && method != "initialize" => {
+            let mut message: Value = match serde_json::from_slice(&line) {
+                Ok(v) => v,
+                Err(_) => return refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error"),
+            };
+            if let Err(why) = check_routing(&message, &routing) {
+                return refuse(StatusCode::BAD_REQUEST, HEADER_MISMATCH, &why);
+            }
+            let session = match modern_session(&app, &principal).await {
+                Ok(s) => s,
+                Err(res) => return res,
+            };
+            // Callers' ids may collide on the shared upstream: each request gets its own.
+            let fresh = session.fresh_id();
+            let Some(slot) = message.as_object_mut().and_then(|m| m.get_mut("id")) else {
+                return refuse(StatusCode::BAD_REQUEST, -32600, "Invalid Request");
+            };
+            original = Some(std::mem::replace(slot, fresh.clone()));
+            line = message.to_string().into_bytes();
+            kind = Kind::of(&line);
+            session.route(&fresh.to_string(), routing);
+            (session, false)
+        }
         (None, Kind::Request { method, .. }) if method == "initialize" => {
             if app.stopping.load(Ordering::SeqCst) {
                 return refuse(
@@ -809,7 +863,8 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
             let name = principal.name.clone();
             let grant = principal.grant.clone();
             let started =
-                tokio::task::spawn_blocking(move || Session::start(&app2, name, grant)).await;
+                tokio::task::spawn_blocking(move || Session::start(&app2, name, grant, false))
+                    .await;
             match started {
                 Ok(Ok(s)) => (s, true),
                 Ok(Err(e)) => {
@@ -841,7 +896,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let request = match &kind {
         Kind::Request { id, progress, .. } => {
             let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-            let seq = session.open_post(id, progress.as_deref(), tx);
+            let seq = session.open_post(id, progress.as_deref(), tx, original);
             Some((seq, rx))
         }
         _ => None,
@@ -909,6 +964,155 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         res.headers_mut().insert(SESSION_HEADER, value);
     }
     res
+}
+
+/// The header a client names its protocol version in.
+const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+/// The versions that begin with an `initialize` handshake and use sessions.
+const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// JSON-RPC error for routing headers that disagree with the message (2026-07-28).
+const HEADER_MISMATCH: i64 = -32020;
+
+/// A session-less request's routing headers, passed on to a remote upstream.
+fn routing_headers(headers: &HeaderMap) -> Vec<(header::HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let n = name.as_str();
+            n == PROTOCOL_HEADER
+                || n == "mcp-method"
+                || n == "mcp-name"
+                || n.starts_with("mcp-param-")
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// The routing headers must say what the message says: the policy decides on the message, so
+/// nothing downstream may route on a different tool.
+fn check_routing(
+    message: &Value,
+    routing: &[(header::HeaderName, HeaderValue)],
+) -> Result<(), String> {
+    let get = |name: &str| {
+        let mut values = routing.iter().filter(|(n, _)| n.as_str() == name);
+        let first = values.next().map(|(_, v)| v.to_str().unwrap_or("\u{fffd}"));
+        (first, values.next().is_some())
+    };
+    let params = message.get("params");
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let version = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get(mcp_policy::mcp::META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    for name in [PROTOCOL_HEADER, "mcp-method", "mcp-name"] {
+        if get(name).1 {
+            return Err(format!("{name} header given more than once"));
+        }
+    }
+    if let (Some(header), Some(version)) = (get(PROTOCOL_HEADER).0, version)
+        && header != version
+    {
+        return Err(format!(
+            "{PROTOCOL_HEADER} header does not match the request's protocol version"
+        ));
+    }
+    if let Some(header) = get("mcp-method").0
+        && header != method
+    {
+        return Err("mcp-method header does not match the request's method".into());
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
+        "resources/read" => params.and_then(|p| p.get("uri")),
+        _ => None,
+    }
+    .and_then(Value::as_str);
+    match (get("mcp-name").0, named) {
+        (Some(header), Some(name)) if header != header_value(name) => {
+            Err("mcp-name header does not match the request's name".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A value as the `Mcp-Name` header carries it: as it is when it is printable ASCII without
+/// edge spaces, else `=?base64?…?=`.
+fn header_value(value: &str) -> String {
+    use base64::Engine as _;
+    let printable = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let sentinel = value.starts_with("=?base64?") && value.ends_with("?=");
+    if printable && value == value.trim() && !sentinel {
+        value.to_owned()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
+    }
+}
+
+/// The caller's session for session-less requests: one upstream per caller, started on the
+/// first such request (one start at a time, so that concurrent first requests share it),
+/// ended like any session when idle.
+async fn modern_session(
+    app: &Arc<App>,
+    principal: &Principal,
+) -> Result<Arc<Session>, Response<ResBody>> {
+    let current = |app: &App| {
+        lock(&app.modern)
+            .get(&principal.name)
+            .filter(|s| !s.closed.load(Ordering::SeqCst))
+            .cloned()
+    };
+    if let Some(s) = current(app) {
+        s.touch();
+        return Ok(s);
+    }
+    let _starting = app.modern_start.lock().await;
+    if let Some(s) = current(app) {
+        s.touch();
+        return Ok(s);
+    }
+    if app.stopping.load(Ordering::SeqCst) {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            "the gateway is stopping",
+        ));
+    }
+    if lock(&app.sessions).len() >= app.max_sessions {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            "too many sessions; try again later",
+        ));
+    }
+    let app2 = Arc::clone(app);
+    let name = principal.name.clone();
+    let grant = principal.grant.clone();
+    let started = tokio::task::spawn_blocking(move || Session::start(&app2, name, grant, true))
+        .await
+        .map_err(|_| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                INTERNAL_ERROR,
+                "internal error",
+            )
+        })?
+        .map_err(|e| {
+            eprintln!("mcp-policy proxy: {e}");
+            refuse(
+                StatusCode::BAD_GATEWAY,
+                INTERNAL_ERROR,
+                "the MCP server could not be started",
+            )
+        })?;
+    lock(&app.modern).insert(principal.name.clone(), Arc::clone(&started));
+    Ok(started)
 }
 
 fn sse_headers(res: &mut Response<ResBody>) {

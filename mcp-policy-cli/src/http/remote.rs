@@ -8,6 +8,7 @@
 //! is answered with a JSON-RPC error through that same path (so its charges are refunded).
 //! Nothing from the client's HTTP request reaches the server: only `--upstream-header`s.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,6 +87,10 @@ struct State {
     lines: Mutex<Option<std::sync::mpsc::Sender<Vec<u8>>>>,
     /// Idle keep-alive connections to the server.
     pool: Mutex<Vec<Sender>>,
+    /// Session-less (2026-07-28) requests: each carries its own routing headers
+    /// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), by request id.
+    modern: bool,
+    routing: Mutex<HashMap<String, Vec<(HeaderName, HeaderValue)>>>,
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -100,6 +105,7 @@ impl Remote {
     pub fn start(
         target: Target,
         handle: tokio::runtime::Handle,
+        modern: bool,
     ) -> (Remote, std::sync::mpsc::Receiver<Vec<u8>>) {
         let (lines, rx) = std::sync::mpsc::channel();
         let (out, queue) = mpsc::unbounded_channel();
@@ -110,6 +116,8 @@ impl Remote {
             protocol: Mutex::new(None),
             lines: Mutex::new(Some(lines)),
             pool: Mutex::new(Vec::new()),
+            modern,
+            routing: Mutex::new(HashMap::new()),
         });
         handle.spawn(sender(Arc::clone(&state), queue, cancelled));
         (
@@ -126,6 +134,18 @@ impl Remote {
     /// Queues one message for the server.
     pub fn send(&self, line: &[u8]) {
         let _ = self.out.send(line.to_vec());
+    }
+
+    /// The routing headers the request with this id (JSON text) is sent with.
+    pub fn route(&self, id: &str, headers: Vec<(HeaderName, HeaderValue)>) {
+        lock(&self.state.routing).insert(id.to_owned(), headers);
+    }
+
+    /// The request with this id was answered.
+    pub fn forget(&self, id: &str) {
+        if self.state.modern {
+            lock(&self.state.routing).remove(id);
+        }
     }
 
     /// The protocol version the two ends agreed on, sent as `MCP-Protocol-Version`.
@@ -265,7 +285,15 @@ async fn sender(
             line = queue.recv() => match line { Some(l) => l, None => return },
             _ = cancel.changed() => return,
         };
-        let req = state.request(Method::POST, Bytes::from(line.clone()));
+        let mut req = state.request(Method::POST, Bytes::from(line.clone()));
+        if state.modern
+            && let Kind::Request { id, .. } = Kind::of(&line)
+            && let Some(headers) = lock(&state.routing).get(&id)
+        {
+            for (name, value) in headers {
+                req.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
         let mut conn = match connection(&state).await {
             Ok(conn) => conn,
             Err(e) => {

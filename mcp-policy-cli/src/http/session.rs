@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -106,11 +106,19 @@ impl Kind {
     }
 }
 
+/// Where the answer to one request goes.
+struct Route {
+    seq: u64,
+    tx: mpsc::Sender<Msg>,
+    /// The client's own id, when the gateway renamed it (a session-less caller's request).
+    original: Option<Value>,
+}
+
 /// Where a session's messages to the client go.
 #[derive(Default)]
 struct Routes {
     /// A request's id → the stream of the POST that carried it.
-    by_id: HashMap<String, (u64, mpsc::Sender<Msg>)>,
+    by_id: HashMap<String, Route>,
     /// Open POST streams, oldest first.
     posts: Vec<(u64, mpsc::Sender<Msg>)>,
     /// A progress token → the POST stream of the request that named it.
@@ -147,6 +155,10 @@ pub struct Session {
     routes: Mutex<Routes>,
     last_active: Mutex<Instant>,
     pub closed: AtomicBool,
+    /// The shared upstream of one caller's session-less (2026-07-28) requests: never named
+    /// by an `Mcp-Session-Id`; each request's id is renamed (callers' ids may collide).
+    pub modern: bool,
+    next_id: AtomicU64,
 }
 
 /// A fresh session id: 128 random bits from the kernel, as hex.
@@ -161,7 +173,12 @@ fn session_id() -> Result<String, String> {
 
 impl Session {
     /// Starts the upstream command and the session's reader thread.
-    pub fn start(app: &Arc<App>, principal: String, grant: Grant) -> Result<Arc<Session>, String> {
+    pub fn start(
+        app: &Arc<App>,
+        principal: String,
+        grant: Grant,
+        modern: bool,
+    ) -> Result<Arc<Session>, String> {
         let id = session_id()?;
         let (upstream, lines): (Upstream, Box<dyn Iterator<Item = Vec<u8>> + Send>) =
             match &app.remote {
@@ -169,7 +186,7 @@ impl Session {
                     let Some(handle) = app.handle.get() else {
                         return Err("the runtime is not running".into());
                     };
-                    let (remote, rx) = Remote::start(target.clone(), handle.clone());
+                    let (remote, rx) = Remote::start(target.clone(), handle.clone(), modern);
                     (Upstream::Http(remote), Box::new(rx.into_iter()))
                 }
                 None => {
@@ -192,6 +209,8 @@ impl Session {
             routes: Mutex::new(Routes::default()),
             last_active: Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
+            modern,
+            next_id: AtomicU64::new(0),
         });
         lock(&app.sessions).insert(id.clone(), Arc::clone(&session));
         app.audit.line(vec![
@@ -218,14 +237,41 @@ impl Session {
         lock(&self.last_active).elapsed()
     }
 
-    /// Opens the stream of a POST that carries a request; returns its number.
-    pub fn open_post(&self, id: &str, progress: Option<&str>, tx: mpsc::Sender<Msg>) -> u64 {
+    /// A fresh id for a session-less caller's request (as JSON text and as a value).
+    pub fn fresh_id(&self) -> Value {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Value::String(format!("mcp-policy-{n}"))
+    }
+
+    /// The routing headers a session-less request with this id goes upstream with (a
+    /// remote server checks them against the message; a local one has no headers).
+    pub fn route(
+        &self,
+        id: &str,
+        headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    ) {
+        if let Upstream::Http(remote) = &self.upstream {
+            remote.route(id, headers);
+        }
+    }
+
+    /// Opens the stream of a POST that carries a request; returns its number. `original`:
+    /// the client's own id, when the request was renamed to `id`.
+    pub fn open_post(
+        &self,
+        id: &str,
+        progress: Option<&str>,
+        tx: mpsc::Sender<Msg>,
+        original: Option<Value>,
+    ) -> u64 {
         let mut routes = lock(&self.routes);
         routes.next += 1;
         let seq = routes.next;
         routes.posts.retain(|(_, t)| !t.is_closed());
         routes.posts.push((seq, tx.clone()));
-        routes.by_id.insert(id.to_owned(), (seq, tx));
+        routes
+            .by_id
+            .insert(id.to_owned(), Route { seq, tx, original });
         if let Some(token) = progress {
             routes.progress.insert(token.to_owned(), seq);
         }
@@ -307,9 +353,16 @@ impl Session {
             let mut routes = lock(&self.routes);
             match Kind::of(line) {
                 Kind::Response { id } => match routes.by_id.remove(&id) {
-                    Some((seq, tx)) => {
+                    Some(Route { seq, tx, original }) => {
                         routes.posts.retain(|(s, _)| *s != seq);
                         routes.progress.retain(|_, s| *s != seq);
+                        if let Upstream::Http(remote) = &self.upstream {
+                            remote.forget(&id);
+                        }
+                        let bytes = match original {
+                            Some(original) => with_id(line, original).unwrap_or(bytes),
+                            None => bytes,
+                        };
                         Some((tx, Msg::Final(bytes)))
                     }
                     None => None,
@@ -368,6 +421,9 @@ impl Session {
             return;
         }
         lock(&app.sessions).remove(&self.id);
+        if self.modern {
+            lock(&app.modern).retain(|_, s| s.id != self.id);
+        }
         self.close_get();
         match &self.upstream {
             Upstream::Http(remote) => remote.stop(),
@@ -384,6 +440,13 @@ impl Session {
             ("session", self.id.clone().into()),
         ]);
     }
+}
+
+/// `line` (one JSON-RPC message) with its id replaced.
+fn with_id(line: &[u8], id: Value) -> Option<Bytes> {
+    let mut message: Value = serde_json::from_slice(line).ok()?;
+    *message.as_object_mut()?.get_mut("id")? = id;
+    Some(Bytes::from(message.to_string()))
 }
 
 fn wait_for_exit(child: &mut Child, limit: Duration) -> bool {

@@ -3,6 +3,11 @@
 
     client_new.py [--mode 2026-07-28|auto|legacy] [--input-required auto|raw]
                   [OPTIONS] OP [OP_ARGS...] -- SERVER_COMMAND [SERVER_ARGS...]
+    client_new.py [...] [--token TOKEN] OP [OP_ARGS...] -- http://HOST:PORT/PATH
+
+A single http:// or https:// URL after `--` is a streamable-HTTP server (such as
+`mcp-policy proxy --listen`); `--token` (or $MCP_GATEWAY_TOKEN) then sends
+`Authorization: Bearer TOKEN` on every request.
 
 --mode 2026-07-28 (default): no handshake at all; every request carries the
     per-request envelope in params._meta (io.modelcontextprotocol/protocolVersion,
@@ -42,6 +47,18 @@ import e2e_common as common  # noqa: E402
 def extra_args(p) -> None:
     p.add_argument("--mode", default="2026-07-28", help="2026-07-28 (default), auto or legacy")
     p.add_argument("--input-required", choices=["auto", "raw"], default="auto")
+    p.add_argument("--token", default=os.environ.get("MCP_GATEWAY_TOKEN"), help="bearer token (HTTP)")
+
+
+def target(server: list[str], args):
+    """A stdio server's parameters, or a streamable-HTTP transport for one URL."""
+    if len(server) == 1 and server[0].startswith(("http://", "https://")):
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        return streamable_http_client(server[0], http_client=create_mcp_http_client(headers=headers))
+    return common.server_params(server, args)
 
 
 class NewOps(common.Ops):
@@ -87,7 +104,7 @@ def main() -> int:
                 return session
 
         client = TappedClient(
-            common.server_params(server, args),
+            target(server, args),
             mode=args.mode,
             read_timeout_seconds=args.timeout,
             client_info=Implementation(name="mcp-policy-e2e-new", version="0"),

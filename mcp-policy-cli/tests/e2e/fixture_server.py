@@ -2,6 +2,11 @@
 """A small MCP server on the official Python SDK (`mcp` 2.3.0) for the e2e tests.
 
     fixture_server.py            (stdio; both protocol eras)
+    fixture_server.py --http PORT
+                                 (streamable HTTP on 127.0.0.1:PORT/mcp; both
+                                 eras: sessions for 2025-11-25, session-less
+                                 POSTs for 2026-07-28; prints "listening" on
+                                 stderr once it accepts connections)
 
 The registry servers installed by setup.sh cover the 2025-11-25 handshake
 well, but none of them asks the client anything on 2026-07-28 (the Node
@@ -100,5 +105,29 @@ def fail(message: str) -> str:
     raise ToolError(message)
 
 
+async def serve_http(port: int) -> None:
+    import sys
+
+    import uvicorn
+
+    config = uvicorn.Config(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+    web = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not web.started:
+            await anyio.sleep(0.02)
+        print("listening", file=sys.stderr, flush=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(announce)
+        await web.serve()
+        tg.cancel_scope.cancel()
+
+
 if __name__ == "__main__":
-    anyio.run(server.run_stdio_async)
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        anyio.run(serve_http, int(sys.argv[2]))
+    else:
+        anyio.run(server.run_stdio_async)
