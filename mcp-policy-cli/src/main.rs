@@ -166,8 +166,8 @@ enum Command {
         /// HTTP: on SIGTERM, how long requests in flight may take before the gateway exits.
         #[arg(long, default_value = "30s", value_name = "DURATION")]
         shutdown_grace: String,
-        /// HTTP: a remote MCP server over streamable HTTP (http://HOST:PORT/PATH) as the
-        /// upstream, one upstream session per session, instead of COMMAND.
+        /// HTTP: a remote MCP server over streamable HTTP (http:// or https://HOST[:PORT]/PATH)
+        /// as the upstream, one upstream session per session, instead of COMMAND.
         #[arg(long, value_name = "URL", requires = "listen")]
         upstream: Option<String>,
         /// HTTP: a header sent to the --upstream server, `NAME: VALUE` (repeatable); nothing
@@ -178,6 +178,10 @@ enum Command {
             requires = "upstream"
         )]
         upstream_headers: Vec<String>,
+        /// HTTP: with an https:// --upstream, also trust the certificates (PEM) in this file,
+        /// for a server under a private CA or with a self-signed certificate.
+        #[arg(long, value_name = "FILE", requires = "upstream")]
+        upstream_ca: Option<PathBuf>,
         /// The upstream MCP server: a command and its arguments, after `--`.
         #[arg(
             last = true,
@@ -261,6 +265,7 @@ fn main() -> ExitCode {
             shutdown_grace,
             upstream,
             upstream_headers,
+            upstream_ca,
             max_sessions,
             command,
         } => {
@@ -290,6 +295,7 @@ fn main() -> ExitCode {
                         shutdown_grace,
                         upstream,
                         upstream_headers,
+                        upstream_ca,
                         max_sessions,
                     },
                 ),

@@ -1273,19 +1273,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
 
     // 3. A remote SDK server over streamable HTTP (`--upstream`), both eras: its own
     //    input_required rounds and elicitations pass; the gateway's approvals come first.
-    let port = common::RedisServer::free_port().to_string();
-    let python = peers["E2E_PYTHON"].as_str().unwrap();
-    let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
-    let mut server = Command::new(python)
-        .args([fixture, "--http", &port])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening")));
-    assert!(ready, "the fixture server did not start");
-    std::thread::spawn(move || for _ in lines {});
+    let (mut server, port) = fixture_http(peers, None);
     let policy = t.write("fixture.json", FIXTURE_POLICY);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let gw = Gateway::start(
@@ -1353,6 +1341,96 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
     drop(gw);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// The fixture SDK server over streamable HTTP on a free port (HTTPS with `tls`: certificate
+/// and key files); the child and its port.
+fn fixture_http(peers: &Value, tls: Option<(&str, &str)>) -> (Child, String) {
+    let port = common::RedisServer::free_port().to_string();
+    let python = peers["E2E_PYTHON"].as_str().unwrap();
+    let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
+    let mut cmd = Command::new(python);
+    cmd.args([fixture, "--http", &port]);
+    if let Some((cert, key)) = tls {
+        cmd.args([cert, key]);
+    }
+    let mut server = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening")));
+    assert!(ready, "the fixture server did not start");
+    std::thread::spawn(move || for _ in lines {});
+    (server, port)
+}
+
+#[test]
+fn https_upstream_trusts_the_system_roots_or_the_given_ca() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("tls");
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = t.write("cert.pem", &made.cert.pem());
+    let key = t.write("key.pem", &made.signing_key.serialize_pem());
+    let (mut server, port) = fixture_http(peers, Some((&cert, &key)));
+    let policy = t.write("p.json", FIXTURE_POLICY);
+
+    // Trusted through --upstream-ca: both eras work over TLS.
+    for host in ["127.0.0.1", "localhost"] {
+        let upstream = format!("https://{host}:{port}/mcp");
+        let gw = Gateway::start(
+            &[
+                "--policy",
+                &policy,
+                "--upstream",
+                &upstream,
+                "--upstream-ca",
+                &cert,
+            ],
+            &[],
+            &[],
+        );
+        let url = format!("http://{}/mcp", gw.addr);
+        let steps = json!([{"op": "call", "name": "echo", "args": {"text": "tls"}},
+                           {"op": "call", "name": "fail", "args": {"message": "x"}}]);
+        let run = sdk_client(peers, &url, "unused", &["steps", &steps.to_string()]);
+        assert_eq!(step_text(&run[0]), "echo: tls", "{host}: {}", run[0]);
+        assert_eq!(step_text(&run[1]), "no failing");
+        let run = sdk_new(peers, &url, "unused", &["steps", &steps.to_string()]);
+        assert_eq!(step_text(&run[0]), "echo: tls", "{host}: {}", run[0]);
+    }
+
+    // Not trusted (the system's roots only): every request is answered -32603, naming TLS.
+    let upstream = format!("https://127.0.0.1:{port}/mcp");
+    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    let init = initialize(&gw.addr, None);
+    let answer = init.answer();
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("TLS") && message.contains("certificate"),
+        "{message}"
+    );
+    drop(gw);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // --upstream-ca without https, or naming no certificate: the gateway does not start.
+    let empty = t.write("empty.pem", "");
+    for (url, ca) in [
+        ("http://127.0.0.1:1/mcp", cert.as_str()),
+        ("https://127.0.0.1:1/mcp", empty.as_str()),
+    ] {
+        let out = Command::new(BIN)
+            .args(["proxy", "--listen", "127.0.0.1:0", "--policy", &policy])
+            .args(["--upstream", url, "--upstream-ca", ca])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--upstream-ca"));
+    }
 }
 
 #[test]

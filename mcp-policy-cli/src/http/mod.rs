@@ -75,6 +75,7 @@ pub struct HttpArgs {
     pub shutdown_grace: String,
     pub upstream: Option<String>,
     pub upstream_headers: Vec<String>,
+    pub upstream_ca: Option<PathBuf>,
     pub max_sessions: usize,
 }
 
@@ -157,7 +158,11 @@ fn setup(
         Some(_) if !args.command.is_empty() => {
             return Err("give either --upstream URL or a command after --, not both".into());
         }
-        Some(url) => Some(remote::Target::parse(url, &http.upstream_headers)?),
+        Some(url) => Some(remote::Target::parse(
+            url,
+            &http.upstream_headers,
+            http.upstream_ca.as_deref(),
+        )?),
         None if args.command.is_empty() => {
             return Err("no upstream; usage: mcp-policy proxy --listen ADDR --policy P (--upstream URL | -- COMMAND [ARG]...)".into());
         }

@@ -9,6 +9,7 @@
 //! Nothing from the client's HTTP request reaches the server: only `--upstream-header`s.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,40 +18,66 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use mcp_policy::mcp::{INTERNAL_ERROR, error_response};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::session::{Kind, lock};
 
 /// Where the remote server is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
+    /// `HOST:PORT` to connect to.
     authority: String,
+    /// The `Host` header: the URL's authority as written.
+    host: String,
     path: String,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// For `https://`: the TLS client and the name the certificate must carry.
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {
-    /// Parses `http://host[:port][/path]` and the `--upstream-header`s (`Name: value`).
-    pub fn parse(url: &str, headers: &[String]) -> Result<Target, String> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!(
-                "--upstream {url}: only http:// URLs (reach an https server through a local TLS proxy)"
-            ));
+    /// Parses `http://` or `https://HOST[:PORT][/PATH]` and the `--upstream-header`s
+    /// (`Name: value`); `ca`: certificates (PEM) to trust besides the system's, for https.
+    pub fn parse(url: &str, headers: &[String], ca: Option<&Path>) -> Result<Target, String> {
+        let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => {
+                return Err(format!(
+                    "--upstream {url}: expected an http:// or https:// URL"
+                ));
+            }
         };
-        let (authority, path) = match rest.find('/') {
+        let (host, path) = match rest.find('/') {
             Some(at) => rest.split_at(at),
             None => (rest, "/"),
         };
-        if authority.is_empty() || authority.contains('@') {
+        if host.is_empty() || host.contains('@') || host.contains(['?', '#']) {
             return Err(format!(
-                "--upstream {url}: expected http://HOST[:PORT]/PATH"
+                "--upstream {url}: expected http(s)://HOST[:PORT]/PATH"
             ));
         }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_owned()
+        let has_port = match host.rfind(':') {
+            Some(at) => !host.ends_with(']') && host.get(at + 1..).is_some_and(|p| !p.is_empty()),
+            None => false,
+        };
+        let authority = if has_port {
+            host.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{host}:{}", if https { 443 } else { 80 })
         };
         let mut parsed = Vec::new();
         for h in headers {
@@ -63,12 +90,69 @@ impl Target {
                 .map_err(|_| format!("--upstream-header {h}: not a header value"))?;
             parsed.push((name, value));
         }
+        let tls = match (https, ca) {
+            (false, Some(_)) => {
+                return Err(format!(
+                    "--upstream-ca is for an https:// upstream, not {url}"
+                ));
+            }
+            (false, None) => None,
+            (true, _) => {
+                let name = authority
+                    .rsplit_once(':')
+                    .map_or(authority.as_str(), |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = ServerName::try_from(name.to_owned())
+                    .map_err(|_| format!("--upstream {url}: `{name}` is not a TLS server name"))?;
+                Some((tls_connector(ca)?, name))
+            }
+        };
         Ok(Target {
             authority,
+            host: host.to_owned(),
             path: path.to_owned(),
             headers: parsed,
+            tls,
         })
     }
+}
+
+/// A TLS client trusting the system's roots and the certificates in `ca`.
+fn tls_connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("--upstream-ca {}: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--upstream-ca {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--upstream-ca {}: no PEM certificate in the file",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("--upstream-ca {}: {e}", path.display()))?;
+        }
+    } else if added == 0 {
+        return Err(
+            "--upstream https://…: no trusted certificates on this system; give --upstream-ca FILE"
+                .into(),
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 /// One session's remote upstream.
@@ -184,7 +268,7 @@ impl State {
             *req.uri_mut() = uri;
         }
         let h = req.headers_mut();
-        if let Ok(host) = HeaderValue::from_str(&self.target.authority) {
+        if let Ok(host) = HeaderValue::from_str(&self.target.host) {
             h.insert(header::HOST, host);
         }
         h.insert(
@@ -263,6 +347,23 @@ async fn connect(target: &Target) -> Result<Sender, String> {
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", target.authority))?;
     let _ = stream.set_nodelay(true);
+    match &target.tls {
+        None => handshake(stream).await,
+        Some((connector, name)) => {
+            let stream = connector
+                .connect(name.clone(), stream)
+                .await
+                .map_err(|e| format!("TLS with {}: {e}", target.authority))?;
+            handshake(stream).await
+        }
+    }
+}
+
+/// HTTP/1.1 over a connected stream; the connection is driven by a task of its own.
+async fn handshake<S>(stream: S) -> Result<Sender, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -456,16 +557,25 @@ mod tests {
 
     #[test]
     fn targets() {
-        let t = Target::parse("http://127.0.0.1:3001/mcp", &["X-Api-Key: k".into()]).unwrap();
+        let t = Target::parse("http://127.0.0.1:3001/mcp", &["X-Api-Key: k".into()], None).unwrap();
         assert_eq!(t.authority, "127.0.0.1:3001");
+        assert_eq!(t.host, "127.0.0.1:3001");
         assert_eq!(t.path, "/mcp");
         assert_eq!(t.headers.len(), 1);
-        let t = Target::parse("http://example.com", &[]).unwrap();
+        assert!(t.tls.is_none());
+        let t = Target::parse("http://example.com", &[], None).unwrap();
         assert_eq!(t.authority, "example.com:80");
+        assert_eq!(t.host, "example.com");
         assert_eq!(t.path, "/");
-        assert!(Target::parse("https://example.com/mcp", &[]).is_err());
-        assert!(Target::parse("http://u:p@example.com/mcp", &[]).is_err());
-        assert!(Target::parse("http://example.com/mcp", &["nocolon".into()]).is_err());
+        let t = Target::parse("http://[::1]/mcp", &[], None).unwrap();
+        assert_eq!(t.authority, "[::1]:80");
+        assert!(Target::parse("ftp://example.com/mcp", &[], None).is_err());
+        assert!(Target::parse("http://u:p@example.com/mcp", &[], None).is_err());
+        assert!(Target::parse("http://example.com/mcp", &["nocolon".into()], None).is_err());
+        let ca = Path::new("/nonexistent/ca.pem");
+        assert!(Target::parse("http://example.com/mcp", &[], Some(ca)).is_err());
+        let e = Target::parse("https://example.com/mcp", &[], Some(ca)).unwrap_err();
+        assert!(e.contains("--upstream-ca /nonexistent/ca.pem"), "{e}");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 """A small MCP server on the official Python SDK (`mcp` 2.3.0) for the e2e tests.
 
     fixture_server.py            (stdio; both protocol eras)
-    fixture_server.py --http PORT
+    fixture_server.py --http PORT [CERT KEY]
                                  (streamable HTTP on 127.0.0.1:PORT/mcp; both
                                  eras: sessions for 2025-11-25, session-less
-                                 POSTs for 2026-07-28; prints "listening" on
-                                 stderr once it accepts connections)
+                                 POSTs for 2026-07-28; with CERT and KEY (PEM
+                                 files), HTTPS; prints "listening" on stderr
+                                 once it accepts connections)
 
 The registry servers installed by setup.sh cover the 2025-11-25 handshake
 well, but none of them asks the client anything on 2026-07-28 (the Node
@@ -105,12 +106,19 @@ def fail(message: str) -> str:
     raise ToolError(message)
 
 
-async def serve_http(port: int) -> None:
+async def serve_http(port: int, cert: str | None = None, key: str | None = None) -> None:
     import sys
 
     import uvicorn
 
-    config = uvicorn.Config(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        server.streamable_http_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
     web = uvicorn.Server(config)
 
     async def announce() -> None:
@@ -127,7 +135,7 @@ async def serve_http(port: int) -> None:
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--http":
-        anyio.run(serve_http, int(sys.argv[2]))
+    if len(sys.argv) in (3, 5) and sys.argv[1] == "--http":
+        anyio.run(serve_http, int(sys.argv[2]), *sys.argv[3:])
     else:
         anyio.run(server.run_stdio_async)
