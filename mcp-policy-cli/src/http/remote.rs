@@ -167,8 +167,9 @@ struct State {
     target: Target,
     session: Mutex<Option<HeaderValue>>,
     protocol: Mutex<Option<HeaderValue>>,
-    /// To the session's reader thread; taken when the session stops, which ends that thread.
-    lines: Mutex<Option<std::sync::mpsc::Sender<Vec<u8>>>>,
+    /// Where the server's messages go; taken when the session stops (which ends a reader
+    /// thread).
+    lines: Mutex<Option<Sink>>,
     /// Idle keep-alive connections to the server.
     pool: Mutex<Vec<Sender>>,
     /// Session-less (2026-07-28) requests: each carries its own routing headers
@@ -179,40 +180,46 @@ struct State {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+/// Where the messages from the server go, one line each.
+#[derive(Clone)]
+pub enum Sink {
+    /// To the session's reader thread (its work may block: a Redis store).
+    Thread(std::sync::mpsc::Sender<Vec<u8>>),
+    /// Handled right in the task that read it (nothing in the handling blocks).
+    Inline(Arc<dyn Fn(Vec<u8>) + Send + Sync>),
+}
+
 /// Idle connections kept per session.
 const POOL: usize = 4;
 
 type Response = hyper::Response<hyper::body::Incoming>;
 
 impl Remote {
-    /// Starts the session's sender task; the lines from the server arrive on the receiver.
+    /// Starts the session's sender task; the lines from the server go to `sink`.
     pub fn start(
         target: Target,
         handle: tokio::runtime::Handle,
         modern: bool,
-    ) -> (Remote, std::sync::mpsc::Receiver<Vec<u8>>) {
-        let (lines, rx) = std::sync::mpsc::channel();
+        sink: Sink,
+    ) -> Remote {
         let (out, queue) = mpsc::unbounded_channel();
         let (cancel, cancelled) = watch::channel(false);
         let state = Arc::new(State {
             target,
             session: Mutex::new(None),
             protocol: Mutex::new(None),
-            lines: Mutex::new(Some(lines)),
+            lines: Mutex::new(Some(sink)),
             pool: Mutex::new(Vec::new()),
             modern,
             routing: Mutex::new(HashMap::new()),
         });
         handle.spawn(sender(Arc::clone(&state), queue, cancelled));
-        (
-            Remote {
-                out,
-                state,
-                cancel,
-                handle,
-            },
-            rx,
-        )
+        Remote {
+            out,
+            state,
+            cancel,
+            handle,
+        }
     }
 
     /// Queues one message for the server.
@@ -292,8 +299,13 @@ impl State {
     }
 
     fn deliver(&self, line: Vec<u8>) {
-        if let Some(lines) = lock(&self.lines).as_ref() {
-            let _ = lines.send(line);
+        let sink = lock(&self.lines).clone();
+        match sink {
+            Some(Sink::Thread(lines)) => {
+                let _ = lines.send(line);
+            }
+            Some(Sink::Inline(handle)) => handle(line),
+            None => {}
         }
     }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::App;
 use super::body::Msg;
-use super::remote::Remote;
+use super::remote::{Remote, Sink};
 
 /// How long the upstream has to exit after its stdin closed (then SIGTERM, then as long again
 /// before SIGKILL).
@@ -180,14 +180,31 @@ impl Session {
         modern: bool,
     ) -> Result<Arc<Session>, String> {
         let id = session_id()?;
-        let (upstream, lines): (Upstream, Box<dyn Iterator<Item = Vec<u8>> + Send>) =
+        // With a store that never blocks, a remote server's messages are handled in the task
+        // that read them (no hop to a thread); the session is known once it exists.
+        let me: Arc<OnceLock<Weak<Session>>> = Arc::new(OnceLock::new());
+        let (upstream, lines): (Upstream, Option<Box<dyn Iterator<Item = Vec<u8>> + Send>>) =
             match &app.remote {
                 Some(target) => {
                     let Some(handle) = app.handle.get() else {
                         return Err("the runtime is not running".into());
                     };
-                    let (remote, rx) = Remote::start(target.clone(), handle.clone(), modern);
-                    (Upstream::Http(remote), Box::new(rx.into_iter()))
+                    if app.inline_store {
+                        let (me, app) = (Arc::clone(&me), Arc::downgrade(app));
+                        let sink = Sink::Inline(Arc::new(move |line: Vec<u8>| {
+                            let session = me.get().and_then(Weak::upgrade);
+                            if let (Some(session), Some(app)) = (session, app.upgrade()) {
+                                session.from_upstream(&app, &line, true);
+                            }
+                        }));
+                        let remote = Remote::start(target.clone(), handle.clone(), modern, sink);
+                        (Upstream::Http(remote), None)
+                    } else {
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        let sink = Sink::Thread(tx);
+                        let remote = Remote::start(target.clone(), handle.clone(), modern, sink);
+                        (Upstream::Http(remote), Some(Box::new(rx.into_iter())))
+                    }
                 }
                 None => {
                     let (stdin, child, stdout) = spawn_command(&app.command)?;
@@ -196,7 +213,7 @@ impl Session {
                             stdin: Mutex::new(Some(stdin)),
                             child: Mutex::new(Some(child)),
                         },
-                        Box::new(stdout_lines(stdout)),
+                        Some(Box::new(stdout_lines(stdout))),
                     )
                 }
             };
@@ -218,10 +235,30 @@ impl Session {
             ("session", id.into()),
             ("grant", grant.id.into()),
         ]);
-        let reader_app = Arc::clone(app);
-        let reader_session = Arc::clone(&session);
-        std::thread::spawn(move || read_upstream(&reader_app, &reader_session, lines));
+        let _ = me.set(Arc::downgrade(&session));
+        if let Some(lines) = lines {
+            let reader_app = Arc::clone(app);
+            let reader_session = Arc::clone(&session);
+            std::thread::spawn(move || read_upstream(&reader_app, &reader_session, lines));
+        }
         Ok(session)
+    }
+
+    /// One message from the server, through the gateway to the client. `inline`: on an
+    /// async worker (nothing may block).
+    fn from_upstream(&self, app: &App, line: &[u8], inline: bool) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let outputs = {
+            let mut gateway = lock(&self.gateway);
+            let outputs = gateway.from_server(app.engine.as_ref(), line);
+            if let (Upstream::Http(remote), Some(version)) = (&self.upstream, gateway.protocol()) {
+                remote.set_protocol(version);
+            }
+            outputs
+        };
+        self.carry_out_in(app, outputs, line, false, None, inline);
     }
 
     /// Whether handing a message to the upstream never blocks (a remote server's queue).
@@ -426,7 +463,14 @@ impl Session {
         }
         self.close_get();
         match &self.upstream {
-            Upstream::Http(remote) => remote.stop(),
+            Upstream::Http(remote) => {
+                remote.stop();
+                if app.inline_store {
+                    // No reader thread: the calls still waiting are answered here.
+                    let outputs = lock(&self.gateway).upstream_gone(app.engine.as_ref());
+                    self.carry_out(app, outputs, &[], false, None);
+                }
+            }
             Upstream::Stdio { stdin, child } => {
                 drop(lock(stdin).take());
                 let child = lock(child).take();
@@ -527,19 +571,7 @@ fn read_upstream(
     lines: Box<dyn Iterator<Item = Vec<u8>> + Send>,
 ) {
     for line in lines {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let outputs = {
-            let mut gateway = lock(&session.gateway);
-            let outputs = gateway.from_server(app.engine.as_ref(), &line);
-            if let (Upstream::Http(remote), Some(version)) = (&session.upstream, gateway.protocol())
-            {
-                remote.set_protocol(version);
-            }
-            outputs
-        };
-        session.carry_out(app, outputs, &line, false, None);
+        session.from_upstream(app, &line, false);
     }
     let outputs = lock(&session.gateway).upstream_gone(app.engine.as_ref());
     session.carry_out(app, outputs, &[], false, None);
