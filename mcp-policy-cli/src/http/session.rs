@@ -194,7 +194,7 @@ impl Session {
                         let sink = Sink::Inline(Arc::new(move |line: Vec<u8>| {
                             let session = me.get().and_then(Weak::upgrade);
                             if let (Some(session), Some(app)) = (session, app.upgrade()) {
-                                session.from_upstream(&app, &line, true);
+                                session.handle_upstream(&app, &line, true);
                             }
                         }));
                         let remote = Remote::start(target.clone(), handle.clone(), modern, sink);
@@ -246,7 +246,7 @@ impl Session {
 
     /// One message from the server, through the gateway to the client. `inline`: on an
     /// async worker (nothing may block).
-    fn from_upstream(&self, app: &App, line: &[u8], inline: bool) {
+    fn handle_upstream(&self, app: &App, line: &[u8], inline: bool) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -571,7 +571,7 @@ fn read_upstream(
     lines: Box<dyn Iterator<Item = Vec<u8>> + Send>,
 ) {
     for line in lines {
-        session.from_upstream(app, &line, false);
+        session.handle_upstream(app, &line, false);
     }
     let outputs = lock(&session.gateway).upstream_gone(app.engine.as_ref());
     session.carry_out(app, outputs, &[], false, None);
