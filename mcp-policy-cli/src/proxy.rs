@@ -15,7 +15,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use mcp_policy::mcp::{AuditRecord, Gateway, GatewayOptions, Output, PARSE_ERROR, error_response};
+use mcp_policy::mcp::{
+    AuditRecord, ClientMessage, Gateway, GatewayOptions, Output, PARSE_ERROR, ServerMessage,
+    error_response,
+};
 use mcp_policy::{Engine, Grant, Policy};
 
 use crate::audit::Audit;
@@ -65,6 +68,8 @@ struct Shared {
     client: Mutex<BufWriter<Box<dyn Write + Send>>>,
     server: Mutex<Option<BufWriter<ChildStdin>>>,
     audit: Audit,
+    /// Whether an audit log was opened (it is never opened later).
+    audit_on: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,17 +77,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Carries out the gateway's outputs for a line read from one side.
-    fn carry_out(&self, outputs: Vec<Output>, line: &[u8], from_client: bool) {
+    /// Carries out the gateway's outputs for a line read from one side; whether anything
+    /// was written to the client.
+    fn carry_out(&self, outputs: Vec<Output>, line: &[u8], from_client: bool) -> bool {
+        let mut to_client = false;
         for output in outputs {
             match output {
                 Output::Forward if from_client => self.to_server(line),
-                Output::Forward => self.to_client(line),
-                Output::ToClient(v) => self.to_client(v.to_string().as_bytes()),
+                Output::Forward => {
+                    self.to_client(line);
+                    to_client = true;
+                }
+                Output::ToClient(v) => {
+                    self.to_client(v.to_string().as_bytes());
+                    to_client = true;
+                }
                 Output::ToServer(v) => self.to_server(v.to_string().as_bytes()),
-                Output::Audit(record) => self.audit_call(&record),
+                Output::Audit(record) if self.audit_on => self.audit_call(&record),
+                Output::Audit(_) => {}
             }
         }
+        to_client
     }
 
     fn to_client(&self, line: &[u8]) {
@@ -227,6 +242,7 @@ pub fn run(args: ProxyArgs) -> u8 {
         gateway: Mutex::new(Gateway::new(grant, options)),
         client: Mutex::new(BufWriter::with_capacity(64 * 1024, client_output())),
         server: Mutex::new(Some(BufWriter::with_capacity(64 * 1024, upstream_in))),
+        audit_on: audit.enabled(),
         audit,
     });
     shared.audit_line(vec![
@@ -319,13 +335,14 @@ pub(crate) fn make_grant(args: &ProxyArgs) -> Result<Grant, String> {
 
 /// One line read from the client.
 enum Line {
-    Text(Vec<u8>),
+    /// The line is in the buffer.
+    Text,
     TooLong,
     End,
 }
 
-/// Reads one line of at most `max` bytes (without its newline); a longer line is skipped to
-/// its end without being kept.
+/// Reads one line of at most `max` bytes (without its newline) into `buf` (reused from line
+/// to line); a longer line is skipped to its end without being kept.
 fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
     buf.clear();
     let mut too_long = false;
@@ -341,7 +358,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::i
             } else if buf.is_empty() {
                 Line::End
             } else {
-                Line::Text(std::mem::take(buf))
+                Line::Text
             });
         }
         let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
@@ -360,11 +377,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::i
         let used = done.unwrap_or(chunk.len());
         reader.consume(used);
         if done.is_some() {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Text(std::mem::take(buf))
-            });
+            return Ok(if too_long { Line::TooLong } else { Line::Text });
         }
     }
 }
@@ -374,18 +387,27 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut reader = BufReader::with_capacity(64 * 1024, stdin.lock());
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(1024);
+        // Whether answers were written to the client since the last flush.
+        let mut answered = false;
         loop {
             match read_line(&mut reader, &mut buf, max_line) {
-                Ok(Line::Text(line)) => {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
+                Ok(Line::Text) => {
+                    let line = buf.as_slice();
+                    // A blank line is nothing to pass on (but may end a burst).
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        // Read before the lock: the other direction waits only for the
+                        // decision itself.
+                        let message = ClientMessage::read(line);
+                        let outputs = lock(&shared.gateway)
+                            .from_client_message(shared.engine.as_ref(), message);
+                        answered |= shared.carry_out(outputs, line, true);
                     }
-                    let outputs = lock(&shared.gateway).from_client(shared.engine.as_ref(), &line);
-                    shared.carry_out(outputs, &line, true);
                     if reader.buffer().is_empty() {
                         shared.flush_server();
-                        shared.flush_client();
+                        if std::mem::take(&mut answered) {
+                            shared.flush_client();
+                        }
                     }
                 }
                 Ok(Line::TooLong) => {
@@ -424,11 +446,13 @@ fn spawn_server_reader(
             if buf.last() == Some(&b'\n') {
                 buf.pop();
             }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            // A blank line is nothing to pass on (but may end a burst).
+            if !buf.iter().all(u8::is_ascii_whitespace) {
+                let message = ServerMessage::read(&buf);
+                let outputs =
+                    lock(&shared.gateway).from_server_message(shared.engine.as_ref(), message);
+                shared.carry_out(outputs, &buf, false);
             }
-            let outputs = lock(&shared.gateway).from_server(shared.engine.as_ref(), &buf);
-            shared.carry_out(outputs, &buf, false);
             if reader.buffer().is_empty() {
                 shared.flush_client();
             }
@@ -533,10 +557,10 @@ mod tests {
             Line::TooLong
         ));
         assert!(
-            matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text(l) if l == b"short")
+            matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text) && buf == b"short"
         );
         assert!(
-            matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text(l) if l == b"yyyyy")
+            matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text) && buf == b"yyyyy"
         );
         assert!(matches!(
             read_line(&mut reader, &mut buf, 10).unwrap(),

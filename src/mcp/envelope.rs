@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 /// The fields a gateway routes on. A key repeated among them is an error (serde's duplicate
 /// field check), so the gateway and the server never route one message differently.
@@ -47,8 +47,8 @@ impl<'de> Visitor<'de> for ResultVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResultHead, A::Error> {
         let mut head = ResultHead::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match key.0.as_ref() {
                 "isError" => head.is_error = map.next_value::<Value>()? == Value::Bool(true),
                 "protocolVersion" => {
                     if let Value::String(v) = map.next_value::<Value>()? {
@@ -85,6 +85,211 @@ impl<'de> Visitor<'de> for ResultVisitor {
     }
     fn visit_unit<E>(self) -> Result<ResultHead, E> {
         Ok(ResultHead::default())
+    }
+}
+
+/// A string borrowed from the message where it has no escapes (serde's own `Cow<str>` always
+/// copies).
+pub(crate) struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
+}
+
+/// A `tools/call` request read into the fields the gateway decides on, in one pass and
+/// without building the rest: `id`, `params.name`, `params.arguments` and `params._meta`
+/// (the last two as values, read strictly: a repeated key is an error).
+///
+/// Only the plain shape is read here: an object with no keys but `jsonrpc` (a string),
+/// `id`, `method` (`tools/call`) and `params` (an object with no keys but `name`, a string,
+/// `arguments`, an object or null, and `_meta`). Anything else, a repeated key among these,
+/// or text the reader refuses gives `None`, and the caller reads the message whole, which
+/// decides the same and says what is wrong.
+#[derive(Debug)]
+pub(crate) struct CallRequest<'a> {
+    /// The id, unless absent or null.
+    pub id: Option<Value>,
+    pub tool: Cow<'a, str>,
+    pub arguments: Option<Value>,
+    pub meta: Option<Value>,
+}
+
+impl<'a> CallRequest<'a> {
+    pub(crate) fn read(line: &'a [u8]) -> Option<CallRequest<'a>> {
+        let text = std::str::from_utf8(line).ok()?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let request = de::Deserializer::deserialize_map(&mut de, CallVisitor).ok()?;
+        de.end().ok()?;
+        Some(request)
+    }
+}
+
+/// Repeated or unexpected keys: the full reader decides.
+fn unexpected<E: de::Error>() -> E {
+    E::custom("not the plain shape of a tool call")
+}
+
+struct CallVisitor;
+
+impl<'de> Visitor<'de> for CallVisitor {
+    type Value = CallRequest<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a tools/call request")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CallRequest<'de>, A::Error> {
+        let (mut jsonrpc, mut id, mut method, mut params) = (false, None, None, None);
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match key.0.as_ref() {
+                "jsonrpc" if !jsonrpc => {
+                    map.next_value::<Text<'de>>()?;
+                    jsonrpc = true;
+                }
+                "id" if id.is_none() => id = Some(map.next_value_seed(StrictValue)?),
+                "method" if method.is_none() => {
+                    let m = map.next_value::<Text<'de>>()?;
+                    if m.0 != "tools/call" {
+                        return Err(unexpected());
+                    }
+                    method = Some(m);
+                }
+                "params" if params.is_none() => params = Some(map.next_value_seed(ParamsSeed)?),
+                _ => return Err(unexpected()),
+            }
+        }
+        let (Some(_), Some((tool, arguments, meta))) = (method, params) else {
+            return Err(unexpected());
+        };
+        Ok(CallRequest {
+            id: id.filter(|id| !id.is_null()),
+            tool,
+            arguments,
+            meta,
+        })
+    }
+}
+
+struct ParamsSeed;
+
+type Params<'a> = (Cow<'a, str>, Option<Value>, Option<Value>);
+
+impl<'de> DeserializeSeed<'de> for ParamsSeed {
+    type Value = Params<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Params<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParamsSeed {
+    type Value = Params<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tools/call params")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
+        let (mut name, mut arguments, mut meta) = (None, None, None);
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match key.0.as_ref() {
+                "name" if name.is_none() => name = Some(map.next_value::<Text<'de>>()?.0),
+                "arguments" if arguments.is_none() => {
+                    let value = map.next_value_seed(StrictValue)?;
+                    if !matches!(value, Value::Null | Value::Object(_)) {
+                        return Err(unexpected());
+                    }
+                    arguments = Some(value);
+                }
+                "_meta" if meta.is_none() => meta = Some(map.next_value_seed(StrictValue)?),
+                _ => return Err(unexpected()),
+            }
+        }
+        let name = name.ok_or_else(unexpected)?;
+        Ok((name, arguments.filter(Value::is_object), meta))
+    }
+}
+
+/// A JSON value read strictly: a key repeated in one object is an error (as the crate's
+/// strict reader).
+pub(crate) struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(de::Error::custom("a repeated key"));
+            }
+            let value = access.next_value_seed(StrictValue)?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
     }
 }
 

@@ -66,9 +66,10 @@ use crate::store::{CounterStore, Reservation};
 mod envelope;
 pub mod typed;
 
-use envelope::Envelope;
+use envelope::{CallRequest, Envelope};
 
 /// What the gateway needs from a server's answer.
+#[derive(Debug)]
 struct AnswerParts {
     id: Value,
     error: bool,
@@ -348,9 +349,9 @@ pub struct Gateway {
     protocol: Option<String>,
     client_elicitation: bool,
     /// Client requests forwarded to the server, by id (as JSON text).
-    waiting: HashMap<String, Waiting>,
+    waiting: HashMap<IdKey, Waiting>,
     /// Calls held for an elicitation answer, by the id of our elicitation request.
-    held: HashMap<String, Held>,
+    held: HashMap<IdKey, Held>,
     /// `requestState`s issued to 2026-07-28 clients.
     issued: HashMap<String, Issued>,
     next: u64,
@@ -389,11 +390,36 @@ impl Gateway {
 
     /// Handles one message (one line, without its newline) from the client.
     pub fn from_client(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
-        // Most messages are only forwarded: their envelope decides, read without the rest.
-        // A line that may be a tool call is read whole at once (strictly) instead.
-        let maybe_call = contains(line, b"tools/call");
-        if let Some(envelope) = (!maybe_call).then(|| Envelope::read(line)).flatten() {
-            match (envelope.method.as_deref(), envelope.id()) {
+        self.from_client_message(enforcer, ClientMessage::read(line))
+    }
+
+    /// Handles one message from the client, read with [`ClientMessage::read`] (which needs
+    /// no gateway: a host that shares one between threads reads outside its lock).
+    pub fn from_client_message(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        message: ClientMessage<'_>,
+    ) -> Vec<Output> {
+        let line = message.line;
+        match message.read {
+            ClientRead::Call(CallRequest {
+                id: Some(id),
+                tool,
+                arguments,
+                meta,
+            }) => {
+                let started = self.clock();
+                return self.plain_call(
+                    enforcer,
+                    line,
+                    id,
+                    &tool,
+                    arguments.as_ref(),
+                    meta.as_ref(),
+                    started,
+                );
+            }
+            ClientRead::Envelope(envelope) => match (envelope.method.as_deref(), envelope.id()) {
                 (Some("tools/call" | "initialize"), Some(_)) => {}
                 (Some(method), Some(id)) => {
                     let kind = if method == "tools/list" {
@@ -409,7 +435,8 @@ impl Gateway {
                 }
                 (_, None) => return vec![Output::Forward],
                 _ => {}
-            }
+            },
+            ClientRead::Call(_) | ClientRead::Whole => {}
         }
         // Examined messages (and anything the envelope reader doubted) are read whole and
         // strictly: a repeated key anywhere is a parse error.
@@ -458,38 +485,20 @@ impl Gateway {
 
     /// Handles one message (one line, without its newline) from the server.
     pub fn from_server(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
-        let envelope = match Envelope::read(line) {
-            Some(envelope) => envelope,
-            // Too deep or odd for the envelope reader: read it whole (bounded), and if even
-            // that fails, it is not for the gateway to judge: the client sees what was sent.
-            None => match parse_line(line) {
-                Ok(Value::Object(map)) => {
-                    let Ok(envelope) = serde_json::from_value::<OwnedEnvelope>(Value::Object(map))
-                    else {
-                        return vec![Output::Forward];
-                    };
-                    return self.server_answer(enforcer, line, envelope.into_parts());
-                }
-                _ => return vec![Output::Forward],
-            },
-        };
-        if envelope.method.is_some() {
-            return vec![Output::Forward];
+        self.from_server_message(enforcer, ServerMessage::read(line))
+    }
+
+    /// Handles one message from the server, read with [`ServerMessage::read`] (which needs
+    /// no gateway: a host that shares one between threads reads outside its lock).
+    pub fn from_server_message(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        message: ServerMessage<'_>,
+    ) -> Vec<Output> {
+        match message.answer {
+            Some(parts) => self.server_answer(enforcer, message.line, parts),
+            None => vec![Output::Forward],
         }
-        let Some(id) = envelope.id() else {
-            return vec![Output::Forward];
-        };
-        let (is_error, protocol) = match &envelope.result {
-            Some(r) => (r.is_error, r.protocol_version.clone()),
-            None => (false, None),
-        };
-        let parts = AnswerParts {
-            id: id.clone(),
-            error: envelope.error.is_some(),
-            is_error,
-            protocol,
-        };
-        self.server_answer(enforcer, line, parts)
     }
 
     /// A server's answer to one of the client's requests.
@@ -547,7 +556,11 @@ impl Gateway {
     /// charges of calls that never got an answer are refunded, and held calls are dropped.
     pub fn upstream_gone(&mut self, enforcer: &dyn Enforcer) -> Vec<Output> {
         let mut out = Vec::new();
-        let mut waiting: Vec<(String, Waiting)> = self.waiting.drain().collect();
+        let mut waiting: Vec<(String, Waiting)> = self
+            .waiting
+            .drain()
+            .map(|(k, kind)| (k.text(), kind))
+            .collect();
         waiting.sort_by(|a, b| a.0.cmp(&b.0));
         for (id_text, kind) in waiting {
             let id: Value = serde_json::from_str(&id_text).unwrap_or(Value::Null);
@@ -566,7 +579,7 @@ impl Gateway {
     /// Answers the calls whose approval was not given in time (call it periodically).
     pub fn expire(&mut self, now: Instant) -> Vec<Output> {
         self.issued.retain(|_, issued| issued.deadline > now);
-        let late: Vec<String> = self
+        let late: Vec<IdKey> = self
             .held
             .iter()
             .filter(|(_, held)| held.deadline <= now)
@@ -627,7 +640,7 @@ impl Gateway {
         }
     }
 
-    /// A `tools/call` request from the client.
+    /// A `tools/call` request from the client, read whole.
     fn call(
         &mut self,
         enforcer: &dyn Enforcer,
@@ -659,15 +672,7 @@ impl Gateway {
             ))];
         }
         // 2026-07-28 requests carry the protocol version and the client's identity themselves.
-        let meta = params.and_then(|p| p.get("_meta"));
-        let version = meta
-            .and_then(|m| m.get(META_PROTOCOL_VERSION))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| self.protocol.clone());
-        if let Some(info) = meta.and_then(|m| m.get(META_CLIENT_INFO)) {
-            self.client_info(info);
-        }
+        let stateless = self.read_meta(params.and_then(|p| p.get("_meta")));
         let empty = Value::Object(Map::new());
         // A retry that answers an `input_required` approval (2026-07-28).
         // Only a `requestState` this gateway issued is its own to consume; the server's own
@@ -693,12 +698,77 @@ impl Gateway {
             .and_then(|p| p.get("arguments"))
             .filter(|a| a.is_object())
             .unwrap_or(&empty);
+        let request = if stripped {
+            Request::Changed(&message)
+        } else {
+            Request::Parsed(&message)
+        };
+        let call = Call {
+            id,
+            tool: &tool,
+            args,
+            stateless,
+            refused,
+        };
+        self.decide(enforcer, request, call, started)
+    }
 
+    /// A `tools/call` request of the plain shape, read into its fields ([`CallRequest`]).
+    #[allow(clippy::too_many_arguments)]
+    fn plain_call(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        line: &[u8],
+        id: Value,
+        tool: &str,
+        args: Option<&Value>,
+        meta: Option<&Value>,
+        started: Option<Instant>,
+    ) -> Vec<Output> {
+        let stateless = self.read_meta(meta);
+        let empty = Value::Object(Map::new());
+        let call = Call {
+            id,
+            tool,
+            args: args.unwrap_or(&empty),
+            stateless,
+            refused: None,
+        };
+        self.decide(enforcer, Request::Line(line), call, started)
+    }
+
+    /// Reads a request's `params._meta` (2026-07-28 requests carry the client's identity
+    /// there); whether the call speaks the stateless version (its own, or the session's).
+    fn read_meta(&mut self, meta: Option<&Value>) -> bool {
+        if let Some(info) = meta.and_then(|m| m.get(META_CLIENT_INFO)) {
+            self.client_info(info);
+        }
+        let version = meta
+            .and_then(|m| m.get(META_PROTOCOL_VERSION))
+            .and_then(Value::as_str)
+            .or(self.protocol.as_deref());
+        version == Some(STATELESS_VERSION)
+    }
+
+    /// Decides a call and says what happens to it.
+    fn decide(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        request: Request<'_>,
+        call: Call<'_>,
+        started: Option<Instant>,
+    ) -> Vec<Output> {
+        let Call {
+            id,
+            tool,
+            args,
+            stateless,
+            refused,
+        } = call;
         let t0 = self.clock();
-        let decision = enforcer.evaluate(&tool, args, &self.grant);
+        let decision = enforcer.evaluate(tool, args, &self.grant);
         let policy_us = micros_since(t0);
-        let record = self.record(&tool, &decision, args, policy_us);
-        let args = (decision.verdict == Verdict::Approve).then(|| args.clone());
+        let record = self.record(tool, &decision, args, policy_us);
         match decision.verdict {
             Verdict::Allow => {
                 self.waiting.insert(
@@ -709,10 +779,9 @@ impl Gateway {
                         started,
                     })),
                 );
-                if stripped {
-                    vec![Output::ToServer(message)]
-                } else {
-                    vec![Output::Forward]
+                match request {
+                    Request::Changed(message) => vec![Output::ToServer(message.clone())],
+                    _ => vec![Output::Forward],
                 }
             }
             Verdict::Deny if decision.rule.starts_with("/hide/") => {
@@ -720,23 +789,27 @@ impl Gateway {
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Deny | Verdict::Limit => {
-                let stateless = version.as_deref() == Some(STATELESS_VERSION);
                 let answer = refusal(&id, &decision, stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Approve if let Some(why) = refused => {
                 // The human said no to this very call: answered, not asked again.
-                let stateless = version.as_deref() == Some(STATELESS_VERSION);
                 let text =
                     format!("The call of `{tool}` was not approved: {why}. Nothing was done.");
                 let answer = tool_error(&id, &text, decision.to_json(None), stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Approve => {
-                let stateless = version.as_deref() == Some(STATELESS_VERSION);
-                let args = args.unwrap_or_default();
+                let message = request.whole();
                 self.ask(
-                    message, id, tool, args, &decision, started, policy_us, stateless,
+                    message,
+                    id,
+                    tool.to_owned(),
+                    args.clone(),
+                    &decision,
+                    started,
+                    policy_us,
+                    stateless,
                 )
             }
         }
@@ -1005,9 +1078,140 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A map key for a JSON-RPC id: its JSON text, so `1` and `"1"` differ.
-fn key(id: &Value) -> String {
-    id.to_string()
+/// A message from the client, read as far as the gateway needs without any of its state:
+/// the fields of a tool call, or the envelope of another message. Reading is most of the
+/// work of handling a message; a host that shares one [`Gateway`] between threads does it
+/// before taking the lock, then calls [`Gateway::from_client_message`].
+#[derive(Debug)]
+pub struct ClientMessage<'a> {
+    line: &'a [u8],
+    read: ClientRead<'a>,
+}
+
+#[derive(Debug)]
+enum ClientRead<'a> {
+    /// A tool call of the plain shape.
+    Call(CallRequest<'a>),
+    /// Another message: its envelope.
+    Envelope(Envelope<'a>),
+    /// Anything either reader doubted: read whole by the gateway.
+    Whole,
+}
+
+impl<'a> ClientMessage<'a> {
+    /// Reads one message (one line, without its newline) from the client.
+    pub fn read(line: &'a [u8]) -> ClientMessage<'a> {
+        // Most messages are only forwarded: their envelope decides, read without the rest.
+        // A tool call of the plain shape is read into the fields the decision needs; any
+        // other line that may be a tool call is read whole (strictly) by the gateway.
+        let read = if contains(line, b"tools/call") {
+            match CallRequest::read(line) {
+                Some(call) if call.id.is_some() => ClientRead::Call(call),
+                _ => ClientRead::Whole,
+            }
+        } else {
+            Envelope::read(line).map_or(ClientRead::Whole, ClientRead::Envelope)
+        };
+        ClientMessage { line, read }
+    }
+}
+
+/// A message from the server, read as far as the gateway needs without any of its state
+/// (see [`ClientMessage`]); handled with [`Gateway::from_server_message`].
+#[derive(Debug)]
+pub struct ServerMessage<'a> {
+    line: &'a [u8],
+    /// What an answer says; `None` for anything else (passed on as it is).
+    answer: Option<AnswerParts>,
+}
+
+impl<'a> ServerMessage<'a> {
+    /// Reads one message (one line, without its newline) from the server.
+    pub fn read(line: &'a [u8]) -> ServerMessage<'a> {
+        let answer = match Envelope::read(line) {
+            Some(envelope) => match (&envelope.method, envelope.id()) {
+                (None, Some(id)) => {
+                    let (is_error, protocol) = match &envelope.result {
+                        Some(r) => (r.is_error, r.protocol_version.clone()),
+                        None => (false, None),
+                    };
+                    Some(AnswerParts {
+                        id: id.clone(),
+                        error: envelope.error.is_some(),
+                        is_error,
+                        protocol,
+                    })
+                }
+                _ => None,
+            },
+            // Too deep or odd for the envelope reader: read it whole (bounded), and if even
+            // that fails, it is not for the gateway to judge: the client sees what was sent.
+            None => match parse_line(line) {
+                Ok(message @ Value::Object(_)) => serde_json::from_value::<OwnedEnvelope>(message)
+                    .ok()
+                    .map(OwnedEnvelope::into_parts),
+                _ => None,
+            },
+        };
+        ServerMessage { line, answer }
+    }
+}
+
+/// A map key for a JSON-RPC id: the number itself for the usual ids (nothing to allocate),
+/// its JSON text for any other, so `1` and `"1"` differ.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    Number(u64),
+    Text(String),
+}
+
+impl IdKey {
+    /// The id's JSON text.
+    fn text(&self) -> String {
+        match self {
+            IdKey::Number(n) => n.to_string(),
+            IdKey::Text(text) => text.clone(),
+        }
+    }
+}
+
+fn key(id: &Value) -> IdKey {
+    match id.as_u64() {
+        Some(n) => IdKey::Number(n),
+        None => IdKey::Text(id.to_string()),
+    }
+}
+
+/// What a call's decision needs.
+struct Call<'a> {
+    id: Value,
+    tool: &'a str,
+    args: &'a Value,
+    /// The call speaks the 2026-07-28 version.
+    stateless: bool,
+    /// The human refused this very call (its `requestState` answer).
+    refused: Option<&'static str>,
+}
+
+/// A call's request as the gateway has it.
+enum Request<'a> {
+    /// The line as read (forwarded as it is).
+    Line(&'a [u8]),
+    /// Read whole.
+    Parsed(&'a Value),
+    /// Read whole and changed (the gateway's own approval fields removed): sent as changed.
+    Changed(&'a Value),
+}
+
+impl Request<'_> {
+    /// The whole request (for a call held for approval).
+    fn whole(&self) -> Value {
+        match self {
+            // The line was read strictly already; reading it whole cannot fail.
+            Request::Line(line) => parse_line(line).unwrap_or(Value::Null),
+            Request::Parsed(message) | Request::Changed(message) => (*message).clone(),
+        }
+    }
 }
 
 fn parse_line(line: &[u8]) -> Result<Value, Value> {

@@ -480,3 +480,81 @@ fn a_stateless_request_names_its_version_and_client_itself() {
     let out = gw.from_client(&e, &call(3, "stop_scan", json!({})));
     assert_eq!(to_client(&out)["result"].get("resultType"), None);
 }
+
+#[test]
+fn plain_tool_calls_are_read_as_the_full_reader_reads_them() {
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"read","arguments":{{"a":{}1{}}}}}}}"#,
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    let plain = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"a":[1,{"b":null}]}}}"#,
+        r#" {"params":{"arguments":null,"name":"re\u0061d"},"method":"tools/call","id":"x"} "#,
+        r#"{"id":null,"method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":2.5,"method":"tools/call","params":{"na\u006de":"read","_meta":{"k":[1]}}}"#,
+    ];
+    let other = [
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}}]"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["read"]}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","name":"drop_db"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"a":{"b":1,"b":2}}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","_meta":{"a":1,"a":1}}}"#,
+        r#"{"jsonrpc":"2.0","id":{"a":1,"a":2},"method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","requestState":"s"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":[1]}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":2,"id":1,"method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"},"extra":1}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}} x"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}"#,
+        deep.as_str(),
+    ];
+    for line in plain {
+        let fast = envelope::CallRequest::read(line.as_bytes()).unwrap_or_else(|| panic!("{line}"));
+        let whole = parse_line(line.as_bytes()).unwrap();
+        assert_eq!(fast.id.as_ref(), whole.get("id").filter(|id| !id.is_null()));
+        assert_eq!(Some(fast.tool.as_ref()), whole["params"]["name"].as_str());
+        assert_eq!(
+            fast.arguments.as_ref(),
+            whole["params"].get("arguments").filter(|a| a.is_object())
+        );
+        assert_eq!(fast.meta.as_ref(), whole["params"].get("_meta"));
+    }
+    for line in other {
+        assert!(
+            envelope::CallRequest::read(line.as_bytes()).is_none(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn numeric_and_text_ids_are_kept_apart() {
+    let (e, mut gw) = (engine(), gateway());
+    for line in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":1.0,"method":"tools/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2.0","id":-1,"method":"tools/call","params":{"name":"read"}}"#,
+    ] {
+        assert_eq!(gw.from_client(&e, line.as_bytes()), [Output::Forward]);
+    }
+    assert_eq!(gw.in_flight(), (4, 0));
+    let out = gw.from_server(&e, br#"{"jsonrpc":"2.0","id":"1","result":{}}"#);
+    assert_eq!(audits(&out).len(), 1);
+    assert_eq!(gw.in_flight(), (3, 0));
+    let out = gw.upstream_gone(&e);
+    let ids: Vec<String> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToClient(v) => Some(v["id"].to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, ["-1", "1", "1.0"]);
+}
