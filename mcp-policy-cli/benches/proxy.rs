@@ -7,6 +7,8 @@
 //! ```text
 //! cargo bench -p mcp-policy-cli --bench proxy            # full: 20,000 calls per case
 //! cargo bench -p mcp-policy-cli --bench proxy -- --quick # CI smoke: 500 calls per case
+//! # one case and depth, for a profile (`--calls N` sets the count):
+//! cargo bench -p mcp-policy-cli --bench proxy -- --case "mcp-policy proxy" --depth 16
 //! ```
 //!
 //! The bench binary plays every part itself: run with `MCP_BENCH_ROLE=server` it is the
@@ -33,8 +35,22 @@ fn main() {
         Ok("relay") => return relay(),
         _ => {}
     }
-    let quick = std::env::args().any(|a| a == "--quick");
-    let calls: usize = if quick { 500 } else { 20_000 };
+    let argv: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        argv.iter()
+            .position(|a| a == name)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+    };
+    let quick = argv.iter().any(|a| a == "--quick");
+    let only_case = flag("--case");
+    let depths: Vec<usize> = match flag("--depth").and_then(|d| d.parse().ok()) {
+        Some(depth) => vec![depth],
+        None => vec![1, 16],
+    };
+    let calls: usize = flag("--calls")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick { 500 } else { 20_000 });
     let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("proxy-bench"));
     let dir = std::env::temp_dir().join(format!("mcp-policy-proxy-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -104,8 +120,11 @@ fn main() {
         "{:<18} {:>9} {:>9} {:>9} {:>11}",
         "case", "in flight", "p50 us", "p99 us", "calls/s"
     );
+    if let Some(only) = &only_case {
+        cases.retain(|(name, _)| name == only);
+    }
     let mut results: HashMap<(String, usize), (f64, f64, f64)> = HashMap::new();
-    for depth in [1usize, 16] {
+    for &depth in &depths {
         for (name, argv) in &cases {
             let role = if name == &"no-op relay" { "relay" } else { "" };
             match measure(argv, role, calls, depth) {
@@ -118,7 +137,7 @@ fn main() {
         }
     }
     println!();
-    for depth in [1usize, 16] {
+    for &depth in &depths {
         let get = |n: &str| results.get(&(n.to_owned(), depth)).copied();
         if let (Some(d), Some(r), Some(p)) =
             (get("direct"), get("no-op relay"), get("mcp-policy proxy"))
