@@ -9,11 +9,14 @@
 //! 3. `gateway`: `mcp-policy proxy --listen … --keys … --upstream URL` in front of it;
 //! 4. `replicas`: two gateways on one `redis-server`, callers split between them.
 //!
-//! Prints calls/s, p50 and p99 for each, the added p50 of nginx and the gateway over direct,
+//! Prints calls/s, p50 and p99 for each (medians over rounds), the added p50 of nginx and the gateway over direct,
 //! and a budget check: every caller then calls a tool limited to 100 calls a minute in all,
 //! and exactly 100 may be admitted. nginx or redis-server missing: that row is skipped.
 //!
-//! `cargo bench -p mcp-policy-cli --bench http [-- CALLERS CALLS]` (default 16 × 1000).
+//! `cargo bench -p mcp-policy-cli --bench http [-- CALLERS CALLS ROUNDS]` (default 16 × 1000,
+//! 5 rounds). Every path is loaded once per round, the paths interleaved, and medians over
+//! the rounds are reported, with the CPU time the proxy processes spent per call (from
+//! /proc: nginx's master and workers, the gateway's process).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -331,6 +334,72 @@ struct Row {
     p50: Duration,
     p99: Duration,
     admitted: Option<usize>,
+    /// CPU time the proxy processes spent per call (user + system).
+    cpu_us: Option<f64>,
+}
+
+/// Medians over rounds.
+struct Summary {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    cpu: Option<f64>,
+}
+
+impl Summary {
+    fn of(rows: &[Row]) -> Summary {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let cpu: Vec<f64> = rows.iter().filter_map(|r| r.cpu_us).collect();
+        Summary {
+            rate: median(rows.iter().map(|r| r.calls as f64 / r.secs).collect()),
+            p50: median(rows.iter().map(|r| r.p50.as_secs_f64()).collect()),
+            p99: median(rows.iter().map(|r| r.p99.as_secs_f64()).collect()),
+            cpu: (!cpu.is_empty()).then(|| median(cpu)),
+        }
+    }
+}
+
+/// User + system CPU ticks of these processes (all their threads), from /proc.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(") ")?.1;
+            let fields: Vec<&str> = rest.split(' ').collect();
+            // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The child processes of `pid` (nginx's workers).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
 }
 
 fn call_body(id: u64, tool: &str) -> Vec<u8> {
@@ -426,6 +495,7 @@ fn load(addrs: &[String], callers: usize, calls: usize, budget: bool) -> Row {
         p50: pick(0.5),
         p99: pick(0.99),
         admitted: budget.then_some(admitted),
+        cpu_us: None,
     }
 }
 
@@ -436,6 +506,7 @@ fn main() {
         .collect();
     let callers = args.first().copied().unwrap_or(16);
     let calls = args.get(1).copied().unwrap_or(1000);
+    let rounds = args.get(2).copied().unwrap_or(5).max(1);
     let dir: PathBuf =
         std::env::temp_dir().join(format!("mcp-policy-http-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -462,76 +533,144 @@ fn main() {
 
     let up = upstream();
     let direct_addr = format!("127.0.0.1:{up}");
-    println!("{callers} callers x {calls} calls (keep-alive HTTP/1.1), tools/call, loopback");
-    println!("| path | calls | calls/s | p50 | p99 | added p50 | budget ({LIMIT}/min) admitted |");
+    println!(
+        "{callers} callers x {calls} calls (keep-alive HTTP/1.1), tools/call, loopback; \
+         {rounds} rounds, the paths interleaved in each"
+    );
+    // Every proxy is up for the whole run; each round loads each path in turn (the order
+    // alternates), so that a change in the machine's load hits them alike.
+    let nginx = nginx(&dir, up);
+    if nginx.is_none() {
+        println!("(nginx not found: its rows are skipped)");
+    }
+    let (gw_proc, gw_addr) = gateway(&dir, up, None, "bench-mem");
+    let redis = redis();
+    let prefix = format!("bench-{}", std::process::id());
+    let replicas = redis.as_ref().map(|(_, url)| {
+        let (a_proc, a) = gateway(&dir, up, Some(url), &prefix);
+        let (b_proc, b) = gateway(&dir, up, Some(url), &prefix);
+        (
+            vec![a_proc.0.id(), b_proc.0.id()],
+            vec![a, b],
+            (a_proc, b_proc),
+        )
+    });
+    if replicas.is_none() {
+        println!("(redis-server not found: the replicas' rows are skipped)");
+    }
+    let mut paths: Vec<(&str, Vec<String>, Vec<u32>)> =
+        vec![("direct", vec![direct_addr], Vec::new())];
+    if let Some((proc_, addr)) = &nginx {
+        let mut pids = vec![proc_.0.id()];
+        pids.extend(children(proc_.0.id()));
+        paths.push(("nginx (reverse proxy)", vec![addr.clone()], pids));
+    }
+    paths.push((
+        "gateway (memory store)",
+        vec![gw_addr.clone()],
+        vec![gw_proc.0.id()],
+    ));
+    if let Some((pids, addrs, _)) = &replicas {
+        paths.push(("2 gateways, one redis-server", addrs.clone(), pids.clone()));
+    }
+    let mut rows: Vec<Vec<Row>> = paths.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (_, addrs, pids) = &paths[i];
+            let before = cpu_ticks(pids);
+            let mut r = load(addrs, callers, calls, false);
+            r.cpu_us = (!pids.is_empty())
+                .then(|| (cpu_ticks(pids) - before) as f64 * 1e6 / clock_ticks() / r.calls as f64);
+            rows[i].push(r);
+        }
+    }
+    // The budget: exactly LIMIT admitted through one gateway, and through the two replicas.
+    let admitted_one = load(&[gw_addr], callers, 10, true).admitted;
+    let admitted_two = replicas
+        .as_ref()
+        .map(|(_, addrs, _)| load(addrs, callers, 10, true).admitted);
+
+    println!(
+        "\n| path | calls/s | p50 | p99 | added p50 | proxy CPU per call | budget ({LIMIT}/min) admitted |"
+    );
     println!("|---|---|---|---|---|---|---|");
-    let direct = load(&[direct_addr], callers, calls, false);
-    let show = |name: &str, r: &Row| {
-        let added = r.p50.saturating_sub(direct.p50);
+    let medians: Vec<Summary> = rows.iter().map(|r| Summary::of(r)).collect();
+    let direct_p50 = medians[0].p50;
+    for (k, ((name, _, _), m)) in paths.iter().zip(&medians).enumerate() {
+        let admitted = match *name {
+            "gateway (memory store)" => admitted_one,
+            "2 gateways, one redis-server" => admitted_two.flatten(),
+            _ => None,
+        };
         println!(
-            "| {name} | {} | {:.0} | {:.0} µs | {:.0} µs | {} | {} |",
-            r.calls,
-            r.calls as f64 / r.secs,
-            r.p50.as_secs_f64() * 1e6,
-            r.p99.as_secs_f64() * 1e6,
-            if name == "direct" {
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs | {} | {} | {} |",
+            m.rate,
+            m.p50 * 1e6,
+            m.p99 * 1e6,
+            if k == 0 {
                 "–".to_owned()
             } else {
-                format!("{:.0} µs", added.as_secs_f64() * 1e6)
+                format!("{:.0} µs", (m.p50 - direct_p50) * 1e6)
             },
-            r.admitted.map_or("–".to_owned(), |a| a.to_string()),
+            m.cpu.map_or("–".to_owned(), |c| format!("{c:.0} µs")),
+            admitted.map_or("–".to_owned(), |a| a.to_string()),
         );
-    };
-    show("direct", &direct);
-    let nginx_row = match nginx(&dir, up) {
-        Some((_proc, addr)) => {
-            let r = load(&[addr], callers, calls, false);
-            show("nginx (reverse proxy)", &r);
-            Some(r)
-        }
-        None => {
-            println!("| nginx | skipped: nginx not found | | | | | |");
-            None
-        }
-    };
-    let gw_row = {
-        let (_gw, addr) = gateway(&dir, up, None, "bench-mem");
-        let r = load(&[addr], callers, calls, true);
-        show("gateway (memory store)", &r);
-        assert_eq!(
-            r.admitted,
-            Some(LIMIT),
-            "the budget was exceeded or underused"
-        );
-        r
-    };
-    match redis() {
-        Some((_redis, url)) => {
-            let prefix = format!("bench-{}", std::process::id());
-            let (_a, a) = gateway(&dir, up, Some(&url), &prefix);
-            let (_b, b) = gateway(&dir, up, Some(&url), &prefix);
-            let r = load(&[a, b], callers, calls, true);
-            show("2 gateways, one redis-server", &r);
-            assert_eq!(
-                r.admitted,
-                Some(LIMIT),
-                "the budget was exceeded or underused"
-            );
-        }
-        None => println!("| 2 gateways | skipped: redis-server not found | | | | | |"),
     }
-    if let Some(n) = nginx_row {
-        let added_n = n.p50.saturating_sub(direct.p50).as_secs_f64();
-        let added_g = gw_row.p50.saturating_sub(direct.p50).as_secs_f64();
+    println!("\nper round (calls/s; p50 µs):");
+    for ((name, _, _), rs) in paths.iter().zip(&rows) {
+        let cells: Vec<String> = rs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.0}; {:.0}",
+                    r.calls as f64 / r.secs,
+                    r.p50.as_secs_f64() * 1e6
+                )
+            })
+            .collect();
+        println!("  {name}: {}", cells.join(" | "));
+    }
+    if let Some(n) = paths.iter().position(|p| p.0.starts_with("nginx")) {
+        let g = paths
+            .iter()
+            .position(|p| p.0.starts_with("gateway"))
+            .unwrap_or(0);
+        let (mn, mg) = (&medians[n], &medians[g]);
+        let (added_n, added_g) = (mn.p50 - direct_p50, mg.p50 - direct_p50);
         println!(
-            "\ngateway vs nginx: added p50 {:.2}x (target <= 1.5x), throughput {:.2}x (target >= 0.7x)",
+            "\ngateway vs nginx (medians of {rounds} rounds): added p50 {:.2}x (target <= 1.5x), \
+             throughput {:.2}x (target >= 0.7x), CPU per call {:.2}x",
             if added_n > 0.0 {
                 added_g / added_n
             } else {
                 f64::INFINITY
             },
-            (gw_row.calls as f64 / gw_row.secs) / (n.calls as f64 / n.secs)
+            mg.rate / mn.rate,
+            match (mg.cpu, mn.cpu) {
+                (Some(g), Some(n)) if n > 0.0 => g / n,
+                _ => f64::NAN,
+            },
         );
     }
+    assert_eq!(
+        admitted_one,
+        Some(LIMIT),
+        "the budget was exceeded or underused"
+    );
+    if let Some(two) = admitted_two {
+        assert_eq!(
+            two,
+            Some(LIMIT),
+            "the budget was exceeded or underused (replicas)"
+        );
+    }
+    drop(replicas);
+    drop(redis);
+    drop(gw_proc);
+    drop(nginx);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,17 +27,12 @@ use crate::{OK, UNUSABLE};
 #[derive(Debug, Clone)]
 pub struct Key {
     digest: [u8; 32],
+    /// `key:` and the digest as hex: names the credential without revealing it.
+    pub principal: std::sync::Arc<str>,
     /// The grant id calls are decided for.
     pub grant: String,
     /// The grant's attributes (`grant.attrs.*` in conditions).
     pub attrs: Map<String, Value>,
-}
-
-impl Key {
-    /// The digest as lowercase hex (names the credential without revealing it).
-    pub fn digest_hex(&self) -> String {
-        hex(&self.digest)
-    }
 }
 
 /// The credentials of a keys file.
@@ -106,6 +101,7 @@ impl Keys {
             }
             keys.push(Key {
                 digest,
+                principal: format!("key:{}", hex(&digest)).into(),
                 grant: entry.grant,
                 attrs: entry.attrs,
             });
@@ -125,17 +121,23 @@ impl Keys {
         self.keys.len()
     }
 
-    /// The credential a token stands for: every digest is compared, each in constant time.
-    pub fn lookup(&self, token: &str) -> Option<&Key> {
+    /// The credential a token stands for, and its index: every digest is compared, each in
+    /// constant time.
+    pub fn lookup(&self, token: &str) -> Option<(usize, &Key)> {
         let presented = digest(token);
         let mut found = None;
-        for key in &self.keys {
+        for (i, key) in self.keys.iter().enumerate() {
             let equal: bool = key.digest.ct_eq(&presented).into();
             if equal && found.is_none() {
-                found = Some(key);
+                found = Some((i, key));
             }
         }
         found
+    }
+
+    /// The credential at `index`.
+    pub fn get(&self, index: usize) -> Option<&Key> {
+        self.keys.get(index)
     }
 }
 
@@ -175,10 +177,12 @@ mod tests {
         );
         let keys = Keys::parse(&text).unwrap();
         assert_eq!(keys.len(), 2);
-        let a = keys.lookup("tok-a").unwrap();
+        let (_, a) = keys.lookup("tok-a").unwrap();
         assert_eq!(a.grant, "alice");
+        assert_eq!(&*a.principal, format!("key:{}", hex(&digest("tok-a"))));
         assert_eq!(a.attrs["team"], "sec");
-        assert_eq!(keys.lookup("tok-b").unwrap().grant, "bob");
+        assert_eq!(keys.lookup("tok-b").unwrap().0, 1);
+        assert_eq!(keys.get(1).unwrap().grant, "bob");
         assert!(keys.lookup("tok-c").is_none());
         assert!(keys.lookup("").is_none());
     }

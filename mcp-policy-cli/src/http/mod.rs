@@ -83,9 +83,19 @@ pub struct HttpArgs {
 #[derive(Debug, Clone)]
 struct Principal {
     /// What a session is bound to (`key:DIGEST`, `header:VALUE`, `anonymous`).
-    name: String,
-    /// The grant calls are decided for (no session yet).
-    grant: Grant,
+    name: Arc<str>,
+    who: Who,
+}
+
+/// Where a caller's grant comes from (it is built only when a session starts).
+#[derive(Debug, Clone)]
+enum Who {
+    /// The key with this index in these keys.
+    Key(Arc<Keys>, usize),
+    /// The trusted header's value.
+    Header(String),
+    /// No credentials configured: `--grant`.
+    Anonymous,
 }
 
 /// Everything the gateway shares.
@@ -639,23 +649,19 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
                 let (scheme, token) = v.trim().split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| token.trim().to_owned())
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
-        if let (Some(slot), Some(token)) = (&self.keys, &bearer) {
+        if let (Some(slot), Some(token)) = (&self.keys, bearer) {
             let keys = Arc::clone(
                 &slot
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            let key = keys.lookup(token)?;
-            let mut grant = Grant::new(key.grant.clone());
-            grant.attrs.extend(self.default_grant.attrs.clone());
-            grant.attrs.extend(key.attrs.clone());
+            let (index, key) = keys.lookup(token)?;
+            let name = Arc::clone(&key.principal);
             return Some(Principal {
-                name: format!("key:{}", key.digest_hex()),
-                grant,
+                name,
+                who: Who::Key(keys, index),
             });
         }
         if let Some(name) = &self.trusted_header {
@@ -663,23 +669,40 @@ impl App {
             if value.is_empty() {
                 return None;
             }
-            let mut grant = Grant::new(value);
-            grant.attrs.extend(self.default_grant.attrs.clone());
             return Some(Principal {
-                name: format!("header:{value}"),
-                grant,
+                name: format!("header:{value}").into(),
+                who: Who::Header(value.to_owned()),
             });
         }
         if self.keys.is_some() {
             return None;
         }
         // No credentials configured (loopback only): the caller is --grant.
-        let mut grant = Grant::new(self.default_grant.id.clone());
-        grant.attrs.extend(self.default_grant.attrs.clone());
         Some(Principal {
             name: "anonymous".into(),
-            grant,
+            who: Who::Anonymous,
         })
+    }
+
+    /// The grant a caller's calls are decided for: the key's (or the header's, or `--grant`)
+    /// id, with the `--attr` defaults under the key's own attributes.
+    fn grant_of(&self, principal: &Principal) -> Grant {
+        let mut grant = match &principal.who {
+            Who::Key(keys, index) => match keys.get(*index) {
+                Some(key) => {
+                    let mut grant = Grant::new(key.grant.clone());
+                    grant.attrs.extend(self.default_grant.attrs.clone());
+                    grant.attrs.extend(key.attrs.clone());
+                    return grant;
+                }
+                // Not reachable: the index came from these very keys.
+                None => Grant::new(self.default_grant.id.clone()),
+            },
+            Who::Header(value) => Grant::new(value.clone()),
+            Who::Anonymous => Grant::new(self.default_grant.id.clone()),
+        };
+        grant.attrs.extend(self.default_grant.attrs.clone());
+        grant
     }
 
     /// The session a request names, if it exists and belongs to this caller.
@@ -695,7 +718,7 @@ impl App {
         let session = lock(&self.sessions).get(id).cloned();
         match session {
             Some(s)
-                if s.principal == principal.name
+                if *s.principal == *principal.name
                     && !s.modern
                     && !s.closed.load(Ordering::SeqCst) =>
             {
@@ -807,7 +830,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         (_, Kind::Invalid) => {
             // Answered by the core's rules (parse error, batch refused), without a session.
             let outputs =
-                mcp_policy::mcp::Gateway::new(principal.grant.clone(), GatewayOptions::default())
+                mcp_policy::mcp::Gateway::new(app.grant_of(&principal), GatewayOptions::default())
                     .from_client(app.engine.as_ref(), &line);
             let answer = outputs.into_iter().find_map(|o| match o {
                 mcp_policy::mcp::Output::ToClient(v) => Some(v),
@@ -865,8 +888,8 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
                 );
             }
             let app2 = Arc::clone(&app);
-            let name = principal.name.clone();
-            let grant = principal.grant.clone();
+            let name = principal.name.to_string();
+            let grant = app.grant_of(&principal);
             let started =
                 tokio::task::spawn_blocking(move || Session::start(&app2, name, grant, false))
                     .await;
@@ -1069,7 +1092,7 @@ async fn modern_session(
 ) -> Result<Arc<Session>, Response<ResBody>> {
     let current = |app: &App| {
         lock(&app.modern)
-            .get(&principal.name)
+            .get(&*principal.name)
             .filter(|s| !s.closed.load(Ordering::SeqCst))
             .cloned()
     };
@@ -1097,8 +1120,8 @@ async fn modern_session(
         ));
     }
     let app2 = Arc::clone(app);
-    let name = principal.name.clone();
-    let grant = principal.grant.clone();
+    let name = principal.name.to_string();
+    let grant = app.grant_of(principal);
     let started = tokio::task::spawn_blocking(move || Session::start(&app2, name, grant, true))
         .await
         .map_err(|_| {
@@ -1116,7 +1139,7 @@ async fn modern_session(
                 "the MCP server could not be started",
             )
         })?;
-    lock(&app.modern).insert(principal.name.clone(), Arc::clone(&started));
+    lock(&app.modern).insert(principal.name.to_string(), Arc::clone(&started));
     Ok(started)
 }
 

@@ -31,7 +31,7 @@ pub struct Target {
     /// `HOST:PORT` to connect to.
     authority: String,
     /// The `Host` header: the URL's authority as written.
-    host: String,
+    host: HeaderValue,
     path: String,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// For `https://`: the TLS client and the name the certificate must carry.
@@ -108,9 +108,11 @@ impl Target {
                 Some((tls_connector(ca)?, name))
             }
         };
+        let host = HeaderValue::from_str(host)
+            .map_err(|_| format!("--upstream {url}: `{host}` is not a host"))?;
         Ok(Target {
             authority,
-            host: host.to_owned(),
+            host,
             path: path.to_owned(),
             headers: parsed,
             tls,
@@ -275,9 +277,7 @@ impl State {
             *req.uri_mut() = uri;
         }
         let h = req.headers_mut();
-        if let Ok(host) = HeaderValue::from_str(&self.target.host) {
-            h.insert(header::HOST, host);
-        }
+        h.insert(header::HOST, self.target.host.clone());
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
