@@ -209,19 +209,7 @@ fn counter_cmd(sha: &str, grant: &str) -> redis::Cmd {
     );
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(sha).arg(1).arg(key);
-    for a in [
-        "apply",
-        "",
-        "0",
-        "1",
-        "0",
-        "",
-        "0",
-        "s",
-        "60000",
-        "100000000",
-        "1",
-    ] {
+    for a in ["s", "60000", "100000000", "1"] {
         cmd.arg(a);
     }
     cmd
@@ -368,23 +356,7 @@ fn redis_benchmark(server: &RedisServer, settings: &Settings) {
     // Exactly what a decision of the bench policy sends: one sliding charge on a grant's key
     // (redis-benchmark replaces __rand_int__ with one of 1,000 values).
     let key = r#"{bench}:c:["scan",60000,"sliding","grant","g-__rand_int__"]"#;
-    let counter = [
-        "EVALSHA",
-        &ours,
-        "1",
-        key,
-        "apply",
-        "",
-        "0",
-        "1",
-        "0",
-        "",
-        "0",
-        "s",
-        "60000",
-        "100000000",
-        "1",
-    ];
+    let counter = ["EVALSHA", &ours, "1", key, "s", "60000", "100000000", "1"];
     let noop = ["EVALSHA", &trivial, "1", "{bench}:trivial", "1"];
     println!(
         "\n## redis-benchmark, {} requests per point\n",

@@ -3,28 +3,36 @@
 -- Redis runs a script atomically, so a call's check-then-charge over all of its keys is
 -- all-or-nothing. The arithmetic is the one of mcp_policy::store::window, to the millisecond.
 --
--- ARGV[1] op: 'apply' | 'release' | 'approve'
--- ARGV[2] time: '' for the server clock (TIME), or the caller's time in ms
--- ARGV[3] with the caller's time: how much longer than their window keys live (ms)
---
+-- One charge and no approval (nearly every call), the short form:
+--   KEYS = [counter key]; ARGV[1] reset ('s' sliding | 'c' calendar), ARGV[2] window ms,
+--   ARGV[3] max, ARGV[4] cost, then nothing for the server clock (TIME), or ARGV[5] the
+--   caller's time in ms and ARGV[6] how much longer than their window keys live (ms)
+--   -> as apply's answer, with one time
+-- Any other call: ARGV[1] op 'apply' | 'release' | 'approve', ARGV[2] time ('' for the server
+-- clock, or the caller's time in ms), ARGV[3] with the caller's time: the slack above (ms)
 -- apply:   KEYS = [approval key,] counter keys
 --          ARGV[4] n charges, ARGV[5] '1' with an approval, ARGV[6] binding, ARGV[7] ttl ms,
---          then per charge: reset ('s' sliding | 'c' calendar), window ms, max, cost
+--          then per charge: reset ('s' | 'c'), window ms, max, cost
 --          -> {1, remaining (-1: no charges), time of charge 1, ..., time of charge n}
 --           | {2, index of the refusing charge, retry after ms}
 --           | {3}  (approval required; it is now pending)
 -- release: KEYS = counter keys; ARGV[4] n, then per charge: reset, window ms, time, cost -> 1
 -- approve: KEYS = [approval key] -> 1 recorded (or already recorded), 0 unknown or expired
 --
--- Layout (every key starts with the store's hash tag, "{prefix}"):
+-- Layout (every key starts with the store's hash tag, "{prefix}"). Counter values are
+-- big-endian IEEE doubles (struct.pack '>d'), which Lua packs and unpacks far faster than it
+-- formats and parses decimal text; every number is an integer below 2^52, so each is exact.
 --   sliding counter  list of the admitted events still in the window, oldest first, merged
---                    per millisecond: "at" (cost 1, stored by Redis as an integer) or
---                    "at:cost"; the newest is "used:oldest:expiry:at:cost", carrying the sum
---                    of the costs, the oldest event's time and the expiry last set, so that
---                    an admitted call reads one element and writes one or two
---   calendar counter string "last:used" (last = the latest time it was charged at)
+--                    per millisecond: 8 bytes "at" (cost 1) or 16 bytes "at, cost"; the newest
+--                    is 40 bytes "used, oldest, expiry, at, cost", carrying the sum of the
+--                    costs, the oldest event's time and the expiry last set, so that an
+--                    admitted call reads one element and writes one or two
+--   calendar counter string, 16 bytes "last, used" (last = the latest time it was charged at)
 --   approval         hash   b = binding, s = '0' pending | '1' recorded, t = ttl ms,
 --                           e = expiry time (in the clock the calls use)
+-- A double's first byte is never an ASCII digit, so counters left in the decimal text layout
+-- of earlier versions ("at", "at:cost", "used:oldest:expiry:at:cost", "last:used") are still
+-- read (and rewritten in this layout by their next charge).
 -- Keys expire when their window (or the approval's TTL) has passed; with the server's clock a
 -- sliding counter's expiry is moved only when needed, an eighth of a window at a time, so it
 -- may outlive its newest event's window by up to that eighth.
@@ -34,14 +42,106 @@
 -- (except a pending approval), and an out-of-memory Redis refuses the first write, before
 -- anything changed.
 
+local call, floor, fmod = redis.call, math.floor, math.fmod
+local spack, sunpack = struct.pack, struct.unpack
+
 local op = ARGV[1]
-local server = ARGV[2] == ''
-local slack = tonumber(ARGV[3]) or 0
+-- The call's clock: the server's, or the caller's (then keys live `slack` longer).
+local server, now, slack = true, 0, 0
+-- Whether the call is in the short form, and its key's value as read (false: no such key).
+local single, pre = false, nil
+
+-- The short form, admitted: check and charge inline. Anything else (a refusal, a window to
+-- prune, a cost of 0, a counter in the old layout) goes on to the general code below, which
+-- answers the same from the value read here.
+if op == 's' or op == 'c' then
+  local key = KEYS[1]
+  local w, max, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+  if ARGV[5] then
+    server, now, slack = false, tonumber(ARGV[5]), tonumber(ARGV[6]) or 0
+  else
+    local t = call('TIME')
+    now = t[1] * 1000 + floor(t[2] / 1000)
+  end
+  single = true
+  if op == 's' then
+    pre = call('LINDEX', key, '-1')
+    if cost > 0 and cost <= max then
+      local used, oldest, exp, at, ncost
+      if not pre then
+        used, oldest, exp, at, ncost = 0, now, 0, now, 0
+      elseif #pre == 40 and pre:byte() > 57 then
+        used, oldest, exp, at, ncost = sunpack('>ddddd', pre)
+      end
+      local t = now
+      if at and at > t then t = at end
+      -- The oldest event still inside (so no event left the window), and room for `cost`.
+      if at and oldest + w > t and used + cost <= max then
+        used = used + cost
+        local need = t + w
+        local expire = not pre or not server or exp < need
+        if expire then
+          exp = need
+          if server then exp = need + floor(w / 8) end
+        end
+        if not pre then
+          call('RPUSH', key, spack('>ddddd', used, oldest, exp, t, cost))
+        elseif at == t then
+          call('LSET', key, '-1', spack('>ddddd', used, oldest, exp, t, ncost + cost))
+        else
+          if ncost == 1 then
+            call('LSET', key, '-1', spack('>d', at))
+          else
+            call('LSET', key, '-1', spack('>dd', at, ncost))
+          end
+          call('RPUSH', key, spack('>ddddd', used, oldest, exp, t, cost))
+        end
+        if expire then
+          if server then
+            call('PEXPIREAT', key, string.format('%.0f', exp))
+          else
+            local ttl = exp - now
+            if ttl < 1 then ttl = 1 end
+            call('PEXPIRE', key, string.format('%.0f', ttl + slack))
+          end
+        end
+        return { 1, max - used, t }
+      end
+    end
+  else
+    pre = call('GET', key)
+    local used, last = 0, nil
+    if not pre then
+      last = now
+    elseif #pre == 16 and pre:byte() > 57 then
+      last, used = sunpack('>dd', pre)
+    end
+    if last and cost > 0 then
+      local ww = w
+      if ww < 1 then ww = 1 end
+      local t = now
+      if last > t then t = last end
+      local start = t - fmod(t, ww)
+      if last - fmod(last, ww) ~= start then used = 0 end
+      if used + cost <= max then
+        used = used + cost
+        if server then
+          call('SET', key, spack('>dd', t, used), 'PXAT', string.format('%.0f', start + ww))
+        else
+          local ttl = start + ww - now
+          if ttl < 1 then ttl = 1 end
+          call('SET', key, spack('>dd', t, used), 'PX', string.format('%.0f', ttl + slack))
+        end
+        return { 1, max - used, t }
+      end
+    end
+  end
+end
 
 local function clock()
   if server then
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local t = call('TIME')
+    return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
   end
   return tonumber(ARGV[2])
 end
@@ -53,53 +153,84 @@ end
 -- Lets `key` expire at time `at` of the call's clock (`now` is that clock's reading). With
 -- the caller's clock, the server's clock counts down instead, `slack` longer: a caller's
 -- clock that runs slow must not see budgets vanish early.
-local function expire_at(key, at, now)
+local function expire_at(key, at)
   if server then
-    redis.call('PEXPIREAT', key, int(at))
+    call('PEXPIREAT', key, int(at))
   else
     local ttl = at - now
     if ttl < 1 then ttl = 1 end
-    redis.call('PEXPIRE', key, int(ttl + slack))
+    call('PEXPIRE', key, int(ttl + slack))
   end
+end
+
+-- Whether `v` is `len` bytes of doubles (not the decimal text of earlier versions).
+local function binary(v, len)
+  local b = v:byte(1)
+  return b ~= nil and #v == len and (b < 48 or b > 57)
 end
 
 -- One element of a sliding counter: its time and cost (the newest element also carries the
 -- counter's totals: see sliding_state).
 local function event(key, e)
-  local a, b, c, d, f = string.match(e, '^(%d+):?(%d*):?(%d*):?(%d*):?(%d*)$')
-  if not a then error('malformed sliding counter ' .. key) end
-  if f ~= '' then return tonumber(d), tonumber(f) end
-  if b ~= '' then return tonumber(a), tonumber(b) end
-  return tonumber(a), 1
+  local n = #e
+  if binary(e, n) then
+    if n == 8 then return (sunpack('>d', e)), 1 end
+    if n == 16 then
+      local at, cost = sunpack('>dd', e)
+      return at, cost
+    end
+    if n == 40 then
+      local _, _, _, at, cost = sunpack('>ddddd', e)
+      return at, cost
+    end
+  else
+    -- The text layout of earlier versions.
+    local a, b, c, d, f = string.match(e, '^(%d+):?(%d*):?(%d*):?(%d*):?(%d*)$')
+    if a then
+      if f ~= '' then return tonumber(d), tonumber(f) end
+      if b ~= '' then return tonumber(a), tonumber(b) end
+      return tonumber(a), 1
+    end
+  end
+  error('malformed sliding counter ' .. key)
 end
 
 local function plain(at, cost)
-  if cost == 1 then return string.format('%.0f', at) end
-  return string.format('%.0f:%.0f', at, cost)
+  if cost == 1 then return spack('>d', at) end
+  return spack('>dd', at, cost)
 end
 
 local function newest(used, oldest, exp, at, cost)
-  return string.format('%.0f:%.0f:%.0f:%.0f:%.0f', used, oldest, exp, at, cost)
+  return spack('>ddddd', used, oldest, exp, at, cost)
+end
+
+-- The newest element's fields: used, oldest, expiry, at, cost.
+local function parse_newest(key, tail)
+  if binary(tail, 40) then
+    local used, oldest, exp, at, cost = sunpack('>ddddd', tail)
+    return used, oldest, exp, at, cost
+  end
+  local used, oldest, exp, at, cost = string.match(tail, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+  if not used then error('malformed sliding counter ' .. key) end
+  return tonumber(used), tonumber(oldest), tonumber(exp), tonumber(at), tonumber(cost)
 end
 
 -- A sliding counter at `now`: the key's time (never before its newest event), the cost still
--- in the window, how many leading events left it, and the newest element's fields.
-local function sliding_state(key, now, w)
+-- in the window, how many leading events left it, and the newest element's fields. `tail` is
+-- the newest element when already read (false: no key), nil to read it.
+local function sliding_state(key, w, tail)
   local s = { t = now, used = 0, drop = 0, exists = false, oldest = 0, exp = 0, newest = 0,
     ncost = 0 }
-  local tail = redis.call('LINDEX', key, -1)
+  if tail == nil then tail = call('LINDEX', key, '-1') end
   if not tail then return s end
-  local used, oldest, exp, at, cost = string.match(tail, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
-  if not used then error('malformed sliding counter ' .. key) end
   s.exists = true
-  s.used, s.oldest, s.exp = tonumber(used), tonumber(oldest), tonumber(exp)
-  s.newest, s.ncost = tonumber(at), tonumber(cost)
+  s.used, s.oldest, s.exp, s.newest, s.ncost = parse_newest(key, tail)
   if s.newest > s.t then s.t = s.newest end
   -- Usually the oldest event is still inside: nothing more to read.
   if s.oldest + w > s.t then return s end
   local first = 0
   while true do
-    local ev = redis.call('LRANGE', key, first, first + 31)
+    local ev = call('LRANGE', key, int(first), int(first + 31))
     for i = 1, #ev do
       local e_at, e_cost = event(key, ev[i])
       if e_at + w > s.t then
@@ -123,7 +254,7 @@ local function sliding_retry(key, s, w, max, cost)
   local freed = 0
   local first = s.drop
   while true do
-    local ev = redis.call('LRANGE', key, first, first + 63)
+    local ev = call('LRANGE', key, int(first), int(first + 63))
     for i = 1, #ev do
       local e_at, e_cost = event(key, ev[i])
       freed = freed + e_cost
@@ -138,10 +269,10 @@ local function sliding_retry(key, s, w, max, cost)
   end
 end
 
-local function sliding_charge(key, s, w, cost, now)
+local function sliding_charge(key, s, w, cost)
   if cost == 0 then return s.used end
   local used = s.used + cost
-  if s.drop > 0 then redis.call('LTRIM', key, s.drop, -1) end
+  if s.drop > 0 then call('LTRIM', key, int(s.drop), '-1') end
   -- Events are in time order: the newest is still inside iff any is.
   local kept = s.exists and s.newest + w > s.t
   local oldest = s.t
@@ -154,21 +285,26 @@ local function sliding_charge(key, s, w, cost, now)
   if not kept or not server or exp < need then
     expire = true
     exp = need
-    if server then exp = need + math.floor(w / 8) end
+    if server then exp = need + floor(w / 8) end
   end
   if kept and s.newest == s.t then
-    redis.call('LSET', key, -1, newest(used, oldest, exp, s.t, s.ncost + cost))
+    call('LSET', key, '-1', newest(used, oldest, exp, s.t, s.ncost + cost))
   elseif kept then
-    redis.call('LSET', key, -1, plain(s.newest, s.ncost))
-    redis.call('RPUSH', key, newest(used, oldest, exp, s.t, cost))
+    call('LSET', key, '-1', plain(s.newest, s.ncost))
+    call('RPUSH', key, newest(used, oldest, exp, s.t, cost))
   else
-    redis.call('RPUSH', key, newest(used, oldest, exp, s.t, cost))
+    call('RPUSH', key, newest(used, oldest, exp, s.t, cost))
   end
-  if expire then expire_at(key, exp, now) end
+  if expire then expire_at(key, exp) end
   return used
 end
 
+-- A calendar counter's value: last, used.
 local function parse_calendar(key, v)
+  if binary(v, 16) then
+    local last, used = sunpack('>dd', v)
+    return last, used
+  end
   local last, used = string.match(v, '^(%d+):(%d+)$')
   if not last then error('malformed calendar counter ' .. key) end
   return tonumber(last), tonumber(used)
@@ -176,13 +312,14 @@ end
 
 local function calendar_start(t, w)
   if w < 1 then w = 1 end
-  return t - math.fmod(t, w)
+  return t - fmod(t, w)
 end
 
 -- A calendar counter at `now`: the key's time, its window's start, the cost in that window.
-local function calendar_state(key, now, w)
+-- `v` is the key's value when already read (false: no key), nil to read it.
+local function calendar_state(key, w, v)
   local s = { t = now, used = 0, start = 0 }
-  local v = redis.call('GET', key)
+  if v == nil then v = call('GET', key) end
   if v then
     local last, used = parse_calendar(key, v)
     if last > s.t then s.t = last end
@@ -199,60 +336,69 @@ local function calendar_retry(s, w, max, cost)
   return r
 end
 
-local function calendar_charge(key, s, w, cost, now)
+local function calendar_charge(key, s, w, cost)
   if cost == 0 then return s.used end
   local used = s.used + cost
-  local value = string.format('%.0f:%.0f', s.t, used)
+  local value = spack('>dd', s.t, used)
   local wl = w
   if wl < 1 then wl = 1 end
   if server then
-    redis.call('SET', key, value, 'PXAT', int(s.start + wl))
+    call('SET', key, value, 'PXAT', int(s.start + wl))
   else
     local ttl = s.start + wl - now
     if ttl < 1 then ttl = 1 end
-    redis.call('SET', key, value, 'PX', int(ttl + slack))
+    call('SET', key, value, 'PX', int(ttl + slack))
   end
   return used
 end
 
-if op == 'apply' then
-  local now = clock()
-  local n = tonumber(ARGV[4])
-  local ka = 0
-  -- 1. The approval: checked before the limits; a missing one becomes pending.
-  if ARGV[5] == '1' then
-    ka = 1
-    local akey = KEYS[1]
-    local r = redis.call('HMGET', akey, 'b', 's', 'e')
-    local recorded = r[1] and r[2] == '1' and tonumber(r[3]) > now
-    if not (recorded and r[1] == ARGV[6]) then
-      if not recorded then
-        local ttl = tonumber(ARGV[7])
-        if ttl > 0 then
-          redis.call('HSET', akey, 'b', ARGV[6], 's', '0', 't', int(ttl), 'e', int(now + ttl))
-          expire_at(akey, now + ttl, now)
-        else
-          redis.call('DEL', akey)
+if single or op == 'apply' then
+  local n, ka, charges = 1, 0, nil
+  if single then
+    charges = { { op, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), KEYS[1] } }
+  else
+    server = ARGV[2] == ''
+    slack = tonumber(ARGV[3]) or 0
+    now = clock()
+    n = tonumber(ARGV[4])
+    -- 1. The approval: checked before the limits; a missing one becomes pending.
+    if ARGV[5] == '1' then
+      ka = 1
+      local akey = KEYS[1]
+      local r = call('HMGET', akey, 'b', 's', 'e')
+      local recorded = r[1] and r[2] == '1' and tonumber(r[3]) > now
+      if not (recorded and r[1] == ARGV[6]) then
+        if not recorded then
+          local ttl = tonumber(ARGV[7])
+          if ttl > 0 then
+            call('HSET', akey, 'b', ARGV[6], 's', '0', 't', int(ttl), 'e', int(now + ttl))
+            expire_at(akey, now + ttl)
+          else
+            call('DEL', akey)
+          end
         end
+        return { 3 }
       end
-      return { 3 }
+    end
+    charges = {}
+    for i = 1, n do
+      local a = 7 + 4 * (i - 1)
+      charges[i] = { ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
+        tonumber(ARGV[a + 4]), KEYS[ka + i] }
     end
   end
   -- 2. Check every charge; nothing is written.
-  local states, charges = {}, {}
+  local states = {}
   local worst, worst_i = 0, -1
   for i = 1, n do
-    local a = 7 + 4 * (i - 1)
-    local kind, w = ARGV[a + 1], tonumber(ARGV[a + 2])
-    local max, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-    local key = KEYS[ka + i]
-    charges[i] = { kind, w, max, cost, key }
+    local c = charges[i]
+    local kind, w, max, cost, key = c[1], c[2], c[3], c[4], c[5]
     local s, retry
     if kind == 's' then
-      s = sliding_state(key, now, w)
+      s = sliding_state(key, w, pre)
       if cost > max then retry = w else retry = sliding_retry(key, s, w, max, cost) end
     else
-      s = calendar_state(key, now, w)
+      s = calendar_state(key, w, pre)
       if cost > max then retry = w else retry = calendar_retry(s, w, max, cost) end
     end
     states[i] = s
@@ -269,11 +415,11 @@ if op == 'apply' then
     local used
     if kind == 's' then
       -- A key named twice in one plan is read again after its first charge.
-      if seen[key] then s = sliding_state(key, now, w) end
-      used = sliding_charge(key, s, w, cost, now)
+      if seen[key] then s = sliding_state(key, w) end
+      used = sliding_charge(key, s, w, cost)
     else
-      if seen[key] then s = calendar_state(key, now, w) end
-      used = calendar_charge(key, s, w, cost, now)
+      if seen[key] then s = calendar_state(key, w) end
+      used = calendar_charge(key, s, w, cost)
     end
     seen[key] = true
     local left = max - used
@@ -281,7 +427,7 @@ if op == 'apply' then
     if out[2] < 0 or left < out[2] then out[2] = left end
     out[#out + 1] = s.t
   end
-  if ka == 1 then redis.call('DEL', KEYS[1]) end
+  if ka == 1 then call('DEL', KEYS[1]) end
   return out
 elseif op == 'release' then
   local n = tonumber(ARGV[4])
@@ -293,7 +439,7 @@ elseif op == 'release' then
     if kind == 's' then
       -- The event recorded at `at`, if it is still there: the list is rewritten (a rare
       -- path), keeping its expiry.
-      local ev = redis.call('LRANGE', key, 0, -1)
+      local ev = call('LRANGE', key, '0', '-1')
       local len = #ev
       local found = 0
       local events = {}
@@ -303,12 +449,12 @@ elseif op == 'release' then
         if e_at == at then found = j end
       end
       if found > 0 then
-        local _, _, exp = string.match(ev[len], '^(%d+):(%d+):(%d+):')
+        local _, _, exp = parse_newest(key, ev[len])
         local take = cost
         if events[found][2] < take then take = events[found][2] end
         events[found][2] = events[found][2] - take
-        local ttl = redis.call('PTTL', key)
-        redis.call('DEL', key)
+        local ttl = call('PTTL', key)
+        call('DEL', key)
         local kept = {}
         local used = 0
         for j = 1, len do
@@ -321,34 +467,36 @@ elseif op == 'release' then
           local out = {}
           for j = 1, #kept - 1 do out[j] = plain(kept[j][1], kept[j][2]) end
           local last = kept[#kept]
-          out[#kept] = newest(used, kept[1][1], tonumber(exp), last[1], last[2])
+          out[#kept] = newest(used, kept[1][1], exp, last[1], last[2])
           for j = 1, #out, 1000 do
-            redis.call('RPUSH', key, unpack(out, j, math.min(j + 999, #out)))
+            call('RPUSH', key, unpack(out, j, math.min(j + 999, #out)))
           end
-          if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+          if ttl > 0 then call('PEXPIRE', key, int(ttl)) end
         end
       end
     else
-      local v = redis.call('GET', key)
+      local v = call('GET', key)
       if v then
         local last, used = parse_calendar(key, v)
         if calendar_start(at, w) == calendar_start(last, w) then
           used = used - cost
           if used < 0 then used = 0 end
-          redis.call('SET', key, string.format('%.0f:%.0f', last, used), 'KEEPTTL')
+          call('SET', key, spack('>dd', last, used), 'KEEPTTL')
         end
       end
     end
   end
   return 1
 elseif op == 'approve' then
-  local now = clock()
-  local r = redis.call('HMGET', KEYS[1], 's', 't', 'e')
+  server = ARGV[2] == ''
+  slack = tonumber(ARGV[3]) or 0
+  now = clock()
+  local r = call('HMGET', KEYS[1], 's', 't', 'e')
   if not r[1] or not (tonumber(r[3]) > now) then return 0 end
   if r[1] == '0' then
     local ttl = tonumber(r[2])
-    redis.call('HSET', KEYS[1], 's', '1', 'e', int(now + ttl))
-    expire_at(KEYS[1], now + ttl, now)
+    call('HSET', KEYS[1], 's', '1', 'e', int(now + ttl))
+    expire_at(KEYS[1], now + ttl)
   end
   return 1
 end

@@ -471,37 +471,54 @@ where
                 reservation: None,
             });
         }
-        let mut cmd = self.evalsha(plan.charges.len() + usize::from(plan.approval.is_some()));
-        if let Some(check) = &plan.approval {
-            cmd.arg(self.approval_key(&check.id));
-        }
         // The keys; `{prefix}:c:` is cut off again for the reservation's handle.
         let mut keys = Vec::with_capacity(plan.charges.len());
-        for charge in &plan.charges {
+        let cmd = if let ([charge], None) = (plan.charges.as_slice(), &plan.approval) {
+            // Nearly every call: one charge, no approval (the script's short form).
             let key = self.counter_key(&charge.key);
-            cmd.arg(&key);
-            keys.push(key);
-        }
-        cmd.arg("apply")
-            .arg(self.time_arg(plan.now_ms)?)
-            .arg(self.slack_arg())
-            .arg(plan.charges.len());
-        match &plan.approval {
-            Some(check) => {
-                cmd.arg("1")
-                    .arg(check.binding.as_str())
-                    .arg(exact("approval ttl", check.ttl_ms)?);
-            }
-            None => {
-                cmd.arg("0").arg("").arg(0);
-            }
-        }
-        for charge in &plan.charges {
-            cmd.arg(reset_code(charge.key.reset).0)
+            let mut cmd = self.evalsha(1);
+            cmd.arg(&key)
+                .arg(reset_code(charge.key.reset).0)
                 .arg(exact("window", charge.key.window_ms)?)
                 .arg(exact("max", charge.max)?)
                 .arg(exact("cost", charge.cost)?);
-        }
+            if self.shared.options.time == TimeSource::Plan {
+                cmd.arg(exact("time", plan.now_ms)?).arg(self.slack_arg());
+            }
+            keys.push(key);
+            cmd
+        } else {
+            let mut cmd = self.evalsha(plan.charges.len() + usize::from(plan.approval.is_some()));
+            if let Some(check) = &plan.approval {
+                cmd.arg(self.approval_key(&check.id));
+            }
+            for charge in &plan.charges {
+                let key = self.counter_key(&charge.key);
+                cmd.arg(&key);
+                keys.push(key);
+            }
+            cmd.arg("apply")
+                .arg(self.time_arg(plan.now_ms)?)
+                .arg(self.slack_arg())
+                .arg(plan.charges.len());
+            match &plan.approval {
+                Some(check) => {
+                    cmd.arg("1")
+                        .arg(check.binding.as_str())
+                        .arg(exact("approval ttl", check.ttl_ms)?);
+                }
+                None => {
+                    cmd.arg("0").arg("").arg(0);
+                }
+            }
+            for charge in &plan.charges {
+                cmd.arg(reset_code(charge.key.reset).0)
+                    .arg(exact("window", charge.key.window_ms)?)
+                    .arg(exact("max", charge.max)?)
+                    .arg(exact("cost", charge.cost)?);
+            }
+            cmd
+        };
         let reply = self.invoke(&cmd).await?;
         let numbers = integers(&reply).ok_or_else(|| unexpected(&reply))?;
         let n = plan.charges.len();

@@ -155,13 +155,13 @@ fn out_of_memory_denies_and_charges_nothing() {
         let engine = engine(&server, "oom").await;
         assert_eq!(scan(&engine, "alice").await.0.remaining, Some(999));
         let keys = |server: &RedisServer| {
-            let sliding: Vec<String> = server.cmd(&[
+            let sliding: Vec<Vec<u8>> = server.cmd(&[
                 "LRANGE",
                 r#"{oom}:c:["scans",60000,"sliding","grant","alice"]"#,
                 "0",
                 "-1",
             ]);
-            let calendar: Option<String> =
+            let calendar: Option<Vec<u8>> =
                 server.cmd(&["GET", r#"{oom}:c:["all_scans",60000,"calendar","global"]"#]);
             (sliding, calendar)
         };

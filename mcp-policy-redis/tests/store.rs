@@ -90,12 +90,21 @@ fn keys_carry_the_hash_tag_and_expire_with_their_window() {
             let ttl: i64 = server.cmd(&["PTTL", key]);
             assert!(ttl > 0 && ttl <= most, "{key}: {ttl}");
         }
-        // One event: "used:oldest:expiry:at:cost".
-        let sliding: Vec<String> = server.cmd(&["LRANGE", &keys[2], "0", "-1"]);
-        let fields: Vec<&str> = sliding[0].split(':').collect();
-        assert_eq!((sliding.len(), fields.len()), (1, 5), "{sliding:?}");
-        assert_eq!((fields[0], fields[4]), ("1", "1"));
+        // One event: "used, oldest, expiry, at, cost", big-endian doubles.
+        let sliding: Vec<Vec<u8>> = server.cmd(&["LRANGE", &keys[2], "0", "-1"]);
+        assert_eq!(sliding.len(), 1, "{sliding:?}");
+        let fields: Vec<f64> = sliding[0]
+            .chunks(8)
+            .map(|b| f64::from_be_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        assert_eq!(fields.len(), 5, "{fields:?}");
+        assert_eq!((fields[0], fields[4]), (1.0, 1.0));
         assert_eq!(fields[1], fields[3]);
+        assert!(fields[2] > fields[3], "{fields:?}");
+        // The calendar counter: "last, used".
+        let calendar: Vec<u8> = server.cmd(&["GET", &keys[1]]);
+        assert_eq!(calendar.len(), 16);
+        assert_eq!(f64::from_be_bytes(calendar[8..].try_into().expect("8 bytes")), 1.0);
 
         // The approval, recorded, lives its TTL again from now; used once, it is gone.
         engine.record_approval(&id).await.expect("recorded");
