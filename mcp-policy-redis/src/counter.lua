@@ -7,7 +7,10 @@
 --   KEYS = [counter key]; ARGV[1] reset ('s' sliding | 'c' calendar), ARGV[2] window ms,
 --   ARGV[3] max, ARGV[4] cost, then nothing for the server clock (TIME), or ARGV[5] the
 --   caller's time in ms and ARGV[6] how much longer than their window keys live (ms)
---   -> as apply's answer, with one time
+--   -> admitted: the counter's new value as stored (sliding: its newest element, 40 bytes;
+--      calendar: 16 bytes; see Layout), from which the client reads the cost now used and
+--      the time of the charge (a string answer costs Redis far less than an array);
+--      otherwise as apply's answer, with one time
 -- Any other call: ARGV[1] op 'apply' | 'release' | 'approve', ARGV[2] time ('' for the server
 -- clock, or the caller's time in ms), ARGV[3] with the caller's time: the slack above (ms)
 -- apply:   KEYS = [approval key,] counter keys
@@ -84,17 +87,21 @@ if op == 's' or op == 'c' then
           exp = need
           if server then exp = need + floor(w / 8) end
         end
+        local v
         if not pre then
-          call('RPUSH', key, spack('>ddddd', used, oldest, exp, t, cost))
+          v = spack('>ddddd', used, oldest, exp, t, cost)
+          call('RPUSH', key, v)
         elseif at == t then
-          call('LSET', key, '-1', spack('>ddddd', used, oldest, exp, t, ncost + cost))
+          v = spack('>ddddd', used, oldest, exp, t, ncost + cost)
+          call('LSET', key, '-1', v)
         else
           if ncost == 1 then
             call('LSET', key, '-1', spack('>d', at))
           else
             call('LSET', key, '-1', spack('>dd', at, ncost))
           end
-          call('RPUSH', key, spack('>ddddd', used, oldest, exp, t, cost))
+          v = spack('>ddddd', used, oldest, exp, t, cost)
+          call('RPUSH', key, v)
         end
         if expire then
           if server then
@@ -105,7 +112,7 @@ if op == 's' or op == 'c' then
             call('PEXPIRE', key, string.format('%.0f', ttl + slack))
           end
         end
-        return { 1, max - used, t }
+        return v
       end
     end
   else
@@ -124,15 +131,15 @@ if op == 's' or op == 'c' then
       local start = t - fmod(t, ww)
       if last - fmod(last, ww) ~= start then used = 0 end
       if used + cost <= max then
-        used = used + cost
+        local v = spack('>dd', t, used + cost)
         if server then
-          call('SET', key, spack('>dd', t, used), 'PXAT', string.format('%.0f', start + ww))
+          call('SET', key, v, 'PXAT', string.format('%.0f', start + ww))
         else
           local ttl = start + ww - now
           if ttl < 1 then ttl = 1 end
-          call('SET', key, spack('>dd', t, used), 'PX', string.format('%.0f', ttl + slack))
+          call('SET', key, v, 'PX', string.format('%.0f', ttl + slack))
         end
-        return { 1, max - used, t }
+        return v
       end
     end
   end

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_policy::document::Reset;
-use mcp_policy::store::{CounterKey, ReservedCharge, ScopeKey};
+use mcp_policy::store::{Charge, CounterKey, ReservedCharge, ScopeKey};
 use mcp_policy::{AsyncCounterStore, HostError, Outcome, Plan, Reservation, StoreError};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
@@ -453,6 +453,29 @@ fn integers(reply: &Value) -> Option<Vec<i64>> {
     }
 }
 
+/// The short form's answer when admitted: the counter's value as the script stored it
+/// (big-endian doubles; sliding: used, oldest, expiry, at, cost; calendar: at, used), read as
+/// the long form's `[1, remaining, at]`.
+fn stored_value(value: &[u8], charge: &Charge<'_>) -> Option<Vec<i64>> {
+    let field = |i: usize| {
+        let bytes: [u8; 8] = value.get(i * 8..i * 8 + 8)?.try_into().ok()?;
+        let x = f64::from_be_bytes(bytes);
+        // Exact integers only (every number the script stores is one, below 2^52).
+        (x >= 0.0 && x <= MAX_EXACT as f64 && x.fract() == 0.0).then_some(x as u64)
+    };
+    let (used, at) = match (charge.key.reset, value.len()) {
+        (Reset::Sliding, 40) => (field(0)?, field(3)?),
+        (Reset::Calendar, 16) => (field(1)?, field(0)?),
+        _ => return None,
+    };
+    let remaining = charge.max.checked_sub(used)?;
+    Some(vec![
+        1,
+        i64::try_from(remaining).ok()?,
+        i64::try_from(at).ok()?,
+    ])
+}
+
 fn reset_code(reset: Reset) -> (&'static str, u64) {
     match reset {
         Reset::Sliding => ("s", 0),
@@ -520,7 +543,12 @@ where
             cmd
         };
         let reply = self.invoke(&cmd).await?;
-        let numbers = integers(&reply).ok_or_else(|| unexpected(&reply))?;
+        let numbers = match (&reply, plan.charges.as_slice(), &plan.approval) {
+            // The short form's admitted answer: the counter's new value.
+            (Value::BulkString(value), [charge], None) => stored_value(value, charge),
+            _ => integers(&reply),
+        }
+        .ok_or_else(|| unexpected(&reply))?;
         let n = plan.charges.len();
         match numbers.as_slice() {
             [1, remaining, times @ ..] if times.len() == n => {
