@@ -449,7 +449,11 @@ fn load(addrs: &[String], callers: usize, calls: usize, budget: bool) -> Row {
                             let a = conn.post(&token, sid.as_deref(), &body);
                             times.push(t.elapsed());
                             assert_eq!(a.status, 200);
-                            assert!(a.body.windows(4).any(|w| w == b"\"ok\""));
+                            assert!(
+                                a.body.windows(4).any(|w| w == b"\"ok\""),
+                                "{addr}: {}",
+                                String::from_utf8_lossy(&a.body)
+                            );
                         }
                         (conn, sid, times)
                     }))

@@ -33,7 +33,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use mcp_policy::mcp::{GatewayOptions, INTERNAL_ERROR, PARSE_ERROR, error_response};
+use mcp_policy::mcp::{GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR, error_response};
 use mcp_policy::{Engine, Grant};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -935,7 +935,14 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
     let handled = if app.inline_store && session.nonblocking_upstream() {
         let outputs = lock(&session.gateway).from_client(app.engine.as_ref(), &line);
-        session.carry_out_in(&app, outputs, &line, true, seq, true);
+        let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
+        match session.remote_idle() {
+            // An allowed call goes up from this task (no hop through the session's sender).
+            Some(remote) if is_call && matches!(outputs.as_slice(), [Output::Forward]) => {
+                remote.send_now(&line).await;
+            }
+            _ => session.carry_out_in(&app, outputs, &line, true, seq, true),
+        }
         Ok(())
     } else {
         let app = Arc::clone(&app);

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -178,6 +179,8 @@ struct State {
     /// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), by request id.
     modern: bool,
     routing: Mutex<HashMap<String, Vec<(HeaderName, HeaderValue)>>>,
+    /// Messages queued for the sender task whose answer has not begun yet.
+    pending: AtomicUsize,
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -214,6 +217,7 @@ impl Remote {
             pool: Mutex::new(Vec::new()),
             modern,
             routing: Mutex::new(HashMap::new()),
+            pending: AtomicUsize::new(0),
         });
         handle.spawn(sender(Arc::clone(&state), queue, cancelled));
         Remote {
@@ -226,7 +230,31 @@ impl Remote {
 
     /// Queues one message for the server.
     pub fn send(&self, line: &[u8]) {
-        let _ = self.out.send(line.to_vec());
+        self.state.pending.fetch_add(1, Ordering::SeqCst);
+        if self.out.send(line.to_vec()).is_err() {
+            self.state.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether nothing queued is still on its way (a message sent now overtakes nothing).
+    pub fn idle(&self) -> bool {
+        self.state.pending.load(Ordering::SeqCst) == 0
+    }
+
+    /// Sends one request right away, from the calling task: its answer is delivered like every
+    /// answer (a JSON answer before this returns; an SSE answer by a task of its own). Only
+    /// for a request that needs no ordering with other messages (a `tools/call`), when
+    /// [`Remote::idle`].
+    pub async fn send_now(&self, line: &[u8]) {
+        let state = Arc::clone(&self.state);
+        let req = state.prepared(line);
+        match connection(&state).await {
+            Ok(conn) => {
+                let cancel = self.cancel.subscribe();
+                exchange(state, conn, req, line.to_vec(), cancel, None, true).await;
+            }
+            Err(e) => state.fail(line, &e),
+        }
     }
 
     /// The routing headers the request with this id (JSON text) is sent with.
@@ -294,6 +322,20 @@ impl State {
         }
         for (name, value) in &self.target.headers {
             h.insert(name.clone(), value.clone());
+        }
+        req
+    }
+
+    /// A POST of one message, with its own routing headers when it is session-less.
+    fn prepared(&self, line: &[u8]) -> Request<Full<Bytes>> {
+        let mut req = self.request(Method::POST, Bytes::copy_from_slice(line));
+        if self.modern
+            && let Kind::Request { id, .. } = Kind::of(line)
+            && let Some(headers) = lock(&self.routing).get(&id)
+        {
+            for (name, value) in headers {
+                req.headers_mut().insert(name.clone(), value.clone());
+            }
         }
         req
     }
@@ -398,54 +440,31 @@ async fn sender(
             line = queue.recv() => match line { Some(l) => l, None => return },
             _ = cancel.changed() => return,
         };
-        let mut req = state.request(Method::POST, Bytes::from(line.clone()));
-        if state.modern
-            && let Kind::Request { id, .. } = Kind::of(&line)
-            && let Some(headers) = lock(&state.routing).get(&id)
-        {
-            for (name, value) in headers {
-                req.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-        let mut conn = match connection(&state).await {
+        let req = state.prepared(&line);
+        let conn = match connection(&state).await {
             Ok(conn) => conn,
             Err(e) => {
                 state.fail(&line, &e);
+                state.pending.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
         };
         let (began, beginning) = tokio::sync::oneshot::channel::<()>();
         let state2 = Arc::clone(&state);
         let cancel = cancelled.clone();
-        tokio::spawn(async move {
-            let res = match conn.send_request(req).await {
-                Ok(res) => res,
-                Err(e) => {
-                    drop(began);
-                    state2.fail(&line, &e.to_string());
-                    return;
-                }
-            };
-            if let Some(sid) = res.headers().get("mcp-session-id") {
-                *lock(&state2.session) = Some(sid.clone());
-            }
-            let _ = began.send(());
-            let status = res.status();
-            let finished = if status == StatusCode::ACCEPTED {
-                res.into_body().collect().await.is_ok()
-            } else if !status.is_success() {
-                state2.fail(&line, &format!("HTTP {status}"));
-                res.into_body().collect().await.is_ok()
-            } else {
-                read_answer(&state2, res, &line, cancel).await
-            };
-            if finished {
-                state2.give_back(conn);
-            }
-        });
+        tokio::spawn(exchange(
+            state2,
+            conn,
+            req,
+            line,
+            cancel,
+            Some(began),
+            false,
+        ));
         // Messages reach the server in order: the next one waits until this one's answer
         // begins, for at most 100 ms (a server that holds its answer back stalls nothing).
         let _ = tokio::time::timeout(Duration::from_millis(100), beginning).await;
+        state.pending.fetch_sub(1, Ordering::SeqCst);
         if !get_started && lock(&state.session).is_some() {
             get_started = true;
             let state3 = Arc::clone(&state);
@@ -453,6 +472,62 @@ async fn sender(
             tokio::spawn(async move { get_stream(&state3, cancel).await });
         }
     }
+}
+
+/// One message to the server on `conn`, and its answer delivered. `began` is told when the
+/// answer's head arrived. `detach_sse`: an SSE answer is read by a task of its own (the
+/// caller goes on once the head arrived); a JSON answer is always read here.
+async fn exchange(
+    state: Arc<State>,
+    mut conn: Sender,
+    req: Request<Full<Bytes>>,
+    line: Vec<u8>,
+    cancel: watch::Receiver<bool>,
+    began: Option<tokio::sync::oneshot::Sender<()>>,
+    detach_sse: bool,
+) {
+    let res = match conn.send_request(req).await {
+        Ok(res) => res,
+        Err(e) => {
+            drop(began);
+            state.fail(&line, &e.to_string());
+            return;
+        }
+    };
+    if let Some(sid) = res.headers().get("mcp-session-id") {
+        *lock(&state.session) = Some(sid.clone());
+    }
+    if let Some(began) = began {
+        let _ = began.send(());
+    }
+    let status = res.status();
+    if status == StatusCode::ACCEPTED || !status.is_success() {
+        if status != StatusCode::ACCEPTED {
+            state.fail(&line, &format!("HTTP {status}"));
+        }
+        if res.into_body().collect().await.is_ok() {
+            state.give_back(conn);
+        }
+        return;
+    }
+    if detach_sse && is_sse(&res) {
+        tokio::spawn(async move {
+            if read_answer(&state, res, &line, cancel).await {
+                state.give_back(conn);
+            }
+        });
+        return;
+    }
+    if read_answer(&state, res, &line, cancel).await {
+        state.give_back(conn);
+    }
+}
+
+fn is_sse(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 /// The session's GET stream, if the server offers one (it may answer 405).
@@ -478,12 +553,7 @@ async fn read_answer(
     line: &[u8],
     cancelled: watch::Receiver<bool>,
 ) -> bool {
-    let sse = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if sse {
+    if is_sse(&res) {
         // An answer that never comes is answered when the session ends.
         return read_events(state, res.into_body(), cancelled).await;
     }

@@ -261,6 +261,15 @@ impl Session {
         self.carry_out_in(app, outputs, line, false, None, inline);
     }
 
+    /// A remote upstream that a `tools/call` may be sent to right away (nothing queued
+    /// before it is still on its way).
+    pub fn remote_idle(&self) -> Option<&Remote> {
+        match &self.upstream {
+            Upstream::Http(remote) if remote.idle() => Some(remote),
+            _ => None,
+        }
+    }
+
     /// Whether handing a message to the upstream never blocks (a remote server's queue).
     pub fn nonblocking_upstream(&self) -> bool {
         matches!(self.upstream, Upstream::Http(_))
