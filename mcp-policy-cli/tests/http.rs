@@ -1124,6 +1124,23 @@ fn upstream_url_server_everything_over_streamable_http() {
     );
     assert_eq!(run[6]["status"], "ok", "{}", run[6]);
     assert_eq!(run[6]["events"]["elicitation"].as_array().unwrap().len(), 1);
+    // The Inspector CLI over HTTP, through the gateway, to the server's HTTP mode.
+    let (listed, ok) = inspector_http(peers, &url, None, &["--method", "tools/list"]);
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains("\"echo\"") && !listed.contains("get-sum"),
+        "{listed}"
+    );
+    let args = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "echo",
+        "--tool-arg",
+        "message=inspected",
+    ];
+    let (echoed, ok) = inspector_http(peers, &url, None, &args);
+    assert!(ok && echoed.contains("Echo: inspected"), "{echoed}");
     drop(gw);
     let _ = server.kill();
     let _ = server.wait();
