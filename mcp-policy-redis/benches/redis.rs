@@ -115,13 +115,18 @@ impl Contender {
                     .expect("the trivial script runs");
             }
             Contender::Counter(conn, cmds) => {
-                // Admitted: the counter's newest element (40 bytes).
+                // Admitted: the counter's newest element (40 bytes), or `[1, remaining, at]`
+                // when events left the window (the general path).
                 let reply: redis::Value = cmds[i % GRANTS]
                     .query_async(conn)
                     .await
                     .expect("the counter script runs");
                 assert!(
-                    matches!(&reply, redis::Value::BulkString(v) if v.len() == 40),
+                    match &reply {
+                        redis::Value::BulkString(v) => v.len() == 40,
+                        redis::Value::Array(a) => a.first() == Some(&redis::Value::Int(1)),
+                        _ => false,
+                    },
                     "{reply:?}"
                 );
             }
@@ -221,10 +226,12 @@ fn counter_cmd(sha: &str, grant: &str) -> redis::Cmd {
 
 async fn client_side(server: &RedisServer, settings: &Settings) {
     let client = redis::Client::open(server.url()).expect("a client");
-    let conn = client
+    let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("a connection");
+    // The machine may be busy with other work: a stall is a slow figure, not a failure.
+    conn.set_response_timeout(Duration::from_secs(5));
     let trivial = Arc::new(Script::new("return 1"));
     let sha = Script::new(SCRIPT).get_hash().to_owned();
     let store = RedisStore::new(

@@ -397,3 +397,84 @@ fn large_windows_match_the_memory_store() {
         eprintln!("events in the large window at the end: {longest}");
     });
 }
+
+/// Counters written in the decimal text layout of earlier versions are read as before (by the
+/// short form and the general one) and rewritten in the binary layout by their next charge.
+#[test]
+fn counters_in_the_earlier_text_layout_are_read() {
+    let server = RedisServer::start();
+    common::runtime().block_on(async {
+        let store = RedisStore::connect(
+            &server.url(),
+            Options::new().prefix("compat").time(TimeSource::Plan),
+        )
+        .await
+        .expect("connects");
+        let t = 1_763_712_000_000u64;
+        let sliding = r#"{compat}:c:["s",1000,"sliding","grant","alice"]"#;
+        let calendar = r#"{compat}:c:["c",1000,"calendar","grant","alice"]"#;
+        // Events at t (cost 1), t + 5 (cost 2) and t + 10 (cost 1): 4 used.
+        let _: i64 = server.cmd(&[
+            "RPUSH",
+            sliding,
+            &t.to_string(),
+            &format!("{}:2", t + 5),
+            &format!("4:{t}:{}:{}:1", t + 1_000, t + 10),
+        ]);
+        let _: String = server.cmd(&["SET", calendar, &format!("{}:3", t + 10)]);
+        let s = |max, cost| charge("s", 1_000, Reset::Sliding, max, cost);
+        let c = |max, cost| charge("c", 1_000, Reset::Calendar, max, cost);
+
+        // The general form reads both.
+        let both = store
+            .apply(&plan(t + 20, vec![s(5, 1), c(5, 1)]))
+            .await
+            .expect("applies");
+        assert_eq!(remaining(&both), Some(0));
+        let tail: Vec<u8> = server.cmd(&["LINDEX", sliding, "-1"]);
+        assert_eq!(tail.len(), 40, "rewritten in the binary layout");
+        let value: Vec<u8> = server.cmd(&["GET", calendar]);
+        assert_eq!(value.len(), 16, "rewritten in the binary layout");
+        // The older events are still read: the one at t leaves the window at t + 1,000.
+        let refused = store
+            .apply(&plan(t + 30, vec![s(5, 1)]))
+            .await
+            .expect("applies");
+        assert!(
+            matches!(
+                refused,
+                Outcome::Limited {
+                    charge: 0,
+                    retry_after_ms: 970
+                }
+            ),
+            "{refused:?}"
+        );
+        let later = store
+            .apply(&plan(t + 1_000, vec![s(5, 1)]))
+            .await
+            .expect("applies");
+        assert_eq!(remaining(&later), Some(0));
+
+        // The short form reads a text counter too (here: a new key in each, then old ones).
+        let _: i64 = server.cmd(&["DEL", sliding, calendar]);
+        let _: i64 = server.cmd(&["RPUSH", sliding, &format!("2:{t}:{}:{t}:2", t + 1_000)]);
+        let _: String = server.cmd(&["SET", calendar, &format!("{t}:2")]);
+        let one = store
+            .apply(&plan(t + 1, vec![s(5, 1)]))
+            .await
+            .expect("applies");
+        assert_eq!(remaining(&one), Some(2));
+        let one = store
+            .apply(&plan(t + 1, vec![c(5, 1)]))
+            .await
+            .expect("applies");
+        assert_eq!(remaining(&one), Some(2));
+        let events: Vec<Vec<u8>> = server.cmd(&["LRANGE", sliding, "0", "-1"]);
+        assert_eq!(
+            events.iter().map(Vec::len).collect::<Vec<_>>(),
+            [16, 40],
+            "{events:?}"
+        );
+    });
+}
