@@ -1569,6 +1569,105 @@ fn trusted_header_names_the_caller_only_when_enabled() {
 }
 
 #[test]
+fn a_post_stream_cut_before_its_answer_resumes_with_last_event_id() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("resume");
+    let gw = s.gateway(&[]);
+    let addr = gw.addr.as_str();
+    // A client that can answer elicitations: approvals come on the POST's SSE stream.
+    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},
+        "clientInfo":{"name":"raw","version":"0"}}});
+    let init = http(addr, "POST", &[ACCEPT], body.to_string().as_bytes());
+    let sid = init.header("mcp-session-id").unwrap().to_owned();
+    let with_sid = [ACCEPT, ("Mcp-Session-Id", sid.as_str())];
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(http(addr, "POST", &with_sid, note).status, 202);
+
+    // The call needs approval: its stream opens with the gateway's elicitation (event id
+    // STREAM-0); the client reads that one event and hangs up.
+    let (event_id, ask_id) = {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let body = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"transfer","arguments":{"amount":3}}}"#;
+        write!(
+            stream,
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body).unwrap();
+        // Until the first event is complete (the body is chunked: the event's blank line is
+        // followed by the chunk's CRLF).
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("}\n\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        let event_id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap_or_else(|| panic!("no event id: {text}"))
+            .trim()
+            .to_owned();
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let ask: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        (event_id, ask["id"].clone())
+    };
+    assert!(event_id.ends_with("-0"), "{event_id}");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The human approves (a POST of its own); the answer waits on the parked stream.
+    let yes = json!({"jsonrpc":"2.0","id":ask_id,"result":{"action":"accept","content":{"approve":true}}});
+    assert_eq!(
+        http(addr, "POST", &with_sid, yes.to_string().as_bytes()).status,
+        202
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A stream id that is not parked: 404.
+    let stream_no = event_id.split('-').next().unwrap();
+    let wrong = format!("{}-0", stream_no.parse::<u64>().unwrap() + 100);
+    let sse = ("Accept", "text/event-stream");
+    let sid_h = ("Mcp-Session-Id", sid.as_str());
+    let res = http(addr, "GET", &[sse, sid_h, ("Last-Event-ID", &wrong)], b"");
+    assert_eq!(res.status, 404, "{res:?}");
+    // Resumed after event 0: the elicitation is not sent again; the answer comes, numbered
+    // after it, and the stream ends.
+    let res = http(
+        addr,
+        "GET",
+        &[sse, sid_h, ("Last-Event-ID", &event_id)],
+        b"",
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    let messages = res.messages();
+    assert_eq!(messages.len(), 1, "{res:?}");
+    assert_eq!(messages[0]["id"], 5);
+    assert_eq!(text(&messages[0]), "ran transfer", "{res:?}");
+    assert!(
+        res.body.contains(&format!("id: {stream_no}-1\n")),
+        "{res:?}"
+    );
+    // Taken: it cannot be resumed twice.
+    let res = http(
+        addr,
+        "GET",
+        &[sse, sid_h, ("Last-Event-ID", &event_id)],
+        b"",
+    );
+    assert_eq!(res.status, 404, "{res:?}");
+}
+
+#[test]
 fn a_client_that_disconnects_mid_call_leaves_the_session_usable_and_policy_reloads() {
     if !need(&["python3"]) {
         return;

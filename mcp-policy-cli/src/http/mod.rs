@@ -44,7 +44,7 @@ use crate::proxy::{ProxyArgs, make_grant, read_policy};
 use crate::store::{Gate, RedisGate, StoreUrl, redact};
 use crate::watch::{reload_policy, watch_file};
 use crate::{OK, UNUSABLE};
-use body::{Msg, ResBody, Sse, empty, full};
+use body::{Msg, ResBody, Resumable, Sse, empty, full};
 use session::{Kind, Session, lock};
 
 /// The path MCP is served at.
@@ -59,6 +59,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages queued for one client stream before the sender waits.
 const STREAM_QUEUE: usize = 64;
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How long a POST stream whose client went away before the answer can be resumed.
+const RESUME_WINDOW: Duration = Duration::from_secs(60);
 /// Open client connections at most; more are closed at once.
 const MAX_CONNECTIONS: usize = 4096;
 
@@ -440,6 +442,7 @@ fn spawn_timer(app: &Arc<App>) {
             };
             let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
             for s in &sessions {
+                s.expire_parked(RESUME_WINDOW);
                 let outputs = lock(&s.gateway).expire(Instant::now());
                 if !outputs.is_empty() {
                     s.carry_out(&app, outputs, &[], false, None);
@@ -584,7 +587,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
     };
     match *req.method() {
         Method::POST => post(app, req, principal).await,
-        Method::GET => get(app, req, principal),
+        Method::GET => get(app, req, principal).await,
         Method::DELETE => delete(app, req, principal).await,
         _ => {
             let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
@@ -971,7 +974,14 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let mut res = match rx.recv().await {
         Some(Msg::Final(answer)) => json_response(StatusCode::OK, answer),
         Some(Msg::Other(first)) if sse_ok => {
-            let mut res = Response::new(BodyExt::boxed(Sse::new(Some(first), rx, None, guard)));
+            let mut sse = Sse::new(Some(first), rx, None, guard);
+            if let Some(stream) = seq {
+                sse = sse.resumable(Resumable {
+                    session: Arc::downgrade(&session),
+                    stream,
+                });
+            }
+            let mut res = Response::new(BodyExt::boxed(sse));
             sse_headers(&mut res);
             res
         }
@@ -1159,7 +1169,7 @@ fn sse_headers(res: &mut Response<ResBody>) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
-fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
+async fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
     if app.stopping.load(Ordering::SeqCst) {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1185,9 +1195,45 @@ fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<
         }
         Err(res) => return res,
     };
+    if let Some(last) = req.headers().get("last-event-id") {
+        return resume(&session, last).await;
+    }
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     session.open_get(tx);
     let mut res = Response::new(BodyExt::boxed(Sse::new(None, rx, Some(KEEPALIVE), None)));
+    sse_headers(&mut res);
+    res
+}
+
+/// A GET with `Last-Event-ID: STREAM-N`: the POST stream STREAM, whose client went away
+/// before its answer, taken up after its event N (the events after it are sent again, then
+/// the rest as it comes).
+async fn resume(session: &Arc<Session>, last: &HeaderValue) -> Response<ResBody> {
+    let parsed = last
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once('-'))
+        .and_then(|(s, n)| Some((s.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
+    let resumed = match parsed.and_then(|(stream, _)| session.unpark(stream)) {
+        Some(parked) => parked.resume(parsed.map_or(0, |(_, n)| n)).await,
+        None => None,
+    };
+    let (Some(resumed), Some((stream, _))) = (resumed, parsed) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            -32000,
+            "Not Found: no stream to resume for this Last-Event-ID",
+        );
+    };
+    let sse = Sse::resumed(
+        resumed,
+        Resumable {
+            session: Arc::downgrade(session),
+            stream,
+        },
+        KEEPALIVE,
+    );
+    let mut res = Response::new(BodyExt::boxed(sse));
     sse_headers(&mut res);
     res
 }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::App;
-use super::body::Msg;
+use super::body::{Msg, Parked};
 use super::remote::{Remote, Sink};
 
 /// How long the upstream has to exit after its stdin closed (then SIGTERM, then as long again
@@ -155,6 +155,9 @@ pub struct Session {
     routes: Mutex<Routes>,
     last_active: Mutex<Instant>,
     pub closed: AtomicBool,
+    /// POST streams whose client went away before the answer, by stream number: a GET with
+    /// `Last-Event-ID` takes one up (for a while).
+    parked: Mutex<HashMap<u64, Parked>>,
     /// The shared upstream of one caller's session-less (2026-07-28) requests: never named
     /// by an `Mcp-Session-Id`; each request's id is renamed (callers' ids may collide).
     pub modern: bool,
@@ -226,6 +229,7 @@ impl Session {
             routes: Mutex::new(Routes::default()),
             last_active: Mutex::new(Instant::now()),
             closed: AtomicBool::new(false),
+            parked: Mutex::new(HashMap::new()),
             modern,
             next_id: AtomicU64::new(0),
         });
@@ -322,6 +326,23 @@ impl Session {
             routes.progress.insert(token.to_owned(), seq);
         }
         seq
+    }
+
+    /// Keeps a POST stream whose client went away, for a GET that resumes it.
+    pub fn park(&self, stream: u64, parked: Parked) {
+        if !self.closed.load(Ordering::SeqCst) {
+            lock(&self.parked).insert(stream, parked);
+        }
+    }
+
+    /// The parked stream with this number, taken.
+    pub fn unpark(&self, stream: u64) -> Option<Parked> {
+        lock(&self.parked).remove(&stream)
+    }
+
+    /// Drops the streams parked for longer than `keep` (their messages go nowhere after).
+    pub fn expire_parked(&self, keep: Duration) {
+        lock(&self.parked).retain(|_, p| p.since.elapsed() < keep);
     }
 
     /// Sets the session's GET stream (a newer one replaces an older one).
@@ -467,6 +488,7 @@ impl Session {
             return;
         }
         lock(&app.sessions).remove(&self.id);
+        lock(&self.parked).clear();
         if self.modern {
             lock(&app.modern).retain(|_, s| s.id != self.id);
         }
