@@ -62,9 +62,10 @@ struct Shared {
     engine: Box<dyn Gate>,
     gateway: Mutex<Gateway>,
     /// The proxy's stdout (a duplicate of fd 1, so that writes are not flushed per line by
-    /// `Stdout`'s line buffering) and the upstream's stdin. Each is flushed by a reader once
-    /// it has no more input buffered: lines that arrive together leave together, and no line
-    /// waits longer than the processing of what was already read.
+    /// `Stdout`'s line buffering) and the upstream's stdin. Each is flushed by a reader after
+    /// the first line of what one read brought (the other side starts on it at once) and once
+    /// it has no more input buffered: the rest of lines that arrive together leave together,
+    /// and no line waits longer than the processing of what was already read.
     client: Mutex<BufWriter<Box<dyn Write + Send>>>,
     server: Mutex<Option<BufWriter<ChildStdin>>>,
     audit: Audit,
@@ -345,41 +346,24 @@ enum Line {
 /// to line); a longer line is skipped to its end without being kept.
 fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
     buf.clear();
-    let mut too_long = false;
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok(chunk) => chunk,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(if too_long {
-                Line::TooLong
-            } else if buf.is_empty() {
-                Line::End
-            } else {
-                Line::Text
-            });
-        }
-        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(n) => (chunk.get(..n).unwrap_or_default(), Some(n + 1)),
-            None => (chunk, None),
-        };
-        if !too_long {
-            if buf.len() + part.len() > max {
-                too_long = true;
-                buf.clear();
-                buf.shrink_to(64 * 1024);
-            } else {
-                buf.extend_from_slice(part);
-            }
-        }
-        let used = done.unwrap_or(chunk.len());
-        reader.consume(used);
-        if done.is_some() {
-            return Ok(if too_long { Line::TooLong } else { Line::Text });
-        }
+    // At most one byte over the limit is read into `buf`, so a line over it is known as such
+    // without keeping more of it.
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    if reader.by_ref().take(limit).read_until(b'\n', buf)? == 0 {
+        return Ok(Line::End);
     }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(Line::Text);
+    }
+    if buf.len() <= max {
+        // The last line, without a newline.
+        return Ok(Line::Text);
+    }
+    buf.clear();
+    buf.shrink_to(64 * 1024);
+    reader.skip_until(b'\n')?;
+    Ok(Line::TooLong)
 }
 
 fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Sender<Event>) {
@@ -391,6 +375,10 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
         // Whether answers were written to the client since the last flush.
         let mut answered = false;
         loop {
+            // The first line of a burst (one read from the pipe) is sent as soon as it is
+            // decided, so that the server starts on it; the others are sent together once
+            // the burst is drained (one write, not one per line).
+            let first = reader.buffer().is_empty();
             match read_line(&mut reader, &mut buf, max_line) {
                 Ok(Line::Text) => {
                     let line = buf.as_slice();
@@ -403,7 +391,7 @@ fn spawn_client_reader(shared: &Arc<Shared>, max_line: usize, events: mpsc::Send
                             .from_client_message(shared.engine.as_ref(), message);
                         answered |= shared.carry_out(outputs, line, true);
                     }
-                    if reader.buffer().is_empty() {
+                    if first || reader.buffer().is_empty() {
                         shared.flush_server();
                         if std::mem::take(&mut answered) {
                             shared.flush_client();
@@ -439,6 +427,9 @@ fn spawn_server_reader(
         let mut buf = Vec::new();
         loop {
             buf.clear();
+            // As for the client's lines: the first answer of a burst at once, the others
+            // together.
+            let first = reader.buffer().is_empty();
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
@@ -453,7 +444,7 @@ fn spawn_server_reader(
                     lock(&shared.gateway).from_server_message(shared.engine.as_ref(), message);
                 shared.carry_out(outputs, &buf, false);
             }
-            if reader.buffer().is_empty() {
+            if first || reader.buffer().is_empty() {
                 shared.flush_client();
             }
         }
@@ -562,6 +553,33 @@ mod tests {
         assert!(
             matches!(read_line(&mut reader, &mut buf, 10).unwrap(), Line::Text) && buf == b"yyyyy"
         );
+        assert!(matches!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            Line::End
+        ));
+    }
+
+    #[test]
+    fn the_limit_is_inclusive_and_a_last_line_needs_no_newline() {
+        let input = format!("{}\n{}\n\nabc", "x".repeat(10), "y".repeat(11));
+        let mut reader = BufReader::with_capacity(4, input.as_bytes());
+        let mut buf = Vec::new();
+        let mut next = || match read_line(&mut reader, &mut buf, 10).unwrap() {
+            Line::Text => String::from_utf8(buf.clone()).unwrap(),
+            Line::TooLong => "(too long)".into(),
+            Line::End => "(end)".into(),
+        };
+        assert_eq!(next(), "x".repeat(10));
+        assert_eq!(next(), "(too long)");
+        assert_eq!(next(), "");
+        assert_eq!(next(), "abc");
+        assert_eq!(next(), "(end)");
+        let long = "z".repeat(20);
+        let mut reader = BufReader::new(long.as_bytes());
+        assert!(matches!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            Line::TooLong
+        ));
         assert!(matches!(
             read_line(&mut reader, &mut buf, 10).unwrap(),
             Line::End

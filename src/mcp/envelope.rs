@@ -137,8 +137,9 @@ pub(crate) struct CallRequest<'a> {
 
 impl<'a> CallRequest<'a> {
     pub(crate) fn read(line: &'a [u8]) -> Option<CallRequest<'a>> {
-        let text = std::str::from_utf8(line).ok()?;
-        let mut de = serde_json::Deserializer::from_str(text);
+        // Read from the bytes: every string of the plain shape is read (none is skipped),
+        // and a string that is not UTF-8 is an error, as for the full reader.
+        let mut de = serde_json::Deserializer::from_slice(line);
         let request = de::Deserializer::deserialize_map(&mut de, CallVisitor).ok()?;
         de.end().ok()?;
         Some(request)

@@ -1101,16 +1101,14 @@ enum ClientRead<'a> {
 impl<'a> ClientMessage<'a> {
     /// Reads one message (one line, without its newline) from the client.
     pub fn read(line: &'a [u8]) -> ClientMessage<'a> {
-        // Most messages are only forwarded: their envelope decides, read without the rest.
-        // A tool call of the plain shape is read into the fields the decision needs; any
-        // other line that may be a tool call is read whole (strictly) by the gateway.
-        let read = if contains(line, b"tools/call") {
-            match CallRequest::read(line) {
-                Some(call) if call.id.is_some() => ClientRead::Call(call),
-                _ => ClientRead::Whole,
-            }
-        } else {
-            Envelope::read(line).map_or(ClientRead::Whole, ClientRead::Envelope)
+        // A tool call of the plain shape is read into the fields the decision needs (a line
+        // of another shape fails at its first unexpected key); any other line that may be a
+        // tool call is read whole (strictly) by the gateway. Most other messages are only
+        // forwarded: their envelope decides, read without the rest.
+        let read = match CallRequest::read(line) {
+            Some(call) if call.id.is_some() => ClientRead::Call(call),
+            _ if contains(line, b"tools/call") => ClientRead::Whole,
+            _ => Envelope::read(line).map_or(ClientRead::Whole, ClientRead::Envelope),
         };
         ClientMessage { line, read }
     }

@@ -531,6 +531,15 @@ fn plain_tool_calls_are_read_as_the_full_reader_reads_them() {
             "{line}"
         );
     }
+    // Not UTF-8, in a value or in a key: read whole, which refuses it.
+    for line in [
+        &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"read\",\"arguments\":{\"a\":\"\xff\"}}}"[..],
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"read\",\"arguments\":{\"\xff\":1}}}",
+    ] {
+        assert!(envelope::CallRequest::read(line).is_none());
+        let (e, mut gw) = (engine(), gateway());
+        assert_eq!(to_client(&gw.from_client(&e, line))["error"]["code"], PARSE_ERROR);
+    }
 }
 
 #[test]
