@@ -10,8 +10,15 @@
 //! requests and notifications, then the answer). A GET opens the session's stream for
 //! messages that belong to no request.
 //!
-//! The decisions and the upstream IO run on plain threads (the store may block); the HTTP
-//! side runs on a small Tokio runtime.
+//! The HTTP side runs on a small Tokio runtime. With a store that never blocks (memory) and a
+//! remote upstream, everything runs there: a request is decided in its own task, an allowed
+//! `tools/call` is sent up from that task, and the server's messages are handled in the task
+//! that read them. A Redis store (its calls block) and a local upstream (its pipes) put the
+//! decisions and the upstream IO on plain threads.
+//!
+//! Session-less requests (protocol 2026-07-28: no `initialize`, no `Mcp-Session-Id`) share
+//! one upstream per caller, with their ids renamed on the way up. A POST's SSE answer can be
+//! resumed with `Last-Event-ID` when its client lost the connection before the answer.
 
 // Handlers answer refusals as early returns of whole responses.
 #![allow(clippy::result_large_err)]
