@@ -109,86 +109,10 @@ enum Command {
     /// Put the policy in front of an MCP server: speaks MCP on stdin/stdout, runs COMMAND as
     /// the upstream server, and passes every tool call through the policy.
     Proxy {
-        /// The policy file (watched: a change that loads is swapped in).
-        #[arg(long)]
-        policy: PathBuf,
-        /// The grant id of the caller (else $MCP_POLICY_GRANT, else `local`).
-        #[arg(long)]
-        grant: Option<String>,
-        /// A grant attribute, KEY=VALUE (repeatable).
-        #[arg(long = "attr", value_name = "KEY=VALUE")]
-        attrs: Vec<String>,
-        /// Where counters and approvals live: `memory` (this process only) or a Redis URL
-        /// (redis://, rediss://, unix://) shared with other proxies; key prefix from
-        /// $MCP_POLICY_REDIS_PREFIX.
-        #[arg(long, default_value = "memory", value_name = "URL")]
-        store: String,
-        /// Append one JSON line per tool call (and per policy reload) to FILE, or `-` for stderr.
-        #[arg(long, value_name = "FILE|-")]
-        audit: Option<String>,
-        /// Put the raw arguments in the audit log (else only their SHA-256).
-        #[arg(long)]
-        audit_args: bool,
-        /// How long a human has to answer an approval request.
-        #[arg(long, default_value = "2m", value_name = "DURATION")]
-        approval_timeout: String,
-        /// The size limit of one message from the client, in bytes.
-        #[arg(long, default_value_t = proxy::DEFAULT_MAX_LINE, value_name = "BYTES")]
-        max_message: usize,
-        /// Serve MCP over streamable HTTP at ADDR (e.g. 127.0.0.1:8080, path /mcp) instead of
-        /// stdio: one upstream COMMAND per MCP session (see docs/GATEWAY.md).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// HTTP: the callers' credentials, a JSON file of SHA-256 token digests, each with a
-        /// grant id and attributes (watched: a change that loads is swapped in).
-        #[arg(long, value_name = "FILE", requires = "listen")]
-        keys: Option<PathBuf>,
-        /// HTTP: allow a non-loopback --listen address (needs --keys or --trusted-header).
-        #[arg(long, requires = "listen")]
-        allow_remote: bool,
-        /// HTTP: take the grant id from this header, set by an authenticating reverse proxy
-        /// in front (only enable it when every request passes through that proxy).
-        #[arg(long, value_name = "NAME", requires = "listen")]
-        trusted_header: Option<String>,
-        /// HTTP: a Host header value to accept besides the loopback names (repeatable).
-        #[arg(long = "allowed-host", value_name = "HOST", requires = "listen")]
-        allowed_hosts: Vec<String>,
-        /// HTTP: an Origin to accept besides loopback ones, e.g. https://app.example.com
-        /// (repeatable).
-        #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "listen")]
-        allowed_origins: Vec<String>,
-        /// HTTP: a session with no request for this long (and no call in flight) is ended.
-        #[arg(long, default_value = "30m", value_name = "DURATION")]
-        session_idle: String,
-        /// HTTP: sessions (each with its own upstream) at most; more `initialize`s get 503.
-        #[arg(long, default_value_t = 256, value_name = "N")]
-        max_sessions: usize,
-        /// HTTP: on SIGTERM, how long requests in flight may take before the gateway exits.
-        #[arg(long, default_value = "30s", value_name = "DURATION")]
-        shutdown_grace: String,
-        /// HTTP: a remote MCP server over streamable HTTP (http:// or https://HOST[:PORT]/PATH)
-        /// as the upstream, one upstream session per session, instead of COMMAND.
-        #[arg(long, value_name = "URL", requires = "listen")]
-        upstream: Option<String>,
-        /// HTTP: a header sent to the --upstream server, `NAME: VALUE` (repeatable); nothing
-        /// from the client's request is forwarded.
-        #[arg(
-            long = "upstream-header",
-            value_name = "NAME: VALUE",
-            requires = "upstream"
-        )]
-        upstream_headers: Vec<String>,
-        /// HTTP: with an https:// --upstream, also trust the certificates (PEM) in this file,
-        /// for a server under a private CA or with a self-signed certificate.
-        #[arg(long, value_name = "FILE", requires = "upstream")]
-        upstream_ca: Option<PathBuf>,
-        /// The upstream MCP server: a command and its arguments, after `--`.
-        #[arg(
-            last = true,
-            required_unless_present = "upstream",
-            value_name = "COMMAND"
-        )]
-        command: Vec<String>,
+        #[command(flatten)]
+        proxy: proxy::ProxyArgs,
+        #[command(flatten)]
+        http: http::HttpArgs,
     },
     /// Manage the gateway's keys file.
     Keys {
@@ -246,61 +170,10 @@ fn main() -> ExitCode {
         } => explain::run(&policy, &tool, &args, &grant, session.as_deref()),
         Command::Schema => schema::run(),
         Command::Approve { approval_id, store } => store::approve(&approval_id, &store),
-        Command::Proxy {
-            policy,
-            grant,
-            attrs,
-            store,
-            audit,
-            audit_args,
-            approval_timeout,
-            max_message,
-            listen,
-            keys,
-            allow_remote,
-            trusted_header,
-            allowed_hosts,
-            allowed_origins,
-            session_idle,
-            shutdown_grace,
-            upstream,
-            upstream_headers,
-            upstream_ca,
-            max_sessions,
-            command,
-        } => {
-            let args = proxy::ProxyArgs {
-                policy,
-                grant,
-                attrs,
-                store,
-                audit,
-                audit_args,
-                approval_timeout,
-                max_line: max_message,
-                command,
-            };
-            match listen {
-                None => proxy::run(args),
-                Some(listen) => http::run(
-                    args,
-                    http::HttpArgs {
-                        listen,
-                        keys,
-                        allow_remote,
-                        trusted_header,
-                        allowed_hosts,
-                        allowed_origins,
-                        session_idle,
-                        shutdown_grace,
-                        upstream,
-                        upstream_headers,
-                        upstream_ca,
-                        max_sessions,
-                    },
-                ),
-            }
-        }
+        Command::Proxy { proxy, http } => match http.listen {
+            None => proxy::run(proxy),
+            Some(_) => http::run(proxy, http),
+        },
         Command::Keys {
             command: KeysCommand::Hash { token },
         } => keys::hash_command(token.as_deref()),

@@ -36,17 +36,42 @@ pub const DEFAULT_MAX_LINE: usize = 4 << 20;
 /// has to exit after its stdin closed (then SIGTERM, then as long again before SIGKILL).
 const GRACE: Duration = Duration::from_secs(3);
 
-/// The proxy's options, from the command line.
-#[derive(Debug, Clone)]
+/// The proxy's options, from the command line (shared by the stdio proxy and the HTTP
+/// gateway).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ProxyArgs {
+    /// The policy file (watched: a change that loads is swapped in).
+    #[arg(long)]
     pub policy: PathBuf,
+    /// The grant id of the caller (else $MCP_POLICY_GRANT, else `local`).
+    #[arg(long)]
     pub grant: Option<String>,
+    /// A grant attribute, KEY=VALUE (repeatable).
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
     pub attrs: Vec<String>,
+    /// Where counters and approvals live: `memory` (this process only) or a Redis URL
+    /// (redis://, rediss://, unix://) shared with other proxies; key prefix from
+    /// $MCP_POLICY_REDIS_PREFIX.
+    #[arg(long, default_value = "memory", value_name = "URL")]
     pub store: String,
+    /// Append one JSON line per tool call (and per policy reload) to FILE, or `-` for stderr.
+    #[arg(long, value_name = "FILE|-")]
     pub audit: Option<String>,
+    /// Put the raw arguments in the audit log (else only their SHA-256).
+    #[arg(long)]
     pub audit_args: bool,
+    /// How long a human has to answer an approval request.
+    #[arg(long, default_value = "2m", value_name = "DURATION")]
     pub approval_timeout: String,
+    /// The size limit of one message from the client, in bytes.
+    #[arg(long = "max-message", default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
     pub max_line: usize,
+    /// The upstream MCP server: a command and its arguments, after `--`.
+    #[arg(
+        last = true,
+        required_unless_present = "upstream",
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 

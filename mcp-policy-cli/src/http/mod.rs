@@ -71,21 +71,56 @@ const RESUME_WINDOW: Duration = Duration::from_secs(60);
 /// Open client connections at most; more are closed at once.
 const MAX_CONNECTIONS: usize = 4096;
 
-/// The HTTP options, from the command line.
-#[derive(Debug, Clone)]
+/// The HTTP options, from the command line (`--listen` present: the HTTP gateway).
+#[derive(Debug, Clone, clap::Args)]
 pub struct HttpArgs {
-    pub listen: String,
+    /// Serve MCP over streamable HTTP at ADDR (e.g. 127.0.0.1:8080, path /mcp) instead of
+    /// stdio: one upstream COMMAND per MCP session (see docs/GATEWAY.md).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// HTTP: the callers' credentials, a JSON file of SHA-256 token digests, each with a
+    /// grant id and attributes (watched: a change that loads is swapped in).
+    #[arg(long, value_name = "FILE", requires = "listen")]
     pub keys: Option<PathBuf>,
+    /// HTTP: allow a non-loopback --listen address (needs --keys or --trusted-header).
+    #[arg(long, requires = "listen")]
     pub allow_remote: bool,
+    /// HTTP: take the grant id from this header, set by an authenticating reverse proxy
+    /// in front (only enable it when every request passes through that proxy).
+    #[arg(long, value_name = "NAME", requires = "listen")]
     pub trusted_header: Option<String>,
+    /// HTTP: a Host header value to accept besides the loopback names (repeatable).
+    #[arg(long = "allowed-host", value_name = "HOST", requires = "listen")]
     pub allowed_hosts: Vec<String>,
+    /// HTTP: an Origin to accept besides loopback ones, e.g. https://app.example.com
+    /// (repeatable).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "listen")]
     pub allowed_origins: Vec<String>,
+    /// HTTP: a session with no request for this long (and no call in flight) is ended.
+    #[arg(long, default_value = "30m", value_name = "DURATION")]
     pub session_idle: String,
-    pub shutdown_grace: String,
-    pub upstream: Option<String>,
-    pub upstream_headers: Vec<String>,
-    pub upstream_ca: Option<PathBuf>,
+    /// HTTP: sessions (each with its own upstream) at most; more `initialize`s get 503.
+    #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_sessions: usize,
+    /// HTTP: on SIGTERM, how long requests in flight may take before the gateway exits.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub shutdown_grace: String,
+    /// HTTP: a remote MCP server over streamable HTTP (http:// or https://HOST[:PORT]/PATH)
+    /// as the upstream, one upstream session per session, instead of COMMAND.
+    #[arg(long, value_name = "URL", requires = "listen")]
+    pub upstream: Option<String>,
+    /// HTTP: a header sent to the --upstream server, `NAME: VALUE` (repeatable); nothing
+    /// from the client's request is forwarded.
+    #[arg(
+        long = "upstream-header",
+        value_name = "NAME: VALUE",
+        requires = "upstream"
+    )]
+    pub upstream_headers: Vec<String>,
+    /// HTTP: with an https:// --upstream, also trust the certificates (PEM) in this file,
+    /// for a server under a private CA or with a self-signed certificate.
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    pub upstream_ca: Option<PathBuf>,
 }
 
 /// Who is calling.
@@ -190,12 +225,15 @@ fn setup(
     let approval_timeout = parse_positive("--approval-timeout", &args.approval_timeout)?;
     let idle = parse_positive("--session-idle", &http.session_idle)?;
     let grace = parse_positive("--shutdown-grace", &http.shutdown_grace)?;
-    let addr = resolve(&http.listen)?;
+    let Some(listen) = http.listen.clone() else {
+        return Err("no --listen address".into());
+    };
+    let addr = resolve(&listen)?;
     let loopback = addr.ip().is_loopback();
     if !loopback && !http.allow_remote {
         return Err(format!(
             "--listen {}: not a loopback address; add --allow-remote to serve other hosts (and put TLS in front, see docs/GATEWAY.md)",
-            http.listen
+            listen
         ));
     }
     if !loopback && http.keys.is_none() && http.trusted_header.is_none() {
@@ -229,10 +267,10 @@ fn setup(
         ),
     };
     let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| format!("--listen {}: cannot bind: {e}", http.listen))?;
+        .map_err(|e| format!("--listen {listen}: cannot bind: {e}"))?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| format!("--listen {}: {e}", http.listen))?;
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
     let options = GatewayOptions {
         approval_timeout,
         approve_command,
