@@ -63,7 +63,8 @@ pub(crate) fn parse_strict(text: &str) -> Result<Value, SyntaxError> {
     })
 }
 
-struct StrictSeed;
+/// A JSON value read strictly: a key repeated in one object is an error.
+pub(crate) struct StrictSeed;
 
 impl<'de> DeserializeSeed<'de> for StrictSeed {
     type Value = Value;

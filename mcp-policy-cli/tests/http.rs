@@ -1125,22 +1125,7 @@ fn upstream_url_server_everything_over_streamable_http() {
     assert_eq!(run[6]["status"], "ok", "{}", run[6]);
     assert_eq!(run[6]["events"]["elicitation"].as_array().unwrap().len(), 1);
     // The Inspector CLI over HTTP, through the gateway, to the server's HTTP mode.
-    let (listed, ok) = inspector_http(peers, &url, None, &["--method", "tools/list"]);
-    assert!(ok, "{listed}");
-    assert!(
-        listed.contains("\"echo\"") && !listed.contains("get-sum"),
-        "{listed}"
-    );
-    let args = [
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "echo",
-        "--tool-arg",
-        "message=inspected",
-    ];
-    let (echoed, ok) = inspector_http(peers, &url, None, &args);
-    assert!(ok && echoed.contains("Echo: inspected"), "{echoed}");
+    inspector_lists_and_echoes(peers, &url, None, "inspected");
     drop(gw);
     let _ = server.kill();
     let _ = server.wait();
@@ -1162,6 +1147,33 @@ fn inspector_http(peers: &Value, url: &str, token: Option<&str>, args: &[&str]) 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         out.status.success(),
     )
+}
+
+/// The Inspector CLI lists the tools through a gateway running EVERYTHING_POLICY (filtered)
+/// and calls `echo`.
+fn inspector_lists_and_echoes(peers: &Value, url: &str, token: Option<&str>, message: &str) {
+    let (listed, ok) = inspector_http(peers, url, token, &["--method", "tools/list"]);
+    assert!(ok, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let names = listed["tools"].to_string();
+    assert!(
+        names.contains("\"echo\"") && !names.contains("get-sum"),
+        "{names}"
+    );
+    let arg = format!("message={message}");
+    let args = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "echo",
+        "--tool-arg",
+        &arg,
+    ];
+    let (echoed, ok) = inspector_http(peers, url, token, &args);
+    assert!(
+        ok && echoed.contains(&format!("Echo: {message}")),
+        "{echoed}"
+    );
 }
 
 const TIME_POLICY: &str = r#"{"version":"1","default":"deny","tools":{
@@ -1250,24 +1262,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
         &["--mode", "auto", "steps", &steps.to_string()],
     );
     assert_eq!(step_text(&run[0]), "Echo: auto", "{}", run[0]);
-    let (listed, ok) = inspector_http(peers, &url, Some("tok-ada"), &["--method", "tools/list"]);
-    assert!(ok, "{listed}");
-    let listed: Value = serde_json::from_str(&listed).unwrap();
-    let names = listed["tools"].to_string();
-    assert!(
-        names.contains("\"echo\"") && !names.contains("get-sum"),
-        "{names}"
-    );
-    let args = [
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "echo",
-        "--tool-arg",
-        "message=hi",
-    ];
-    let (echoed, ok) = inspector_http(peers, &url, Some("tok-ada"), &args);
-    assert!(ok && echoed.contains("Echo: hi"), "{echoed}");
+    inspector_lists_and_echoes(peers, &url, Some("tok-ada"), "hi");
     let args = [
         "--method",
         "tools/call",

@@ -6,8 +6,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::source::StrictSeed;
 
 /// The fields a gateway routes on. A key repeated among them is an error (serde's duplicate
 /// field check), so the gateway and the server never route one message differently.
@@ -168,7 +170,7 @@ impl<'de> Visitor<'de> for CallVisitor {
                     map.next_value::<Text<'de>>()?;
                     jsonrpc = true;
                 }
-                "id" if id.is_none() => id = Some(map.next_value_seed(StrictValue)?),
+                "id" if id.is_none() => id = Some(map.next_value_seed(StrictSeed)?),
                 "method" if method.is_none() => {
                     let m = map.next_value::<Text<'de>>()?;
                     if m.0 != "tools/call" {
@@ -216,81 +218,18 @@ impl<'de> Visitor<'de> for ParamsSeed {
             match key.0.as_ref() {
                 "name" if name.is_none() => name = Some(map.next_value::<Text<'de>>()?.0),
                 "arguments" if arguments.is_none() => {
-                    let value = map.next_value_seed(StrictValue)?;
+                    let value = map.next_value_seed(StrictSeed)?;
                     if !matches!(value, Value::Null | Value::Object(_)) {
                         return Err(unexpected());
                     }
                     arguments = Some(value);
                 }
-                "_meta" if meta.is_none() => meta = Some(map.next_value_seed(StrictValue)?),
+                "_meta" if meta.is_none() => meta = Some(map.next_value_seed(StrictSeed)?),
                 _ => return Err(unexpected()),
             }
         }
         let name = name.ok_or_else(unexpected)?;
         Ok((name, arguments.filter(Value::is_object), meta))
-    }
-}
-
-/// A JSON value read strictly: a key repeated in one object is an error (as the crate's
-/// strict reader).
-pub(crate) struct StrictValue;
-
-impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictValue {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("number out of range"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrictValue)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                return Err(de::Error::custom("a repeated key"));
-            }
-            let value = access.next_value_seed(StrictValue)?;
-            map.insert(key, value);
-        }
-        Ok(Value::Object(map))
     }
 }
 
