@@ -131,6 +131,9 @@ struct Routes {
     next: u64,
 }
 
+/// How many cut POST streams a session keeps for resuming.
+pub const MAX_PARKED: usize = 16;
+
 /// How many undeliverable messages wait for a GET stream.
 const BACKLOG: usize = 32;
 
@@ -328,11 +331,19 @@ impl Session {
         seq
     }
 
-    /// Keeps a POST stream whose client went away, for a GET that resumes it.
+    /// Keeps a POST stream whose client went away, for a GET that resumes it (at most
+    /// [`MAX_PARKED`] per session: the oldest goes first).
     pub fn park(&self, stream: u64, parked: Parked) {
-        if !self.closed.load(Ordering::SeqCst) {
-            lock(&self.parked).insert(stream, parked);
+        if self.closed.load(Ordering::SeqCst) {
+            return;
         }
+        let mut all = lock(&self.parked);
+        if all.len() >= MAX_PARKED
+            && let Some(oldest) = all.iter().min_by_key(|(_, p)| p.since).map(|(k, _)| *k)
+        {
+            all.remove(&oldest);
+        }
+        all.insert(stream, parked);
     }
 
     /// The parked stream with this number, taken.
