@@ -584,7 +584,7 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
 
     // Concurrent requests with the same id from one caller: each gets its own answer,
     // under its own id.
-    let answers: Vec<Value> = (0..6)
+    let calls: Vec<_> = (0..6)
         .map(|k| {
             let addr = addr.clone();
             std::thread::spawn(move || {
@@ -593,19 +593,15 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
                 (k, modern(&addr, "tok-alice", json!(1), "tools/call", args))
             })
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| {
-            let (k, res) = h.join().unwrap();
-            assert_eq!(res.status, 200, "{res:?}");
-            assert!(res.header("mcp-session-id").is_none(), "{res:?}");
-            let answer = res.answer();
-            assert_eq!(answer["id"], 1, "{answer}");
-            assert_eq!(text(&answer), format!("ran slow-{k}"));
-            answer
-        })
         .collect();
-    assert_eq!(answers.len(), 6);
+    for call in calls {
+        let (k, res) = call.join().unwrap();
+        assert_eq!(res.status, 200, "{res:?}");
+        assert!(res.header("mcp-session-id").is_none(), "{res:?}");
+        let answer = res.answer();
+        assert_eq!(answer["id"], 1, "{answer}");
+        assert_eq!(text(&answer), format!("ran slow-{k}"));
+    }
 
     // The policy, in 2026-07-28 terms: limits, hidden tools, approvals as input_required.
     for _ in 0..3 {
