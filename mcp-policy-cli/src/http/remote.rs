@@ -9,9 +9,12 @@
 //! Nothing from the client's HTTP request reaches the server: only `--upstream-header`s.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -174,7 +177,7 @@ struct State {
     /// thread).
     lines: Mutex<Option<Sink>>,
     /// Idle keep-alive connections to the server.
-    pool: Mutex<Vec<Sender>>,
+    pool: Mutex<Vec<Upconn>>,
     /// Session-less (2026-07-28) requests: each carries its own routing headers
     /// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), by request id.
     modern: bool,
@@ -184,6 +187,56 @@ struct State {
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type Io = tokio_util::either::Either<
+    tokio::net::TcpStream,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+>;
+type Connection = hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<Io>, Full<Bytes>>;
+
+/// A keep-alive connection to the server, driven by the task that uses it: a call's request
+/// and answer cross no other task (hyper's client otherwise drives each connection in a task
+/// of its own, a wake-up and a task switch each way).
+struct Upconn {
+    sender: Sender,
+    conn: Pin<Box<Connection>>,
+}
+
+/// Runs `fut` while `conn`'s reading and writing happen in the same task. An error when the
+/// connection ended before `fut` did.
+async fn driving<F: Future>(conn: &mut Pin<Box<Connection>>, fut: F) -> Result<F::Output, String> {
+    let mut fut = std::pin::pin!(fut);
+    {
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            match conn.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                // The connection is over: what it finished may still complete `fut`.
+                Poll::Ready(ended) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(out) => Poll::Ready(Ok(out)),
+                    Poll::Pending => Poll::Ready(Err(match ended {
+                        Ok(()) => "the server closed the connection".to_owned(),
+                        Err(e) => e.to_string(),
+                    })),
+                },
+            }
+        })
+        .await
+    }
+}
+
+impl Upconn {
+    /// Gives the connection to a task of its own (for a request whose answer is a long
+    /// stream, read by whoever holds the returned sender).
+    fn detach(self) -> Sender {
+        let conn = self.conn;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.sender
+    }
+}
 
 /// Where the messages from the server go, one line each.
 #[derive(Clone)]
@@ -365,14 +418,14 @@ impl State {
     }
 }
 
-/// A connection from the pool (one that is still open), or a new one.
-async fn connection(state: &State) -> Result<Sender, String> {
+/// A connection from the pool (one that is still open and ready), or a new one.
+async fn connection(state: &State) -> Result<Upconn, String> {
     loop {
         let pooled = lock(&state.pool).pop();
         match pooled {
-            Some(mut sender) => {
-                if sender.ready().await.is_ok() {
-                    return Ok(sender);
+            Some(mut up) => {
+                if let Ok(Ok(())) = driving(&mut up.conn, up.sender.ready()).await {
+                    return Ok(up);
                 }
             }
             None => return connect(&state.target).await,
@@ -382,50 +435,41 @@ async fn connection(state: &State) -> Result<Sender, String> {
 
 impl State {
     /// Puts a connection whose answer was read to its end back in the pool.
-    fn give_back(&self, sender: Sender) {
+    fn give_back(&self, up: Upconn) {
         let mut pool = lock(&self.pool);
-        if pool.len() < POOL && !sender.is_closed() {
-            pool.push(sender);
+        if pool.len() < POOL && !up.sender.is_closed() {
+            pool.push(up);
         }
     }
 }
 
-/// One request on a fresh connection (DELETE, the GET stream).
+/// One request on a fresh connection (DELETE, the GET stream), driven by a task of its own.
 async fn send(target: &Target, req: Request<Full<Bytes>>) -> Result<Response, String> {
-    let mut sender = connect(target).await?;
+    let mut sender = connect(target).await?.detach();
     sender.send_request(req).await.map_err(|e| format!("{e}"))
 }
 
-async fn connect(target: &Target) -> Result<Sender, String> {
+async fn connect(target: &Target) -> Result<Upconn, String> {
     let stream = tokio::net::TcpStream::connect(&target.authority)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", target.authority))?;
     let _ = stream.set_nodelay(true);
-    match &target.tls {
-        None => handshake(stream).await,
-        Some((connector, name)) => {
-            let stream = connector
+    let io: Io = match &target.tls {
+        None => Io::Left(stream),
+        Some((connector, name)) => Io::Right(
+            connector
                 .connect(name.clone(), stream)
                 .await
-                .map_err(|e| format!("TLS with {}: {e}", target.authority))?;
-            handshake(stream).await
-        }
-    }
-}
-
-/// HTTP/1.1 over a connected stream; the connection is driven by a task of its own.
-async fn handshake<S>(stream: S) -> Result<Sender, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("{e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+                .map_err(|e| format!("TLS with {}: {e}", target.authority))?,
+        ),
+    };
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| format!("{e}"))?;
+    Ok(Upconn {
+        sender,
+        conn: Box::pin(conn),
+    })
 }
 
 async fn sender(
@@ -474,23 +518,29 @@ async fn sender(
     }
 }
 
-/// One message to the server on `conn`, and its answer delivered. `began` is told when the
+/// One message to the server on `up`, and its answer delivered. `began` is told when the
 /// answer's head arrived. `detach_sse`: an SSE answer is read by a task of its own (the
 /// caller goes on once the head arrived); a JSON answer is always read here.
 async fn exchange(
     state: Arc<State>,
-    mut conn: Sender,
+    mut up: Upconn,
     req: Request<Full<Bytes>>,
     line: Vec<u8>,
     cancel: watch::Receiver<bool>,
     began: Option<tokio::sync::oneshot::Sender<()>>,
     detach_sse: bool,
 ) {
-    let res = match conn.send_request(req).await {
-        Ok(res) => res,
-        Err(e) => {
+    let sent = up.sender.send_request(req);
+    let res = match driving(&mut up.conn, sent).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) => {
             drop(began);
             state.fail(&line, &e.to_string());
+            return;
+        }
+        Err(e) => {
+            drop(began);
+            state.fail(&line, &e);
             return;
         }
     };
@@ -505,21 +555,24 @@ async fn exchange(
         if status != StatusCode::ACCEPTED {
             state.fail(&line, &format!("HTTP {status}"));
         }
-        if res.into_body().collect().await.is_ok() {
-            state.give_back(conn);
+        if let Ok(Ok(_)) = driving(&mut up.conn, res.into_body().collect()).await {
+            state.give_back(up);
         }
         return;
     }
     if detach_sse && is_sse(&res) {
         tokio::spawn(async move {
-            if read_answer(&state, res, &line, cancel).await {
-                state.give_back(conn);
+            if let Ok(true) = driving(&mut up.conn, read_answer(&state, res, &line, cancel)).await {
+                state.give_back(up);
             }
         });
         return;
     }
-    if read_answer(&state, res, &line, cancel).await {
-        state.give_back(conn);
+    match driving(&mut up.conn, read_answer(&state, res, &line, cancel)).await {
+        Ok(true) => state.give_back(up),
+        Ok(false) => {}
+        // The connection ended before the answer did.
+        Err(e) => state.fail(&line, &e),
     }
 }
 
