@@ -13,10 +13,12 @@
 //! and a budget check: every caller then calls a tool limited to 100 calls a minute in all,
 //! and exactly 100 may be admitted. nginx or redis-server missing: that row is skipped.
 //!
-//! `cargo bench -p mcp-policy-cli --bench http [-- CALLERS CALLS ROUNDS]` (default 16 × 1000,
-//! 5 rounds). Every path is loaded once per round, the paths interleaved, and medians over
-//! the rounds are reported, with the CPU time the proxy processes spent per call (from
-//! /proc: nginx's master and workers, the gateway's process).
+//! `cargo bench -p mcp-policy-cli --bench http [-- CALLERS CALLS ROUNDS]`: CALLERS is one
+//! count or a comma-separated list (default `1,4,16`), each measured and reported on its own;
+//! CALLS per caller (default 1000); ROUNDS (default 5). For each caller count every path is
+//! loaded once per round, the paths interleaved, and medians over the rounds are reported,
+//! with the CPU time the proxy processes spent per call (from /proc: nginx's master and
+//! workers, the gateway's process). The budget check runs once, with the most callers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -504,13 +506,28 @@ fn load(addrs: &[String], callers: usize, calls: usize, budget: bool) -> Row {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
+    // CALLERS is one count or a comma-separated list (`1,4,16`): each gets its own table.
+    let raw: Vec<String> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse().ok())
+        .filter(|a| !a.starts_with('-'))
         .collect();
-    let callers = args.first().copied().unwrap_or(16);
-    let calls = args.get(1).copied().unwrap_or(1000);
-    let rounds = args.get(2).copied().unwrap_or(5).max(1);
+    let caller_counts: Vec<usize> = raw
+        .first()
+        .map(|a| {
+            a.split(',')
+                .filter_map(|c| c.parse().ok())
+                .filter(|&c| c > 0)
+                .collect()
+        })
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 4, 16]);
+    let callers = caller_counts.iter().copied().max().unwrap_or(16);
+    let calls = raw.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let rounds = raw
+        .get(2)
+        .and_then(|a| a.parse::<usize>().ok())
+        .unwrap_or(5)
+        .max(1);
     let dir: PathBuf =
         std::env::temp_dir().join(format!("mcp-policy-http-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -538,8 +555,8 @@ fn main() {
     let up = upstream();
     let direct_addr = format!("127.0.0.1:{up}");
     println!(
-        "{callers} callers x {calls} calls (keep-alive HTTP/1.1), tools/call, loopback; \
-         {rounds} rounds, the paths interleaved in each"
+        "callers {caller_counts:?}, each sending {calls} calls (keep-alive HTTP/1.1), tools/call, \
+         loopback; {rounds} rounds per caller count, the paths interleaved in each"
     );
     // Every proxy is up for the whole run; each round loads each path in turn (the order
     // alternates), so that a change in the machine's load hits them alike.
@@ -577,88 +594,91 @@ fn main() {
     if let Some((pids, addrs, _)) = &replicas {
         paths.push(("2 gateways, one redis-server", addrs.clone(), pids.clone()));
     }
-    let mut rows: Vec<Vec<Row>> = paths.iter().map(|_| Vec::new()).collect();
-    for round in 0..rounds {
-        let mut order: Vec<usize> = (0..paths.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let (_, addrs, pids) = &paths[i];
-            let before = cpu_ticks(pids);
-            let mut r = load(addrs, callers, calls, false);
-            r.cpu_us = (!pids.is_empty())
-                .then(|| (cpu_ticks(pids) - before) as f64 * 1e6 / clock_ticks() / r.calls as f64);
-            rows[i].push(r);
-        }
-    }
     // The budget: exactly LIMIT admitted through one gateway, and through the two replicas.
     let admitted_one = load(&[gw_addr], callers, 10, true).admitted;
     let admitted_two = replicas
         .as_ref()
         .map(|(_, addrs, _)| load(addrs, callers, 10, true).admitted);
 
-    println!(
-        "\n| path | calls/s | p50 | p99 | added p50 | proxy CPU per call | budget ({LIMIT}/min) admitted |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let medians: Vec<Summary> = rows.iter().map(|r| Summary::of(r)).collect();
-    let direct_p50 = medians[0].p50;
-    for (k, ((name, _, _), m)) in paths.iter().zip(&medians).enumerate() {
-        let admitted = match *name {
-            "gateway (memory store)" => admitted_one,
-            "2 gateways, one redis-server" => admitted_two.flatten(),
-            _ => None,
-        };
+    for &n_callers in &caller_counts {
+        let mut rows: Vec<Vec<Row>> = paths.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..paths.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (_, addrs, pids) = &paths[i];
+                let before = cpu_ticks(pids);
+                let mut r = load(addrs, n_callers, calls, false);
+                r.cpu_us = (!pids.is_empty()).then(|| {
+                    (cpu_ticks(pids) - before) as f64 * 1e6 / clock_ticks() / r.calls as f64
+                });
+                rows[i].push(r);
+            }
+        }
         println!(
-            "| {name} | {:.0} | {:.0} µs | {:.0} µs | {} | {} | {} |",
-            m.rate,
-            m.p50 * 1e6,
-            m.p99 * 1e6,
-            if k == 0 {
-                "–".to_owned()
-            } else {
-                format!("{:.0} µs", (m.p50 - direct_p50) * 1e6)
-            },
-            m.cpu.map_or("–".to_owned(), |c| format!("{c:.0} µs")),
-            admitted.map_or("–".to_owned(), |a| a.to_string()),
+            "\n{n_callers} callers:\n\n| path | calls/s | p50 | p99 | added p50 | proxy CPU per call | budget ({LIMIT}/min) admitted |"
         );
-    }
-    println!("\nper round (calls/s; p50 µs):");
-    for ((name, _, _), rs) in paths.iter().zip(&rows) {
-        let cells: Vec<String> = rs
-            .iter()
-            .map(|r| {
-                format!(
-                    "{:.0}; {:.0}",
-                    r.calls as f64 / r.secs,
-                    r.p50.as_secs_f64() * 1e6
-                )
-            })
-            .collect();
-        println!("  {name}: {}", cells.join(" | "));
-    }
-    if let Some(n) = paths.iter().position(|p| p.0.starts_with("nginx")) {
-        let g = paths
-            .iter()
-            .position(|p| p.0.starts_with("gateway"))
-            .unwrap_or(0);
-        let (mn, mg) = (&medians[n], &medians[g]);
-        let (added_n, added_g) = (mn.p50 - direct_p50, mg.p50 - direct_p50);
-        println!(
-            "\ngateway vs nginx (medians of {rounds} rounds): added p50 {:.2}x (target <= 1.5x), \
-             throughput {:.2}x (target >= 0.7x), CPU per call {:.2}x",
-            if added_n > 0.0 {
-                added_g / added_n
-            } else {
-                f64::INFINITY
-            },
-            mg.rate / mn.rate,
-            match (mg.cpu, mn.cpu) {
-                (Some(g), Some(n)) if n > 0.0 => g / n,
-                _ => f64::NAN,
-            },
-        );
+        println!("|---|---|---|---|---|---|---|");
+        let medians: Vec<Summary> = rows.iter().map(|r| Summary::of(r)).collect();
+        let direct_p50 = medians[0].p50;
+        for (k, ((name, _, _), m)) in paths.iter().zip(&medians).enumerate() {
+            let admitted = match *name {
+                "gateway (memory store)" => admitted_one,
+                "2 gateways, one redis-server" => admitted_two.flatten(),
+                _ => None,
+            };
+            println!(
+                "| {name} | {:.0} | {:.0} µs | {:.0} µs | {} | {} | {} |",
+                m.rate,
+                m.p50 * 1e6,
+                m.p99 * 1e6,
+                if k == 0 {
+                    "–".to_owned()
+                } else {
+                    format!("{:.0} µs", (m.p50 - direct_p50) * 1e6)
+                },
+                m.cpu.map_or("–".to_owned(), |c| format!("{c:.0} µs")),
+                admitted.map_or("–".to_owned(), |a| a.to_string()),
+            );
+        }
+        println!("\nper round (calls/s; p50 µs):");
+        for ((name, _, _), rs) in paths.iter().zip(&rows) {
+            let cells: Vec<String> = rs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.0}; {:.0}",
+                        r.calls as f64 / r.secs,
+                        r.p50.as_secs_f64() * 1e6
+                    )
+                })
+                .collect();
+            println!("  {name}: {}", cells.join(" | "));
+        }
+        if let Some(n) = paths.iter().position(|p| p.0.starts_with("nginx")) {
+            let g = paths
+                .iter()
+                .position(|p| p.0.starts_with("gateway"))
+                .unwrap_or(0);
+            let (mn, mg) = (&medians[n], &medians[g]);
+            let (added_n, added_g) = (mn.p50 - direct_p50, mg.p50 - direct_p50);
+            println!(
+                "\n{n_callers} callers, gateway vs nginx (medians of {rounds} rounds): added p50 {:.2}x (target <= 1.5x), \
+                 throughput {:.2}x (target >= 0.7x), CPU per call {:.2}x",
+                if added_n > 0.0 {
+                    added_g / added_n
+                } else {
+                    f64::INFINITY
+                },
+                mg.rate / mn.rate,
+                match (mg.cpu, mn.cpu) {
+                    (Some(g), Some(n)) if n > 0.0 => g / n,
+                    _ => f64::NAN,
+                },
+            );
+        }
     }
     assert_eq!(
         admitted_one,

@@ -579,7 +579,8 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
         return;
     }
     let s = setup("modern");
-    let gw = s.gateway(&["--keys", &s.keys]);
+    // Two serving threads here (the default is one): concurrent callers cross threads.
+    let gw = s.gateway(&["--keys", &s.keys, "--threads", "2"]);
     let addr = gw.addr.clone();
 
     // Concurrent requests with the same id from one caller: each gets its own answer,
