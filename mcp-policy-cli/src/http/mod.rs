@@ -354,6 +354,7 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, thread
         }
     };
     let _ = app.handle.set(rt.handle().clone());
+    rt.spawn(pace());
     let stop = Arc::new(tokio::sync::Notify::new());
     spawn_signals(Arc::clone(&stop));
     spawn_timer(&app);
@@ -373,6 +374,20 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, thread
     app.audit.line(vec![("event", "stop".into())]);
     rt.shutdown_background();
     code
+}
+
+/// Keeps a timer due within the next second, always. tokio wakes its IO driver (an eventfd
+/// write, then an extra `epoll_wait`) whenever a timer is set that is due before every timer
+/// already set; hyper sets the header-read timeout anew for every request, so without this
+/// each call paid that wake-up: about a quarter of the gateway's CPU per call at one caller
+/// (docs/PERFORMANCE.md). With it, a new 10 s or 30 s timeout is never the earliest, and the
+/// runtime wakes once a second for this timer.
+async fn pace() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 async fn accept_loop(
