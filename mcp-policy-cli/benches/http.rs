@@ -19,6 +19,7 @@
 //! loaded once per round, the paths interleaved, and medians over the rounds are reported,
 //! with the CPU time the proxy processes spent per call (from /proc: nginx's master and
 //! workers, the gateway's process). The budget check runs once, with the most callers.
+//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, 1).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -287,6 +288,11 @@ fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Pro
         .arg("--keys")
         .arg(dir.join("keys.json"))
         .args(["--max-sessions", "4096"])
+        .args(
+            std::env::var("BENCH_GATEWAY_THREADS")
+                .map(|t| vec!["--threads".to_owned(), t])
+                .unwrap_or_default(),
+        )
         .args(["--upstream", &format!("http://127.0.0.1:{upstream}/mcp")])
         .env("MCP_POLICY_REDIS_PREFIX", prefix)
         .stdout(Stdio::null())

@@ -10,10 +10,13 @@ use crate::audit::Audit;
 use crate::json::load_error_lines;
 use crate::store::Gate;
 
-/// Watches `path`'s directory (editors replace files by renaming over them) and calls
-/// `changed` with the file's new text whenever it differs from the last seen (`initial` at
-/// first). A burst of events is let settle for 50 ms and read once. The watcher stops when
-/// the returned value is dropped.
+/// Watches `path`'s directory (editors replace files by renaming over them, and Kubernetes
+/// swaps a ConfigMap's files by renaming a directory beside them) and calls `changed` with
+/// the file's new text whenever it differs from the last seen (`initial` at first). A burst
+/// of events is let settle for 50 ms and read once. Events that only say a file was opened,
+/// read or closed unwritten are not changes: the watcher's own reading makes them, and
+/// taking them for changes re-read the file 20 times a second forever. The watcher stops
+/// when the returned value is dropped.
 pub fn watch_file(
     path: &Path,
     initial: String,
@@ -22,15 +25,19 @@ pub fn watch_file(
 ) -> Option<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = match notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("mcp-policy proxy: cannot watch the {what} file: {e}");
-            return None;
-        }
-    };
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.as_ref().is_ok_and(|e| !may_change(&e.kind)) {
+                return;
+            }
+            let _ = tx.send(());
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("mcp-policy proxy: cannot watch the {what} file: {e}");
+                return None;
+            }
+        };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -56,6 +63,17 @@ pub fn watch_file(
         }
     });
     Some(watcher)
+}
+
+/// Whether an event of this kind may mean a file's content changed (a write, a create, a
+/// rename, a removal, a metadata change, or an event notify could not classify).
+fn may_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// A new policy text: swapped in when it loads (counters kept where their window and reset

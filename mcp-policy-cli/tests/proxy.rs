@@ -476,6 +476,42 @@ fn hot_reload_keeps_counters_and_a_broken_edit_keeps_the_old_policy() {
     assert!(err.contains("the running policy stays"), "{err}");
 }
 
+/// Read system calls the process made so far (`syscr` in /proc/PID/io).
+fn read_calls(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("syscr:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn an_idle_proxy_does_not_keep_reading_its_policy() {
+    // The watcher's own reads of the policy (open, read, close) are events in the watched
+    // directory too; taken for edits, they made it re-read the file every 50 ms, forever.
+    let t = Temp::new("idle");
+    let policy = t.write("p.json", POLICY);
+    let mut p = Proxy::start(&policy, &[], &[]);
+    p.initialize();
+    // Touch the directory once, so that the watcher reads the policy at least once.
+    t.write("other.txt", "x");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = p.child.id();
+    let before = read_calls(pid);
+    std::thread::sleep(Duration::from_millis(1500));
+    let reads = read_calls(pid) - before;
+    // Looping, it made about 4 reads per re-read, 20 re-reads a second (over 100 here).
+    assert!(reads < 20, "{reads} reads in 1.5 s of idleness");
+    // And an edit is still seen.
+    std::fs::write(&policy, POLICY.replace(r#""max":2}]},"#, r#""max":3}]},"#)).unwrap();
+    let until = Instant::now() + WAIT;
+    while !p.stderr_text().contains("reloaded") {
+        assert!(Instant::now() < until, "the edit was not seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn unusable_policy_or_command_exits_2() {
     let t = Temp::new("bad");
