@@ -341,12 +341,16 @@ fn setup(
 }
 
 fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, threads: usize) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("mcp-policy-http")
-        .enable_all()
-        .build()
-    {
+    // One thread: tokio's current-thread scheduler, which the accept loop's thread drives
+    // (no work-stealing queues to keep); more: the multi-thread one.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let rt = match builder.thread_name("mcp-policy-http").enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcp-policy proxy: cannot start the async runtime: {e}");
@@ -359,18 +363,21 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, thread
     spawn_signals(Arc::clone(&stop));
     spawn_timer(&app);
     let code = rt.block_on(accept_loop(Arc::clone(&app), listener, stop, grace));
-    // Every session's upstream is stopped and reaped, in parallel.
+    // Every session's upstream is stopped and reaped, in parallel, while this thread drives
+    // the runtime (a remote upstream's DELETE is one of its tasks).
     let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
-    let handles: Vec<_> = sessions
-        .into_iter()
-        .map(|s| {
-            let app = Arc::clone(&app);
-            std::thread::spawn(move || s.stop(&app))
-        })
-        .collect();
-    for handle in handles {
-        let _ = handle.join();
-    }
+    rt.block_on(async {
+        let stops: Vec<_> = sessions
+            .into_iter()
+            .map(|s| {
+                let app = Arc::clone(&app);
+                tokio::task::spawn_blocking(move || s.stop(&app))
+            })
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
+    });
     app.audit.line(vec![("event", "stop".into())]);
     rt.shutdown_background();
     code
