@@ -205,25 +205,23 @@ struct Upconn {
 /// connection ended before `fut` did.
 async fn driving<F: Future>(conn: &mut Pin<Box<Connection>>, fut: F) -> Result<F::Output, String> {
     let mut fut = std::pin::pin!(fut);
-    {
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Ok(out));
-            }
-            match conn.as_mut().poll(cx) {
-                Poll::Pending => Poll::Pending,
-                // The connection is over: what it finished may still complete `fut`.
-                Poll::Ready(ended) => match fut.as_mut().poll(cx) {
-                    Poll::Ready(out) => Poll::Ready(Ok(out)),
-                    Poll::Pending => Poll::Ready(Err(match ended {
-                        Ok(()) => "the server closed the connection".to_owned(),
-                        Err(e) => e.to_string(),
-                    })),
-                },
-            }
-        })
-        .await
-    }
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        match conn.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            // The connection is over: what it finished may still complete `fut`.
+            Poll::Ready(ended) => match fut.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(Ok(out)),
+                Poll::Pending => Poll::Ready(Err(match ended {
+                    Ok(()) => "the server closed the connection".to_owned(),
+                    Err(e) => e.to_string(),
+                })),
+            },
+        }
+    })
+    .await
 }
 
 impl Upconn {
