@@ -1560,6 +1560,19 @@ fn trusted_header_names_the_caller_only_when_enabled() {
     assert_eq!(refused.status, 401);
 }
 
+/// A session of a raw client that declares elicitation (approvals come on its POST streams).
+fn elicitation_session(addr: &str) -> String {
+    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},
+        "clientInfo":{"name":"raw","version":"0"}}});
+    let init = http(addr, "POST", &[ACCEPT], body.to_string().as_bytes());
+    let sid = init.header("mcp-session-id").unwrap().to_owned();
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let with_sid = [ACCEPT, ("Mcp-Session-Id", sid.as_str())];
+    assert_eq!(http(addr, "POST", &with_sid, note).status, 202);
+    sid
+}
+
 /// Sends a `tools/call` of `transfer` (which needs approval) on session `sid`, reads the first
 /// event of its SSE stream (the gateway's elicitation) and hangs up. Returns that event's id
 /// and the elicitation's request id.
@@ -1609,14 +1622,8 @@ fn a_post_stream_cut_before_its_answer_resumes_with_last_event_id() {
     let gw = s.gateway(&[]);
     let addr = gw.addr.as_str();
     // A client that can answer elicitations: approvals come on the POST's SSE stream.
-    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},
-        "clientInfo":{"name":"raw","version":"0"}}});
-    let init = http(addr, "POST", &[ACCEPT], body.to_string().as_bytes());
-    let sid = init.header("mcp-session-id").unwrap().to_owned();
+    let sid = elicitation_session(addr);
     let with_sid = [ACCEPT, ("Mcp-Session-Id", sid.as_str())];
-    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    assert_eq!(http(addr, "POST", &with_sid, note).status, 202);
 
     // The call needs approval: its stream opens with the gateway's elicitation (event id
     // STREAM-0); the client reads that one event and hangs up.
@@ -1675,14 +1682,7 @@ fn at_most_sixteen_cut_streams_are_kept_per_session_the_oldest_dropped_first() {
     // Held approvals time out after a second: every cut stream then holds its call's answer.
     let gw = s.gateway(&["--approval-timeout", "1s"]);
     let addr = gw.addr.as_str();
-    let body = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},
-        "clientInfo":{"name":"raw","version":"0"}}});
-    let init = http(addr, "POST", &[ACCEPT], body.to_string().as_bytes());
-    let sid = init.header("mcp-session-id").unwrap().to_owned();
-    let with_sid = [ACCEPT, ("Mcp-Session-Id", sid.as_str())];
-    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    assert_eq!(http(addr, "POST", &with_sid, note).status, 202);
+    let sid = elicitation_session(addr);
     // 17 streams cut one after another: the first parked is the first dropped.
     let cut: Vec<String> = (0..17u64)
         .map(|i| {
