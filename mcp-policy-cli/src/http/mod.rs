@@ -40,7 +40,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use mcp_policy::mcp::{GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR, error_response};
+use mcp_policy::mcp::{
+    ClientMessage, GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR, error_response,
+};
 use mcp_policy::{Engine, Grant};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -910,7 +912,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
                 mcp_policy::mcp::Gateway::new(app.grant_of(&principal), GatewayOptions::default())
                     .from_client(app.engine.as_ref(), &line);
             let answer = outputs.into_iter().find_map(|o| match o {
-                mcp_policy::mcp::Output::ToClient(v) => Some(v),
+                Output::ToClient(v) => Some(v),
                 _ => None,
             });
             return match answer {
@@ -1011,7 +1013,9 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     // The decision runs right here when nothing in it can block (the in-memory store and a
     // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
     let handled = if app.inline_store && session.nonblocking_upstream() {
-        let outputs = lock(&session.gateway).from_client(app.engine.as_ref(), &line);
+        // Read before the lock: the session's other messages wait only for the decision.
+        let message = ClientMessage::read(&line);
+        let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
         let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
         match session.remote_idle() {
             // An allowed call goes up from this task (no hop through the session's sender).
@@ -1025,7 +1029,8 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         let app = Arc::clone(&app);
         let session = Arc::clone(&session);
         tokio::task::spawn_blocking(move || {
-            let outputs = lock(&session.gateway).from_client(app.engine.as_ref(), &line);
+            let message = ClientMessage::read(&line);
+            let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
             session.carry_out(&app, outputs, &line, true, seq);
         })
         .await

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mcp_policy::Grant;
-use mcp_policy::mcp::{Gateway, Output};
+use mcp_policy::mcp::{Gateway, Output, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -257,9 +257,11 @@ impl Session {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
+        // Read before the lock, as the client's messages are.
+        let message = ServerMessage::read(line);
         let outputs = {
             let mut gateway = lock(&self.gateway);
-            let outputs = gateway.from_server(app.engine.as_ref(), line);
+            let outputs = gateway.from_server_message(app.engine.as_ref(), message);
             if let (Upstream::Http(remote), Some(version)) = (&self.upstream, gateway.protocol()) {
                 remote.set_protocol(version);
             }
