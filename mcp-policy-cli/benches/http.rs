@@ -19,7 +19,8 @@
 //! loaded once per round, the paths interleaved, and medians over the rounds are reported,
 //! with the CPU time the proxy processes spent per call (from /proc: nginx's master and
 //! workers, the gateway's process). The budget check runs once, with the most callers.
-//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, 1).
+//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, 1);
+//! `BENCH_GATEWAY_BIN=PATH` runs another build of `mcp-policy` as the gateways.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,6 +34,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
+
+/// The gateway binary: this build's, or `BENCH_GATEWAY_BIN` (to compare two builds).
+fn gateway_bin() -> String {
+    std::env::var("BENCH_GATEWAY_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 const LIMIT: usize = 100;
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
@@ -282,7 +288,7 @@ fn nginx(dir: &Path, upstream: u16) -> Option<(Proc, String)> {
 }
 
 fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Proc, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(gateway_bin());
     cmd.args(["proxy", "--listen", "127.0.0.1:0", "--policy"])
         .arg(dir.join("policy.json"))
         .arg("--keys")
@@ -645,7 +651,7 @@ fn main() {
                 } else {
                     format!("{:.0} µs", (m.p50 - direct_p50) * 1e6)
                 },
-                m.cpu.map_or("–".to_owned(), |c| format!("{c:.0} µs")),
+                m.cpu.map_or("–".to_owned(), |c| format!("{c:.1} µs")),
                 admitted.map_or("–".to_owned(), |a| a.to_string()),
             );
         }

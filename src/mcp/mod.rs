@@ -1112,6 +1112,35 @@ impl<'a> ClientMessage<'a> {
         };
         ClientMessage { line, read }
     }
+
+    /// For a `tools/call` of the plain shape (read in one pass): its id, and the progress
+    /// token its `params._meta` names, if any. `None` for any other message, so a host that
+    /// routes answers by id can skip reading the line again for the common call.
+    ///
+    /// ```
+    /// use mcp_policy::mcp::ClientMessage;
+    /// use serde_json::json;
+    ///
+    /// let line = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"scan","_meta":{"progressToken":"p1"}}}"#;
+    /// let message = ClientMessage::read(line);
+    /// assert_eq!(message.plain_call(), Some((&json!(7), Some(&json!("p1")))));
+    ///
+    /// let list = br#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#;
+    /// assert_eq!(ClientMessage::read(list).plain_call(), None);
+    /// ```
+    pub fn plain_call(&self) -> Option<(&Value, Option<&Value>)> {
+        let ClientRead::Call(call) = &self.read else {
+            return None;
+        };
+        let id = call.id.as_ref()?;
+        let token = match &call.meta {
+            None => None,
+            Some(Value::Object(meta)) => meta.get("progressToken").filter(|t| !t.is_null()),
+            // An odd `_meta` is for the gateway's full rules, not for a shortcut.
+            Some(_) => return None,
+        };
+        Some((id, token))
+    }
 }
 
 /// A message from the server, read as far as the gateway needs without any of its state
@@ -1152,6 +1181,25 @@ impl<'a> ServerMessage<'a> {
             },
         };
         ServerMessage { line, answer }
+    }
+
+    /// The id of the client's request this message answers (a message with an `id`, not
+    /// null, and no `method`); `None` for anything else.
+    ///
+    /// ```
+    /// use mcp_policy::mcp::ServerMessage;
+    /// use serde_json::json;
+    ///
+    /// let answer = ServerMessage::read(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#);
+    /// assert_eq!(answer.answer_id(), Some(&json!(7)));
+    /// let request = ServerMessage::read(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    /// assert_eq!(request.answer_id(), None);
+    /// ```
+    pub fn answer_id(&self) -> Option<&Value> {
+        self.answer
+            .as_ref()
+            .map(|parts| &parts.id)
+            .filter(|id| !id.is_null())
     }
 }
 

@@ -54,6 +54,7 @@ use crate::store::{Gate, RedisGate, StoreUrl, redact};
 use crate::watch::{reload_policy, watch_file};
 use crate::{OK, UNUSABLE};
 use body::{Msg, ResBody, Resumable, Sse, empty, full};
+use remote::one_line;
 use session::{Kind, Session, lock};
 
 /// The path MCP is served at.
@@ -894,23 +895,19 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         Ok(b) => b,
         Err(res) => return res,
     };
-    // One message per line upstream: line breaks outside JSON strings are whitespace.
-    let line: Vec<u8> = body
-        .iter()
-        .map(|b| match b {
-            b'\n' | b'\r' => b' ',
-            other => *other,
-        })
-        .collect();
-    let mut line = line;
-    let mut kind = Kind::of(&line);
+    let body = one_line(body);
+    // Read once: a plain tool call's routing fields come from what the core read.
+    let first = ClientMessage::read(&body);
+    let mut kind = Kind::of_client(&first, &body);
+    // A session-less caller's request, renamed for the shared upstream.
+    let mut renamed: Option<Bytes> = None;
     let mut original = None;
     let (session, created) = match (named, &kind) {
         (_, Kind::Invalid) => {
             // Answered by the core's rules (parse error, batch refused), without a session.
             let outputs =
                 mcp_policy::mcp::Gateway::new(app.grant_of(&principal), GatewayOptions::default())
-                    .from_client(app.engine.as_ref(), &line);
+                    .from_client(app.engine.as_ref(), &body);
             let answer = outputs.into_iter().find_map(|o| match o {
                 Output::ToClient(v) => Some(v),
                 _ => None,
@@ -929,7 +926,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
             return res;
         }
         (None, Kind::Request { method, .. }) if modern && method != "initialize" => {
-            let mut message: Value = match serde_json::from_slice(&line) {
+            let mut message: Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,
                 Err(_) => return refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error"),
             };
@@ -946,8 +943,9 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
                 return refuse(StatusCode::BAD_REQUEST, -32600, "Invalid Request");
             };
             original = Some(std::mem::replace(slot, fresh.clone()));
-            line = message.to_string().into_bytes();
+            let line = Bytes::from(message.to_string());
             kind = Kind::of(&line);
+            renamed = Some(line);
             session.route(&fresh.to_string(), routing);
             (session, false)
         }
@@ -1010,19 +1008,23 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     };
     let seq = request.as_ref().map(|(seq, _)| *seq);
     let guard = request.is_some().then(|| InFlight::new(&app));
+    let line = renamed.clone().unwrap_or_else(|| body.clone());
     // The decision runs right here when nothing in it can block (the in-memory store and a
     // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
     let handled = if app.inline_store && session.nonblocking_upstream() {
         // Read before the lock: the session's other messages wait only for the decision.
-        let message = ClientMessage::read(&line);
+        let message = match &renamed {
+            Some(line) => ClientMessage::read(line),
+            None => first,
+        };
         let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
         let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
         match session.remote_idle() {
             // An allowed call goes up from this task (no hop through the session's sender).
             Some(remote) if is_call && matches!(outputs.as_slice(), [Output::Forward]) => {
-                remote.send_now(&line).await;
+                remote.send_now(line).await;
             }
-            _ => session.carry_out_in(&app, outputs, &line, true, seq, true),
+            _ => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
         }
         Ok(())
     } else {

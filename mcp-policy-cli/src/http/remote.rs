@@ -163,7 +163,7 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String
 
 /// One session's remote upstream.
 pub struct Remote {
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Bytes>,
     state: Arc<State>,
     cancel: watch::Sender<bool>,
     handle: tokio::runtime::Handle,
@@ -236,13 +236,16 @@ impl Upconn {
     }
 }
 
+/// What handles one message from the server, in the task that read it.
+pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Where the messages from the server go, one line each.
 #[derive(Clone)]
 pub enum Sink {
     /// To the session's reader thread (its work may block: a Redis store).
     Thread(std::sync::mpsc::Sender<Vec<u8>>),
     /// Handled right in the task that read it (nothing in the handling blocks).
-    Inline(Arc<dyn Fn(Vec<u8>) + Send + Sync>),
+    Inline(Handler),
 }
 
 /// Idle connections kept per session.
@@ -282,7 +285,7 @@ impl Remote {
     /// Queues one message for the server.
     pub fn send(&self, line: &[u8]) {
         self.state.pending.fetch_add(1, Ordering::SeqCst);
-        if self.out.send(line.to_vec()).is_err() {
+        if self.out.send(Bytes::copy_from_slice(line)).is_err() {
             self.state.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -296,15 +299,15 @@ impl Remote {
     /// answer (a JSON answer before this returns; an SSE answer by a task of its own). Only
     /// for a request that needs no ordering with other messages (a `tools/call`), when
     /// [`Remote::idle`].
-    pub async fn send_now(&self, line: &[u8]) {
+    pub async fn send_now(&self, line: Bytes) {
         let state = Arc::clone(&self.state);
-        let req = state.prepared(line);
+        let req = state.prepared(&line);
         match connection(&state).await {
             Ok(conn) => {
                 let cancel = self.cancel.subscribe();
-                exchange(state, conn, req, line.to_vec(), cancel, None, true).await;
+                exchange(state, conn, req, line, cancel, None, true).await;
             }
-            Err(e) => state.fail(line, &e),
+            Err(e) => state.fail(&line, &e),
         }
     }
 
@@ -378,8 +381,8 @@ impl State {
     }
 
     /// A POST of one message, with its own routing headers when it is session-less.
-    fn prepared(&self, line: &[u8]) -> Request<Full<Bytes>> {
-        let mut req = self.request(Method::POST, Bytes::copy_from_slice(line));
+    fn prepared(&self, line: &Bytes) -> Request<Full<Bytes>> {
+        let mut req = self.request(Method::POST, line.clone());
         if self.modern
             && let Kind::Request { id, .. } = Kind::of(line)
             && let Some(headers) = lock(&self.routing).get(&id)
@@ -391,13 +394,13 @@ impl State {
         req
     }
 
-    fn deliver(&self, line: Vec<u8>) {
+    fn deliver(&self, line: Bytes) {
         let sink = lock(&self.lines).clone();
         match sink {
             Some(Sink::Thread(lines)) => {
-                let _ = lines.send(line);
+                let _ = lines.send(line.to_vec());
             }
-            Some(Sink::Inline(handle)) => handle(line),
+            Some(Sink::Inline(handle)) => handle(&line),
             None => {}
         }
     }
@@ -411,7 +414,7 @@ impl State {
                 INTERNAL_ERROR,
                 &format!("the upstream MCP server is unavailable: {why}"),
             );
-            self.deliver(answer.to_string().into_bytes());
+            self.deliver(Bytes::from(answer.to_string()));
         }
     }
 }
@@ -472,7 +475,7 @@ async fn connect(target: &Target) -> Result<Upconn, String> {
 
 async fn sender(
     state: Arc<State>,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
     cancelled: watch::Receiver<bool>,
 ) {
     let mut get_started = false;
@@ -523,7 +526,7 @@ async fn exchange(
     state: Arc<State>,
     mut up: Upconn,
     req: Request<Full<Bytes>>,
-    line: Vec<u8>,
+    line: Bytes,
     cancel: watch::Receiver<bool>,
     began: Option<tokio::sync::oneshot::Sender<()>>,
     detach_sse: bool,
@@ -612,7 +615,7 @@ async fn read_answer(
         Ok(body) => {
             let bytes = body.to_bytes();
             if !bytes.iter().all(u8::is_ascii_whitespace) {
-                state.deliver(one_line(&bytes));
+                state.deliver(one_line(bytes));
             }
             true
         }
@@ -623,15 +626,20 @@ async fn read_answer(
     }
 }
 
-/// A message on one line (line breaks outside JSON strings are whitespace).
-fn one_line(bytes: &[u8]) -> Vec<u8> {
+/// A message on one line (JSON text allows line breaks only as whitespace outside strings,
+/// so each becomes a space): the bytes themselves when they have none.
+pub fn one_line(bytes: Bytes) -> Bytes {
+    if !bytes.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        return bytes;
+    }
     bytes
         .iter()
         .map(|b| match b {
             b'\n' | b'\r' => b' ',
             other => *other,
         })
-        .collect()
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// Delivers the `data` of every SSE event; true when the stream ended normally.
@@ -664,7 +672,7 @@ async fn read_events(
             if !data.is_empty() {
                 let joined = data.join("\n");
                 if !joined.trim().is_empty() {
-                    state.deliver(one_line(joined.as_bytes()));
+                    state.deliver(one_line(Bytes::from(joined)));
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mcp_policy::Grant;
-use mcp_policy::mcp::{Gateway, Output, ServerMessage};
+use mcp_policy::mcp::{ClientMessage, Gateway, Output, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -102,6 +102,28 @@ impl Kind {
             },
             (Some(id), None) => Kind::Response { id: id.to_string() },
             _ => Kind::Invalid,
+        }
+    }
+
+    /// The kind of a client message the core has read: a tool call of the plain shape
+    /// from what the core read (the line is not read again), anything else by [`Kind::of`].
+    pub fn of_client(message: &ClientMessage<'_>, line: &[u8]) -> Kind {
+        match message.plain_call() {
+            Some((id, token)) => Kind::Request {
+                id: id.to_string(),
+                method: "tools/call".to_owned(),
+                progress: token.map(Value::to_string),
+            },
+            None => Kind::of(line),
+        }
+    }
+
+    /// The kind of a server message the core has read: an answer from the id the core
+    /// read, anything else by [`Kind::of`].
+    pub fn of_server(message: &ServerMessage<'_>, line: &[u8]) -> Kind {
+        match message.answer_id() {
+            Some(id) => Kind::Response { id: id.to_string() },
+            None => Kind::of(line),
         }
     }
 }
@@ -197,10 +219,10 @@ impl Session {
                     };
                     if app.inline_store {
                         let (me, app) = (Arc::clone(&me), Arc::downgrade(app));
-                        let sink = Sink::Inline(Arc::new(move |line: Vec<u8>| {
+                        let sink = Sink::Inline(Arc::new(move |line: &[u8]| {
                             let session = me.get().and_then(Weak::upgrade);
                             if let (Some(session), Some(app)) = (session, app.upgrade()) {
-                                session.handle_upstream(&app, &line, true);
+                                session.handle_upstream(&app, line, true);
                             }
                         }));
                         let remote = Remote::start(target.clone(), handle.clone(), modern, sink);
@@ -259,6 +281,7 @@ impl Session {
         }
         // Read before the lock, as the client's messages are.
         let message = ServerMessage::read(line);
+        let kind = Kind::of_server(&message, line);
         let outputs = {
             let mut gateway = lock(&self.gateway);
             let outputs = gateway.from_server_message(app.engine.as_ref(), message);
@@ -267,7 +290,7 @@ impl Session {
             }
             outputs
         };
-        self.carry_out_in(app, outputs, line, false, None, inline);
+        self.carry_out_in(app, outputs, line, Some(kind), false, None, inline);
     }
 
     /// A remote upstream that a `tools/call` may be sent to right away (nothing queued
@@ -383,16 +406,19 @@ impl Session {
         from_client: bool,
         post: Option<u64>,
     ) {
-        self.carry_out_in(app, outputs, line, from_client, post, false);
+        self.carry_out_in(app, outputs, line, None, from_client, post, false);
     }
 
-    /// As [`Session::carry_out`]; `inline`: called on an async worker, so nothing may block
-    /// (a full client stream is then fed from a helper thread).
+    /// As [`Session::carry_out`]; `kind`: what `line` is, when already known; `inline`:
+    /// called on an async worker, so nothing may block (a full client stream is then fed
+    /// from a helper thread).
+    #[allow(clippy::too_many_arguments)]
     pub fn carry_out_in(
         &self,
         app: &App,
         outputs: Vec<Output>,
         line: &[u8],
+        mut kind: Option<Kind>,
         from_client: bool,
         post: Option<u64>,
         inline: bool,
@@ -400,8 +426,14 @@ impl Session {
         for output in outputs {
             match output {
                 Output::Forward if from_client => self.to_server(line),
-                Output::Forward => self.to_client(line, post, inline),
-                Output::ToClient(v) => self.to_client(v.to_string().as_bytes(), post, inline),
+                Output::Forward => {
+                    let kind = kind.take().unwrap_or_else(|| Kind::of(line));
+                    self.to_client(line, kind, post, inline);
+                }
+                Output::ToClient(v) => {
+                    let text = v.to_string();
+                    self.to_client(text.as_bytes(), Kind::of(text.as_bytes()), post, inline);
+                }
                 Output::ToServer(v) => self.to_server(v.to_string().as_bytes()),
                 Output::Audit(record) => app.audit.call(&record),
             }
@@ -427,11 +459,11 @@ impl Session {
 
     /// Sends one message to the client stream it belongs to. Blocks while that stream is
     /// full (the client reads slowly): nothing is buffered without bound.
-    fn to_client(&self, line: &[u8], post: Option<u64>, inline: bool) {
+    fn to_client(&self, line: &[u8], kind: Kind, post: Option<u64>, inline: bool) {
         let bytes = Bytes::copy_from_slice(line);
         let target = {
             let mut routes = lock(&self.routes);
-            match Kind::of(line) {
+            match kind {
                 Kind::Response { id } => match routes.by_id.remove(&id) {
                     Some(Route { seq, tx, original }) => {
                         routes.posts.retain(|(s, _)| *s != seq);
@@ -658,5 +690,48 @@ mod tests {
             Kind::Invalid
         );
         assert_eq!(Kind::of(b"nope"), Kind::Invalid);
+    }
+
+    /// What the core read gives the same kind as reading the line here.
+    #[test]
+    fn kinds_from_what_the_core_read_agree() {
+        let client: [&[u8]; 9] = [
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1}}}"#,
+            br#"{"jsonrpc":"2.0","id":"\u0061","method":"tools/call","params":{"name":"a","_meta":{"progressToken":7}}}"#,
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":null}}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a","_meta":null}}"#,
+            br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a","_meta":"odd"}}"#,
+            br#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"a"}}"#,
+            br#"{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"_meta":{"progressToken":"p"}}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1}}"#,
+            br#"{"jsonrpc":"2.0","id":6,"result":{}}"#,
+        ];
+        for line in client {
+            let read = ClientMessage::read(line);
+            assert_eq!(
+                Kind::of_client(&read, line),
+                Kind::of(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert!(ClientMessage::read(client[1]).plain_call().is_some());
+        let server: [&[u8]; 6] = [
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#,
+            br#"{"jsonrpc":"2.0","id":"\u0061","error":{"code":-1,"message":"no"}}"#,
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}"#,
+            br#"{"jsonrpc":"2.0","id":9,"method":"elicitation/create","params":{}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t"}}"#,
+            br#"{"jsonrpc":"2.0","id":2,"result":{"deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}"#,
+        ];
+        for line in server {
+            let read = ServerMessage::read(line);
+            assert_eq!(
+                Kind::of_server(&read, line),
+                Kind::of(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 }
