@@ -791,11 +791,20 @@ fn delete_and_idle_sessions_stop_their_upstreams() {
 
 #[test]
 fn sigterm_lets_a_call_in_flight_finish_then_stops_every_upstream() {
+    sigterm_while_a_call_runs("sigterm", &[]);
+}
+
+#[test]
+fn sigterm_with_two_event_loops() {
+    sigterm_while_a_call_runs("sigterm2", &["--threads", "2"]);
+}
+
+fn sigterm_while_a_call_runs(name: &str, flags: &[&str]) {
     if !need(&["python3"]) {
         return;
     }
-    let s = setup("sigterm");
-    let mut gw = s.gateway(&[]);
+    let s = setup(name);
+    let mut gw = s.gateway(flags);
     let addr = gw.addr.clone();
     let sid = session(&addr, None);
     let other_sid = session(&addr, None);
@@ -1076,7 +1085,20 @@ fn upstream_url_server_everything_over_streamable_http() {
     assert!(ready, "server-everything did not start");
     std::thread::spawn(move || for _ in lines {});
     let upstream = format!("http://127.0.0.1:{port}/mcp");
-    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    // Two event loops: the SDK's pooled connections may land on either, so a session's
+    // upstream connections are used from both.
+    let mut gw = Gateway::start(
+        &[
+            "--policy",
+            &policy,
+            "--upstream",
+            &upstream,
+            "--threads",
+            "2",
+        ],
+        &[],
+        &[],
+    );
     let url = format!("http://{}/mcp", gw.addr);
     let steps = json!([
         {"op": "list-tools"},
@@ -1123,7 +1145,10 @@ fn upstream_url_server_everything_over_streamable_http() {
     assert_eq!(run[6]["events"]["elicitation"].as_array().unwrap().len(), 1);
     // The Inspector CLI over HTTP, through the gateway, to the server's HTTP mode.
     inspector_lists_and_echoes(peers, &url, None, "inspected");
-    drop(gw);
+    // Every loop stops, and the sessions' DELETEs go up from the loops that own them.
+    gw.signal("-TERM");
+    let status = gw.wait(Duration::from_secs(10)).expect("the gateway exits");
+    assert!(status.success(), "{status:?}\n{}", gw.stderr());
     let _ = server.kill();
     let _ = server.wait();
 }

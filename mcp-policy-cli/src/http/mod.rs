@@ -10,8 +10,10 @@
 //! requests and notifications, then the answer). A GET opens the session's stream for
 //! messages that belong to no request.
 //!
-//! The HTTP side runs on a small Tokio runtime. With a store that never blocks (memory) and a
-//! remote upstream, everything runs there: a request is decided in its own task, an allowed
+//! The HTTP side runs on event loops (`--threads`, default one): each a Tokio current-thread
+//! runtime on a thread of its own, accepting from the one listening socket and serving the
+//! connections it accepted; a session's upstream tasks live on the loop that started it.
+//! With a store that never blocks (memory) and a remote upstream, everything runs there: a request is decided in its own task, an allowed
 //! `tools/call` is sent up from that task, and the server's messages are handled in the task
 //! that read them. A Redis store (its calls block) and a local upstream (its pipes) put the
 //! decisions and the upstream IO on plain threads.
@@ -124,10 +126,11 @@ pub struct HttpArgs {
     /// for a server under a private CA or with a self-signed certificate.
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
-    /// HTTP: threads serving the HTTP connections. One serves tens of thousands of calls a
-    /// second and wakes no sibling per call; raise it when the gateway's own CPU is the limit
-    /// on a machine with cores to spare (Redis round trips and stdio upstreams have threads
-    /// of their own).
+    /// HTTP: event loops serving the HTTP connections, each a thread of its own that accepts
+    /// from the listening socket and serves what it accepted (as nginx's workers do). One
+    /// serves tens of thousands of calls a second; raise it when the gateway's own CPU is the
+    /// limit on a machine with cores to spare (Redis round trips and stdio upstreams have
+    /// threads of their own).
     #[arg(long, default_value_t = 1, value_name = "N", requires = "listen",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
@@ -343,17 +346,38 @@ fn setup(
     Ok((app, listener, grace, usize::from(http.threads)))
 }
 
-fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, threads: usize) -> u8 {
-    // One thread: tokio's current-thread scheduler, which the accept loop's thread drives
-    // (no work-stealing queues to keep); more: the multi-thread one.
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
+/// One event loop: tokio's current-thread scheduler, driven by the thread that runs it.
+fn event_loop() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .thread_name("mcp-policy-http")
+        .enable_all()
+        .build()
+}
+
+/// What every event loop shares.
+#[derive(Clone)]
+struct Loops {
+    /// Set once by a signal: stop accepting, let calls in flight finish.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Set once every session is stopped: the other loops may end (a remote upstream's
+    /// tasks may live on any of them until then).
+    done: tokio::sync::watch::Receiver<bool>,
+    /// Connections open, over all loops.
+    permits: Arc<tokio::sync::Semaphore>,
+    grace: Duration,
+}
+
+fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, loops: usize) -> u8 {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let shared = Loops {
+        stop,
+        done,
+        permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        grace,
     };
-    let rt = match builder.thread_name("mcp-policy-http").enable_all().build() {
+    let rt = match event_loop() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcp-policy proxy: cannot start the async runtime: {e}");
@@ -361,13 +385,43 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, thread
         }
     };
     let _ = app.handle.set(rt.handle().clone());
+    // The other loops (--threads), each on a thread of its own, accept from the same socket;
+    // a connection is served by the loop that accepted it, as nginx's workers do.
+    let mut others = Vec::new();
+    for n in 1..loops {
+        let (listener, rt_n) = match (listener.try_clone(), event_loop()) {
+            (Ok(l), Ok(rt)) => (l, rt),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("mcp-policy proxy: cannot start event loop {n}: {e}");
+                return UNUSABLE;
+            }
+        };
+        let (app, shared) = (Arc::clone(&app), shared.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("mcp-policy-http-{n}"))
+            .spawn(move || {
+                rt_n.spawn(pace());
+                rt_n.block_on(async {
+                    let mut done = shared.done.clone();
+                    accept_loop(app, listener, shared, false).await;
+                    let _ = done.wait_for(|d| *d).await;
+                });
+                rt_n.shutdown_background();
+            });
+        match spawned {
+            Ok(t) => others.push(t),
+            Err(e) => {
+                eprintln!("mcp-policy proxy: cannot start event loop {n}: {e}");
+                return UNUSABLE;
+            }
+        }
+    }
     rt.spawn(pace());
-    let stop = Arc::new(tokio::sync::Notify::new());
-    spawn_signals(Arc::clone(&stop));
+    spawn_signals(Arc::clone(&stop_tx));
     spawn_timer(&app);
-    let code = rt.block_on(accept_loop(Arc::clone(&app), listener, stop, grace));
-    // Every session's upstream is stopped and reaped, in parallel, while this thread drives
-    // the runtime (a remote upstream's DELETE is one of its tasks).
+    let code = rt.block_on(accept_loop(Arc::clone(&app), listener, shared, true));
+    // Every session's upstream is stopped and reaped, in parallel, while the loops run (a
+    // remote upstream's DELETE is a task on the loop that started the session).
     let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
     rt.block_on(async {
         let stops: Vec<_> = sessions
@@ -381,8 +435,13 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, thread
             let _ = stop.await;
         }
     });
+    let _ = done_tx.send(true);
+    for t in others {
+        let _ = t.join();
+    }
     app.audit.line(vec![("event", "stop".into())]);
     rt.shutdown_background();
+    drop(stop_tx);
     code
 }
 
@@ -400,12 +459,20 @@ async fn pace() {
     }
 }
 
+/// Serves one event loop's connections until a stop and its grace are over. `first`: the
+/// loop that says so on stderr (once for all loops).
 async fn accept_loop(
     app: Arc<App>,
     listener: std::net::TcpListener,
-    stop: Arc<tokio::sync::Notify>,
-    grace: Duration,
+    shared: Loops,
+    first: bool,
 ) -> u8 {
+    let Loops {
+        mut stop,
+        permits,
+        grace,
+        ..
+    } = shared;
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -413,14 +480,14 @@ async fn accept_loop(
             return UNUSABLE;
         }
     };
-    if let Ok(addr) = listener.local_addr() {
+    if first && let Ok(addr) = listener.local_addr() {
         eprintln!("mcp-policy proxy: listening on http://{addr}{MCP_PATH}");
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     // After SIGTERM: still serving the sessions there are (a client answering an approval
     // needs a new request), no new sessions, until no request is in flight or the grace ends.
     let mut stop_at: Option<Instant> = None;
+    let mut unsignalled = false;
     loop {
         if let Some(deadline) = stop_at
             && (app.in_flight.load(Ordering::SeqCst) == 0 || Instant::now() >= deadline)
@@ -454,8 +521,18 @@ async fn accept_loop(
                     drop(permit);
                 });
             }
-            () = stop.notified(), if stop_at.is_none() => {
-                eprintln!("mcp-policy proxy: stopping; letting calls in flight finish");
+            changed = stop.changed(), if stop_at.is_none() && !unsignalled => {
+                if changed.is_err() {
+                    // No signal can come any more (the signal thread is gone).
+                    unsignalled = true;
+                    continue;
+                }
+                if !*stop.borrow_and_update() {
+                    continue;
+                }
+                if first {
+                    eprintln!("mcp-policy proxy: stopping; letting calls in flight finish");
+                }
                 stop_at = Some(Instant::now() + grace);
                 app.stopping.store(true, Ordering::SeqCst);
                 let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
@@ -467,7 +544,7 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    if app.in_flight.load(Ordering::SeqCst) > 0 {
+    if first && app.in_flight.load(Ordering::SeqCst) > 0 {
         eprintln!(
             "mcp-policy proxy: some requests were still open after the shutdown grace period"
         );
@@ -493,13 +570,13 @@ impl Drop for InFlight {
     }
 }
 
-fn spawn_signals(stop: Arc<tokio::sync::Notify>) {
+fn spawn_signals(stop: Arc<tokio::sync::watch::Sender<bool>>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if signals.forever().next().is_some() {
-                    stop.notify_one();
+                    stop.send_replace(true);
                 }
             });
         }

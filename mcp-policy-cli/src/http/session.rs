@@ -214,7 +214,10 @@ impl Session {
         let (upstream, lines): (Upstream, Option<Box<dyn Iterator<Item = Vec<u8>> + Send>>) =
             match &app.remote {
                 Some(target) => {
-                    let Some(handle) = app.handle.get() else {
+                    // The session's upstream tasks live on the event loop that started
+                    // it (its requests' connections are mostly served there).
+                    let current = tokio::runtime::Handle::try_current().ok();
+                    let Some(handle) = current.as_ref().or(app.handle.get()) else {
                         return Err("the runtime is not running".into());
                     };
                     if app.inline_store {
