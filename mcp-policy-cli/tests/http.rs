@@ -292,11 +292,16 @@ fn initialize(addr: &str, token: Option<&str>) -> Resp {
     http(addr, "POST", &headers, body.to_string().as_bytes())
 }
 
-/// An initialized session: its id.
+/// An initialized session with the mini server: its id.
 fn session(addr: &str, token: Option<&str>) -> String {
+    session_with(addr, token, "mini")
+}
+
+/// An initialized session with the server of this name: its id.
+fn session_with(addr: &str, token: Option<&str>, server: &str) -> String {
     let init = initialize(addr, token);
     assert_eq!(init.status, 200, "{init:?}");
-    assert_eq!(init.answer()["result"]["serverInfo"]["name"], "mini");
+    assert_eq!(init.answer()["result"]["serverInfo"]["name"], server);
     let sid = init.header("mcp-session-id").unwrap().to_owned();
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![ACCEPT, ("Mcp-Session-Id", sid.as_str())];
@@ -1381,10 +1386,15 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
 /// and key files); the child and its port.
 fn fixture_http(peers: &Value, tls: Option<(&str, &str)>) -> (Child, String) {
     let port = common::RedisServer::free_port().to_string();
+    (fixture_http_on(peers, &port, tls), port)
+}
+
+/// The fixture SDK server over streamable HTTP on this port.
+fn fixture_http_on(peers: &Value, port: &str, tls: Option<(&str, &str)>) -> Child {
     let python = peers["E2E_PYTHON"].as_str().unwrap();
     let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
     let mut cmd = Command::new(python);
-    cmd.args([fixture, "--http", &port]);
+    cmd.args([fixture, "--http", port]);
     if let Some((cert, key)) = tls {
         cmd.args([cert, key]);
     }
@@ -1397,7 +1407,49 @@ fn fixture_http(peers: &Value, tls: Option<(&str, &str)>) -> (Child, String) {
     let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening")));
     assert!(ready, "the fixture server did not start");
     std::thread::spawn(move || for _ in lines {});
-    (server, port)
+    server
+}
+
+/// The fixture SDK server's name.
+const FIXTURE: &str = "mcp-policy-e2e-fixture";
+
+#[test]
+fn a_server_that_forgets_its_session_ends_the_gateways_session() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("forgets");
+    let policy = t.write("p.json", FIXTURE_POLICY);
+    let (mut server, port) = fixture_http(peers, None);
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    let sid = session_with(&gw.addr, None, FIXTURE);
+    let echo = |id| call(&gw.addr, None, &sid, id, "echo", json!({"text": "hi"}));
+    assert_eq!(text(&echo(1).answer()), "echo: hi");
+
+    // The server restarts on the same port and knows no session: it answers 404.
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut server = fixture_http_on(peers, &port, None);
+    let answer = echo(2).answer();
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ended the session"), "{message}");
+
+    // The gateway's session ended with it: its client is told to start a new one (404,
+    // as the transport says), and the new one works.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut status = echo(3).status;
+    while status != 404 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+        status = echo(3).status;
+    }
+    assert_eq!(status, 404);
+    let fresh = session_with(&gw.addr, None, FIXTURE);
+    let again = call(&gw.addr, None, &fresh, 4, "echo", json!({"text": "again"}));
+    assert_eq!(text(&again.answer()), "echo: again");
+    assert!(gw.stderr().contains("ended its session"), "{}", gw.stderr());
+    drop(gw);
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[test]

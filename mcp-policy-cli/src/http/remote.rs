@@ -161,6 +161,9 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
+/// The header a streamable-HTTP session is named in.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+
 /// One session's remote upstream.
 pub struct Remote {
     out: mpsc::UnboundedSender<Bytes>,
@@ -184,7 +187,13 @@ struct State {
     routing: Mutex<HashMap<String, Vec<(HeaderName, HeaderValue)>>>,
     /// Messages queued for the sender task whose answer has not begun yet.
     pending: AtomicUsize,
+    /// Run once when the server says the session is gone (HTTP 404 to a request that named
+    /// it): the gateway's session ends too, so its client starts a new one.
+    gone: Mutex<Option<OnGone>>,
 }
+
+/// What ends the gateway's session when the server ended its own.
+pub type OnGone = Box<dyn FnOnce() + Send>;
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 type Io = tokio_util::either::Either<
@@ -254,12 +263,14 @@ const POOL: usize = 4;
 type Response = hyper::Response<hyper::body::Incoming>;
 
 impl Remote {
-    /// Starts the session's sender task; the lines from the server go to `sink`.
+    /// Starts the session's sender task; the lines from the server go to `sink`; `gone` runs
+    /// if the server ends the session.
     pub fn start(
         target: Target,
         handle: tokio::runtime::Handle,
         modern: bool,
         sink: Sink,
+        gone: OnGone,
     ) -> Remote {
         let (out, queue) = mpsc::unbounded_channel();
         let (cancel, cancelled) = watch::channel(false);
@@ -272,6 +283,7 @@ impl Remote {
             modern,
             routing: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
+            gone: Mutex::new(Some(gone)),
         });
         handle.spawn(sender(Arc::clone(&state), queue, cancelled));
         Remote {
@@ -369,7 +381,7 @@ impl State {
             HeaderValue::from_static("application/json, text/event-stream"),
         );
         if let Some(sid) = lock(&self.session).clone() {
-            h.insert("mcp-session-id", sid);
+            h.insert(SESSION_HEADER, sid);
         }
         if let Some(version) = lock(&self.protocol).clone() {
             h.insert("mcp-protocol-version", version);
@@ -425,7 +437,12 @@ async fn connection(state: &State) -> Result<Upconn, String> {
         let pooled = lock(&state.pool).pop();
         match pooled {
             Some(mut up) => {
-                if let Ok(Ok(())) = driving(&mut up.conn, up.sender.ready()).await {
+                // A connection the server closed while it was idle (its end was read, as
+                // when the server restarted) ends here, not under the call sent on it.
+                let ended = std::future::poll_fn(|cx| Poll::Ready(up.conn.as_mut().poll(cx)))
+                    .await
+                    .is_ready();
+                if !ended && let Ok(Ok(())) = driving(&mut up.conn, up.sender.ready()).await {
                     return Ok(up);
                 }
             }
@@ -531,6 +548,7 @@ async fn exchange(
     began: Option<tokio::sync::oneshot::Sender<()>>,
     detach_sse: bool,
 ) {
+    let named_session = req.headers().contains_key(SESSION_HEADER);
     let sent = up.sender.send_request(req);
     let res = match driving(&mut up.conn, sent).await {
         Ok(Ok(res)) => res,
@@ -552,6 +570,23 @@ async fn exchange(
         let _ = began.send(());
     }
     let status = res.status();
+    if status == StatusCode::NOT_FOUND && named_session {
+        // The server no longer knows the session (it restarted, or ended it): there is
+        // nothing to DELETE, and every later request would fail the same way.
+        *lock(&state.session) = None;
+        state.fail(
+            &line,
+            "it ended the session (HTTP 404); start a new session",
+        );
+        if let Ok(Ok(_)) = driving(&mut up.conn, res.into_body().collect()).await {
+            state.give_back(up);
+        }
+        let gone = lock(&state.gone).take();
+        if let Some(gone) = gone {
+            gone();
+        }
+        return;
+    }
     if status == StatusCode::ACCEPTED || !status.is_success() {
         if status != StatusCode::ACCEPTED {
             state.fail(&line, &format!("HTTP {status}"));

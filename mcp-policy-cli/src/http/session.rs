@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::App;
 use super::body::{Msg, Parked};
-use super::remote::{Remote, Sink};
+use super::remote::{OnGone, Remote, Sink};
 
 /// How long the upstream has to exit after its stdin closed (then SIGTERM, then as long again
 /// before SIGKILL).
@@ -220,6 +220,19 @@ impl Session {
                     let Some(handle) = current.as_ref().or(app.handle.get()) else {
                         return Err("the runtime is not running".into());
                     };
+                    let gone: OnGone = {
+                        let (me, app) = (Arc::clone(&me), Arc::downgrade(app));
+                        Box::new(move || {
+                            let session = me.get().and_then(Weak::upgrade);
+                            if let (Some(session), Some(app)) = (session, app.upgrade()) {
+                                eprintln!(
+                                    "mcp-policy proxy: session {}: the MCP server ended its session; the session ends",
+                                    session.id
+                                );
+                                std::thread::spawn(move || session.stop(&app));
+                            }
+                        })
+                    };
                     if app.inline_store {
                         let (me, app) = (Arc::clone(&me), Arc::downgrade(app));
                         let sink = Sink::Inline(Arc::new(move |line: &[u8]| {
@@ -228,12 +241,14 @@ impl Session {
                                 session.handle_upstream(&app, line, true);
                             }
                         }));
-                        let remote = Remote::start(target.clone(), handle.clone(), modern, sink);
+                        let remote =
+                            Remote::start(target.clone(), handle.clone(), modern, sink, gone);
                         (Upstream::Http(remote), None)
                     } else {
                         let (tx, rx) = std::sync::mpsc::channel();
                         let sink = Sink::Thread(tx);
-                        let remote = Remote::start(target.clone(), handle.clone(), modern, sink);
+                        let remote =
+                            Remote::start(target.clone(), handle.clone(), modern, sink, gone);
                         (Upstream::Http(remote), Some(Box::new(rx.into_iter())))
                     }
                 }
