@@ -1414,6 +1414,68 @@ fn fixture_http_on(peers: &Value, port: &str, tls: Option<(&str, &str)>) -> Chil
 const FIXTURE: &str = "mcp-policy-e2e-fixture";
 
 #[test]
+fn replicas_on_redis_in_front_of_a_remote_server() {
+    let Some(peers) = peers() else { return };
+    let redis = common::RedisServer::start();
+    let t = Temp::new("remote-replicas");
+    let policy = t.write("p.json", FIXTURE_POLICY);
+    let (mut server, port) = fixture_http(peers, None);
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let url = redis.url();
+    let prefix = format!("http-remote-replicas-{}", std::process::id());
+    let start = || {
+        Gateway::start(
+            &[
+                "--policy",
+                &policy,
+                "--upstream",
+                &upstream,
+                "--store",
+                &url,
+            ],
+            &[],
+            &[("MCP_POLICY_REDIS_PREFIX", prefix.as_str())],
+        )
+    };
+    let (a, b) = (start(), start());
+    let (sa, sb) = (
+        session_with(&a.addr, None, FIXTURE),
+        session_with(&b.addr, None, FIXTURE),
+    );
+
+    // echo: at most 2 a minute, across both replicas; a denied tool never reaches the server.
+    let echo = |addr: &str, sid: &str, id| call(addr, None, sid, id, "echo", json!({"text": "r"}));
+    assert_eq!(text(&echo(&a.addr, &sa, 1).answer()), "echo: r");
+    assert_eq!(text(&echo(&b.addr, &sb, 2).answer()), "echo: r");
+    let limited = echo(&a.addr, &sa, 3).answer();
+    let decision = &limited["result"]["_meta"]["io.mcp-policy/decision"];
+    assert_eq!(decision["decision"], "limit", "{limited}");
+    let denied = call(&b.addr, None, &sb, 4, "fail", json!({"message": "x"})).answer();
+    assert_eq!(text(&denied), "no failing", "{denied}");
+
+    // An approval asked for through B, recorded with `mcp-policy approve`, admits the call
+    // on A, once.
+    let args = json!({"steps": 2});
+    let asked = call(&b.addr, None, &sb, 5, "progress", args.clone()).answer();
+    let decision = &asked["result"]["_meta"]["io.mcp-policy/decision"];
+    assert_eq!(decision["decision"], "approve", "{asked}");
+    let id = decision["approval_id"].as_str().unwrap();
+    let approved = Command::new(BIN)
+        .args(["approve", id, "--store", &url])
+        .env("MCP_POLICY_REDIS_PREFIX", &prefix)
+        .output()
+        .unwrap();
+    assert!(approved.status.success(), "{approved:?}");
+    let on_a = call(&a.addr, None, &sa, 6, "progress", args.clone()).answer();
+    assert_eq!(text(&on_a), "done", "{on_a}");
+    let again = call(&a.addr, None, &sa, 7, "progress", args).answer();
+    assert_eq!(again["result"]["isError"], true, "{again}");
+    drop((a, b));
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
 fn a_server_that_forgets_its_session_ends_the_gateways_session() {
     let Some(peers) = peers() else { return };
     let t = Temp::new("forgets");

@@ -1088,13 +1088,39 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let line = renamed.clone().unwrap_or_else(|| body.clone());
     // The decision runs right here when nothing in it can block (the in-memory store and a
     // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
-    let handled = if app.inline_store && session.nonblocking_upstream() {
+    // With a remote upstream, what follows the decision never blocks: it runs here.
+    let decided = if app.inline_store && session.nonblocking_upstream() {
         // Read before the lock: the session's other messages wait only for the decision.
         let message = match &renamed {
             Some(line) => ClientMessage::read(line),
             None => first,
         };
-        let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
+        Ok(Some(
+            lock(&session.gateway).from_client_message(app.engine.as_ref(), message),
+        ))
+    } else {
+        let app = Arc::clone(&app);
+        let session = Arc::clone(&session);
+        let line = line.clone();
+        tokio::task::spawn_blocking(move || {
+            let message = ClientMessage::read(&line);
+            let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
+            if session.nonblocking_upstream() {
+                return Some(outputs);
+            }
+            session.carry_out(&app, outputs, &line, true, seq);
+            None
+        })
+        .await
+    };
+    let Ok(decided) = decided else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            INTERNAL_ERROR,
+            "internal error",
+        );
+    };
+    if let Some(outputs) = decided {
         let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
         match session.remote_idle() {
             // An allowed call goes up from this task (no hop through the session's sender).
@@ -1103,23 +1129,6 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
             }
             _ => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
         }
-        Ok(())
-    } else {
-        let app = Arc::clone(&app);
-        let session = Arc::clone(&session);
-        tokio::task::spawn_blocking(move || {
-            let message = ClientMessage::read(&line);
-            let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
-            session.carry_out(&app, outputs, &line, true, seq);
-        })
-        .await
-    };
-    if handled.is_err() {
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            INTERNAL_ERROR,
-            "internal error",
-        );
     }
     let session_header = created
         .then(|| HeaderValue::from_str(&session.id).ok())
