@@ -13,10 +13,11 @@
 //! The HTTP side runs on event loops (`--threads`, default one): each a Tokio current-thread
 //! runtime on a thread of its own, accepting from the one listening socket and serving the
 //! connections it accepted; a session's upstream tasks live on the loop that started it.
-//! With a store that never blocks (memory) and a remote upstream, everything runs there: a request is decided in its own task, an allowed
-//! `tools/call` is sent up from that task, and the server's messages are handled in the task
-//! that read them. A Redis store (its calls block) and a local upstream (its pipes) put the
-//! decisions and the upstream IO on plain threads.
+//! With a store that never blocks (memory) and a remote upstream, everything runs there: a
+//! request is decided in its own task, an allowed `tools/call` is sent up from that task, and
+//! the server's messages are handled in the task that read them. A Redis store (its calls
+//! block) puts the decisions and the handling of the server's messages on plain threads; a
+//! local upstream (its pipes) all of its IO.
 //!
 //! Session-less requests (protocol 2026-07-28: no `initialize`, no `Mcp-Session-Id`) share
 //! one upstream per caller, with their ids renamed on the way up. A POST's SSE answer can be
@@ -420,6 +421,8 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, loops:
     spawn_signals(Arc::clone(&stop_tx));
     spawn_timer(&app);
     let code = rt.block_on(accept_loop(Arc::clone(&app), listener, shared, true));
+    // The other loops stop too (already told, unless this one ended on an error).
+    stop_tx.send_replace(true);
     // Every session's upstream is stopped and reaped, in parallel, while the loops run (a
     // remote upstream's DELETE is a task on the loop that started the session).
     let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
