@@ -882,22 +882,42 @@ fn two_replicas_on_one_redis_share_budgets_and_approvals() {
 
     // An approval asked for on A, recorded with `mcp-policy approve`, admits the call on B.
     let args = json!({"to": "acct-7", "amount": 100});
-    let asked = call(&a.addr, tok, &sa, 10, "transfer", args.clone()).answer();
+    let (asked, on_b) = approved_elsewhere(
+        [(&a.addr, &sa), (&b.addr, &sb)],
+        tok,
+        ("transfer", &args),
+        (&url, &prefix),
+        10,
+    );
+    assert!(text(&asked).contains("mcp-policy approve"), "{asked}");
+    assert_eq!(text(&on_b), "ran transfer", "{on_b}");
+}
+
+/// A call that needs approval, asked for through the first replica (address, session) and
+/// recorded with `mcp-policy approve` on the shared Redis (URL, prefix), then made through
+/// the second one, then again through the first (refused: one approval, one call). Ids from
+/// `id`. The answers asking for the approval and of the admitted call.
+fn approved_elsewhere(
+    [(ask, ask_sid), (run, run_sid)]: [(&str, &str); 2],
+    token: Option<&str>,
+    (tool, args): (&str, &Value),
+    (url, prefix): (&str, &str),
+    id: u64,
+) -> (Value, Value) {
+    let asked = call(ask, token, ask_sid, id, tool, args.clone()).answer();
     let decision = &asked["result"]["_meta"]["io.mcp-policy/decision"];
     assert_eq!(decision["decision"], "approve", "{asked}");
-    let id = decision["approval_id"].as_str().unwrap();
-    assert!(text(&asked).contains("mcp-policy approve"), "{asked}");
+    let approval = decision["approval_id"].as_str().unwrap();
     let approved = Command::new(BIN)
-        .args(["approve", id, "--store", &url])
-        .env("MCP_POLICY_REDIS_PREFIX", &prefix)
+        .args(["approve", approval, "--store", url])
+        .env("MCP_POLICY_REDIS_PREFIX", prefix)
         .output()
         .unwrap();
     assert!(approved.status.success(), "{approved:?}");
-    let on_b = call(&b.addr, tok, &sb, 11, "transfer", args.clone()).answer();
-    assert_eq!(text(&on_b), "ran transfer", "{on_b}");
-    // One approval, one call.
-    let again = call(&a.addr, tok, &sa, 12, "transfer", args).answer();
+    let admitted = call(run, token, run_sid, id + 1, tool, args.clone()).answer();
+    let again = call(ask, token, ask_sid, id + 2, tool, args.clone()).answer();
     assert_eq!(again["result"]["isError"], true, "{again}");
+    (asked, admitted)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1456,20 +1476,14 @@ fn replicas_on_redis_in_front_of_a_remote_server() {
     // An approval asked for through B, recorded with `mcp-policy approve`, admits the call
     // on A, once.
     let args = json!({"steps": 2});
-    let asked = call(&b.addr, None, &sb, 5, "progress", args.clone()).answer();
-    let decision = &asked["result"]["_meta"]["io.mcp-policy/decision"];
-    assert_eq!(decision["decision"], "approve", "{asked}");
-    let id = decision["approval_id"].as_str().unwrap();
-    let approved = Command::new(BIN)
-        .args(["approve", id, "--store", &url])
-        .env("MCP_POLICY_REDIS_PREFIX", &prefix)
-        .output()
-        .unwrap();
-    assert!(approved.status.success(), "{approved:?}");
-    let on_a = call(&a.addr, None, &sa, 6, "progress", args.clone()).answer();
+    let (_, on_a) = approved_elsewhere(
+        [(&b.addr, &sb), (&a.addr, &sa)],
+        None,
+        ("progress", &args),
+        (&url, &prefix),
+        5,
+    );
     assert_eq!(text(&on_a), "done", "{on_a}");
-    let again = call(&a.addr, None, &sa, 7, "progress", args).answer();
-    assert_eq!(again["result"]["isError"], true, "{again}");
     drop((a, b));
     let _ = server.kill();
     let _ = server.wait();
