@@ -1201,6 +1201,22 @@ impl<'a> ServerMessage<'a> {
             .map(|parts| &parts.id)
             .filter(|id| !id.is_null())
     }
+
+    /// Whether handling this message may call the store (through the [`Enforcer`]): an
+    /// error answer refunds its call's charges. Nothing else from the server does, so a host
+    /// whose store blocks can handle every other message where it cannot block.
+    ///
+    /// ```
+    /// use mcp_policy::mcp::ServerMessage;
+    ///
+    /// let failed = ServerMessage::read(br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32603,"message":"x"}}"#);
+    /// assert!(failed.may_refund());
+    /// let answered = ServerMessage::read(br#"{"jsonrpc":"2.0","id":7,"result":{"isError":true}}"#);
+    /// assert!(!answered.may_refund());
+    /// ```
+    pub fn may_refund(&self) -> bool {
+        self.answer.as_ref().is_some_and(|parts| parts.error)
+    }
 }
 
 /// A map key for a JSON-RPC id: the number itself for the usual ids (nothing to allocate),

@@ -567,3 +567,90 @@ fn numeric_and_text_ids_are_kept_apart() {
         .collect();
     assert_eq!(ids, ["-1", "1", "1.0"]);
 }
+
+/// An enforcer that counts the calls that reach its store.
+struct Counting<'a> {
+    inner: &'a dyn Enforcer,
+    store_calls: std::cell::Cell<u32>,
+}
+
+impl Enforcer for Counting<'_> {
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        self.store_calls.set(self.store_calls.get() + 1);
+        self.inner.evaluate(tool, args, grant)
+    }
+    fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
+        self.store_calls.set(self.store_calls.get() + 1);
+        self.inner.record_approval(approval_id)
+    }
+    fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
+        self.store_calls.set(self.store_calls.get() + 1);
+        self.inner.release(reservation)
+    }
+    fn policy(&self) -> Arc<Policy> {
+        self.inner.policy()
+    }
+}
+
+/// A host whose store blocks may handle a server message where it cannot block unless
+/// `may_refund` says otherwise: no other message from the server reaches the store.
+#[test]
+fn only_messages_that_may_refund_reach_the_store() {
+    let e = engine();
+    let counting = Counting {
+        inner: &e,
+        store_calls: std::cell::Cell::new(0),
+    };
+    let mut gw = gateway();
+    init(&mut gw, &e, "2025-11-25", false);
+    let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
+    gw.from_client(&e, list.to_string().as_bytes());
+    for (id, tool) in [(2, "read"), (3, "read"), (4, "scan")] {
+        assert_eq!(
+            gw.from_client(&e, &call(id, tool, json!({}))),
+            [Output::Forward]
+        );
+    }
+    let server: [(Value, bool); 7] = [
+        (
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1}}),
+            false,
+        ),
+        (
+            json!({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}),
+            false,
+        ),
+        (
+            json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"drop_all"}]}}),
+            false,
+        ),
+        (
+            json!({"jsonrpc":"2.0","id":2,"result":{"content":[]}}),
+            false,
+        ),
+        (
+            json!({"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":true}}),
+            false,
+        ),
+        (
+            json!({"jsonrpc":"2.0","id":99,"error":{"code":-1,"message":"not ours"}}),
+            true,
+        ),
+        (
+            json!({"jsonrpc":"2.0","id":4,"error":{"code":-32603,"message":"failed"}}),
+            true,
+        ),
+    ];
+    for (message, may_refund) in server {
+        let line = message.to_string();
+        let read = ServerMessage::read(line.as_bytes());
+        assert_eq!(read.may_refund(), may_refund, "{line}");
+        let before = counting.store_calls.get();
+        gw.from_server_message(&counting, read);
+        if !may_refund {
+            assert_eq!(counting.store_calls.get(), before, "{line}");
+        }
+    }
+    // The failed call's charge (a limited tool's) was refunded: a store call.
+    assert_eq!(counting.store_calls.get(), 1);
+}

@@ -16,8 +16,8 @@
 //! With a store that never blocks (memory) and a remote upstream, everything runs there: a
 //! request is decided in its own task, an allowed `tools/call` is sent up from that task, and
 //! the server's messages are handled in the task that read them. A Redis store (its calls
-//! block) puts the decisions and the handling of the server's messages on plain threads; a
-//! local upstream (its pipes) all of its IO.
+//! block) puts the decisions, and the error answers whose refunds are store calls, on plain
+//! threads; a local upstream (its pipes) all of its IO.
 //!
 //! Session-less requests (protocol 2026-07-28: no `initialize`, no `Mcp-Session-Id`) share
 //! one upstream per caller, with their ids renamed on the way up. A POST's SSE answer can be

@@ -176,9 +176,9 @@ struct State {
     target: Target,
     session: Mutex<Option<HeaderValue>>,
     protocol: Mutex<Option<HeaderValue>>,
-    /// Where the server's messages go; taken when the session stops (which ends a reader
-    /// thread).
-    lines: Mutex<Option<Sink>>,
+    /// What handles the server's messages; dropped when the session stops (which ends the
+    /// session's thread, when it has one).
+    lines: Mutex<Option<Handler>>,
     /// Idle keep-alive connections to the server.
     pool: Mutex<Vec<Upconn>>,
     /// Session-less (2026-07-28) requests: each carries its own routing headers
@@ -245,17 +245,9 @@ impl Upconn {
     }
 }
 
-/// What handles one message from the server, in the task that read it.
+/// What handles one message from the server (one line), in the task that read it: nothing
+/// in it may block.
 pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
-
-/// Where the messages from the server go, one line each.
-#[derive(Clone)]
-pub enum Sink {
-    /// To the session's reader thread (its work may block: a Redis store).
-    Thread(std::sync::mpsc::Sender<Vec<u8>>),
-    /// Handled right in the task that read it (nothing in the handling blocks).
-    Inline(Handler),
-}
 
 /// Idle connections kept per session.
 const POOL: usize = 4;
@@ -269,7 +261,7 @@ impl Remote {
         target: Target,
         handle: tokio::runtime::Handle,
         modern: bool,
-        sink: Sink,
+        sink: Handler,
         gone: OnGone,
     ) -> Remote {
         let (out, queue) = mpsc::unbounded_channel();
@@ -407,13 +399,9 @@ impl State {
     }
 
     fn deliver(&self, line: Bytes) {
-        let sink = lock(&self.lines).clone();
-        match sink {
-            Some(Sink::Thread(lines)) => {
-                let _ = lines.send(line.to_vec());
-            }
-            Some(Sink::Inline(handle)) => handle(&line),
-            None => {}
+        let handle = lock(&self.lines).clone();
+        if let Some(handle) = handle {
+            handle(&line);
         }
     }
 

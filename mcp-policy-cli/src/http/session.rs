@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::App;
 use super::body::{Msg, Parked};
-use super::remote::{OnGone, Remote, Sink};
+use super::remote::{Handler, OnGone, Remote};
 
 /// How long the upstream has to exit after its stdin closed (then SIGTERM, then as long again
 /// before SIGKILL).
@@ -235,18 +235,32 @@ impl Session {
                     };
                     if app.inline_store {
                         let (me, app) = (Arc::clone(&me), Arc::downgrade(app));
-                        let sink = Sink::Inline(Arc::new(move |line: &[u8]| {
+                        let sink: Handler = Arc::new(move |line: &[u8]| {
                             let session = me.get().and_then(Weak::upgrade);
                             if let (Some(session), Some(app)) = (session, app.upgrade()) {
                                 session.handle_upstream(&app, line, true);
                             }
-                        }));
+                        });
                         let remote =
                             Remote::start(target.clone(), handle.clone(), modern, sink, gone);
                         (Upstream::Http(remote), None)
                     } else {
-                        let (tx, rx) = std::sync::mpsc::channel();
-                        let sink = Sink::Thread(tx);
+                        // A store that blocks (Redis): the server's messages are handled in
+                        // the task that read them, except an error answer, whose refund is a
+                        // store call: that one goes to the session's thread.
+                        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+                        let (me, app) = (Arc::clone(&me), Arc::downgrade(app));
+                        let sink: Handler = Arc::new(move |line: &[u8]| {
+                            let message = ServerMessage::read(line);
+                            if message.may_refund() {
+                                let _ = tx.send(line.to_vec());
+                                return;
+                            }
+                            let session = me.get().and_then(Weak::upgrade);
+                            if let (Some(session), Some(app)) = (session, app.upgrade()) {
+                                session.handle_read(&app, line, message, true);
+                            }
+                        });
                         let remote =
                             Remote::start(target.clone(), handle.clone(), modern, sink, gone);
                         (Upstream::Http(remote), Some(Box::new(rx.into_iter())))
@@ -294,11 +308,15 @@ impl Session {
     /// One message from the server, through the gateway to the client. `inline`: on an
     /// async worker (nothing may block).
     fn handle_upstream(&self, app: &App, line: &[u8], inline: bool) {
+        // Read before the lock, as the client's messages are.
+        self.handle_read(app, line, ServerMessage::read(line), inline);
+    }
+
+    /// As [`Session::handle_upstream`], for a message already read.
+    fn handle_read(&self, app: &App, line: &[u8], message: ServerMessage<'_>, inline: bool) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        // Read before the lock, as the client's messages are.
-        let message = ServerMessage::read(line);
         let kind = Kind::of_server(&message, line);
         let outputs = {
             let mut gateway = lock(&self.gateway);
