@@ -756,18 +756,22 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
 }
 
 /// The host part of a Host header or an origin's authority, lowercase, without the port.
-fn host_name(authority: &str) -> String {
-    let a = authority.trim().to_ascii_lowercase();
+/// The host of an authority (`HOST[:PORT]`, `[IPv6][:PORT]`), as written: compare it with
+/// [`str::eq_ignore_ascii_case`].
+fn host_name(authority: &str) -> &str {
+    let a = authority.trim();
     if let Some(rest) = a.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default().to_owned();
+        return rest.split(']').next().unwrap_or_default();
     }
     a.rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(a.clone(), |(host, _)| host.to_owned())
+        .map_or(a, |(host, _)| host)
 }
 
 fn is_loopback_name(host: &str) -> bool {
-    matches!(host, "localhost" | "127.0.0.1" | "::1")
+    ["localhost", "127.0.0.1", "::1"]
+        .iter()
+        .any(|name| host.eq_ignore_ascii_case(name))
 }
 
 impl App {
@@ -775,13 +779,13 @@ impl App {
         let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
             return false;
         };
-        let full_host = host.trim().to_ascii_lowercase();
+        let full_host = host.trim();
         let name = host_name(host);
-        (self.loopback && is_loopback_name(&name))
+        (self.loopback && is_loopback_name(name))
             || self
                 .allowed_hosts
                 .iter()
-                .any(|h| *h == full_host || *h == name)
+                .any(|h| h.eq_ignore_ascii_case(full_host) || h.eq_ignore_ascii_case(name))
             || self.allow_any_host
     }
 
@@ -800,7 +804,7 @@ impl App {
         let authority = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"));
-        self.loopback && authority.is_some_and(|a| is_loopback_name(&host_name(a)))
+        self.loopback && authority.is_some_and(|a| is_loopback_name(host_name(a)))
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
@@ -895,10 +899,14 @@ fn accepts(headers: &HeaderMap, kind: &str) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|v| v.split(';').next().unwrap_or_default().trim())
-        .any(|v| v.eq_ignore_ascii_case(kind) || v == "*/*")
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|v| {
+            v.split(|b| *b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+        })
+        .any(|v| v.eq_ignore_ascii_case(kind.as_bytes()) || v == b"*/*")
 }
 
 async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Response<ResBody>> {
@@ -1434,12 +1442,14 @@ mod tests {
 
     #[test]
     fn host_names() {
-        assert_eq!(host_name("LocalHost:8080"), "localhost");
-        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("LocalHost:8080"), "LocalHost");
+        assert_eq!(host_name(" [::1]:80"), "::1");
         assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
         assert_eq!(host_name("evil.example:1"), "evil.example");
-        assert!(is_loopback_name(&host_name("localhost")));
-        assert!(!is_loopback_name(&host_name("localhost.evil.example")));
+        assert!(is_loopback_name(host_name("LocalHost:8080")));
+        assert!(is_loopback_name(host_name("localhost")));
+        assert!(!is_loopback_name(host_name("localhost.evil.example")));
+        assert!(!is_loopback_name(host_name("[::2]:80")));
     }
 
     #[test]

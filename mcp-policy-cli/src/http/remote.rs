@@ -36,7 +36,8 @@ pub struct Target {
     authority: String,
     /// The `Host` header: the URL's authority as written.
     host: HeaderValue,
-    path: String,
+    /// The request target (the URL's path and query), parsed once.
+    path: hyper::Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// For `https://`: the TLS client and the name the certificate must carry.
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
@@ -114,10 +115,13 @@ impl Target {
         };
         let host = HeaderValue::from_str(host)
             .map_err(|_| format!("--upstream {url}: `{host}` is not a host"))?;
+        let path = path
+            .parse::<hyper::Uri>()
+            .map_err(|_| format!("--upstream {url}: `{path}` is not a path"))?;
         Ok(Target {
             authority,
             host,
-            path: path.to_owned(),
+            path,
             headers: parsed,
             tls,
         })
@@ -219,7 +223,9 @@ async fn driving<F: Future>(conn: &mut Pin<Box<Connection>>, fut: F) -> Result<F
             return Poll::Ready(Ok(out));
         }
         match conn.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
+            // What the connection just read (an answer's head, its body) may have completed
+            // `fut`: finish it in this poll, not in another poll of the whole task.
+            Poll::Pending => fut.as_mut().poll(cx).map(Ok),
             // The connection is over: what it finished may still complete `fut`.
             Poll::Ready(ended) => match fut.as_mut().poll(cx) {
                 Poll::Ready(out) => Poll::Ready(Ok(out)),
@@ -359,9 +365,7 @@ impl State {
     fn request(&self, method: Method, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
-        if let Ok(uri) = self.target.path.parse() {
-            *req.uri_mut() = uri;
-        }
+        *req.uri_mut() = self.target.path.clone();
         let h = req.headers_mut();
         h.insert(header::HOST, self.target.host.clone());
         h.insert(
@@ -652,7 +656,7 @@ async fn read_answer(
 /// A message on one line (JSON text allows line breaks only as whitespace outside strings,
 /// so each becomes a space): the bytes themselves when they have none.
 pub fn one_line(bytes: Bytes) -> Bytes {
-    if !bytes.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+    if memchr::memchr2(b'\n', b'\r', &bytes).is_none() {
         return bytes;
     }
     bytes
@@ -725,6 +729,7 @@ mod tests {
         assert_eq!(t.authority, "127.0.0.1:3001");
         assert_eq!(t.host, "127.0.0.1:3001");
         assert_eq!(t.path, "/mcp");
+        assert!(Target::parse("http://example.com/a b", &[], None).is_err());
         assert_eq!(t.headers.len(), 1);
         assert!(t.tls.is_none());
         let t = Target::parse("http://example.com", &[], None).unwrap();
