@@ -1230,6 +1230,7 @@ const TIME_POLICY: &str = r#"{"version":"1","default":"deny","tools":{
 const FIXTURE_POLICY: &str = r#"{"version":"1","default":"allow","tools":{
   "fail":{"action":"deny","reason":"no failing"},
   "echo":{"limits":[{"counter":"e","window":"minute","max":2}]},
+  "reject":{"limits":[{"counter":"r","window":"minute","max":1}]},
   "progress":{"action":"approve","reason":"a person checks long jobs"}}}"#;
 
 #[test]
@@ -1472,6 +1473,19 @@ fn replicas_on_redis_in_front_of_a_remote_server() {
     assert_eq!(decision["decision"], "limit", "{limited}");
     let denied = call(&b.addr, None, &sb, 4, "fail", json!({"message": "x"})).answer();
     assert_eq!(text(&denied), "no failing", "{denied}");
+
+    // reject: 1 a minute, but the server answers it with a JSON-RPC error (the tool did not
+    // run), so each replica refunds it in Redis and the next call, on either, is admitted.
+    for (i, (addr, sid)) in [(&a.addr, &sa), (&b.addr, &sb), (&a.addr, &sa)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = 10 + i as u64;
+        let rejected = call(addr, None, sid, id, "reject", json!({"message": "no"})).answer();
+        assert_eq!(rejected["error"]["code"], -32000, "call {i}: {rejected}");
+        assert_eq!(rejected["error"]["message"], "no", "call {i}: {rejected}");
+        assert_eq!(rejected["id"], id, "{rejected}");
+    }
 
     // An approval asked for through B, recorded with `mcp-policy approve`, admits the call
     // on A, once.

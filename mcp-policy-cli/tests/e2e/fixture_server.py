@@ -31,6 +31,8 @@ send:
                              logging/setLevel at or below `level`; 2026-07-28: the
                              request must opt in with _meta logLevel).
   fail(message)           -> a tool error (isError true).
+  reject(message)         -> a JSON-RPC error answer (code -32000): the tool did
+                             not run, so a gateway refunds the call's charges.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from mcp.server.mcpserver import (
     Sample,
 )
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 from mcp.types import CreateMessageResult, SamplingMessage, TextContent
 from pydantic import BaseModel, Field
 
@@ -104,6 +107,11 @@ async def log(level: str, message: str, ctx: Context) -> str:
 @server.tool(description="Always fails with a tool error")
 def fail(message: str) -> str:
     raise ToolError(message)
+
+
+@server.tool(description="Always answered with a JSON-RPC error (code -32000)")
+def reject(message: str) -> str:
+    raise MCPError(-32000, message)
 
 
 async def serve_http(port: int, cert: str | None = None, key: str | None = None) -> None:
