@@ -1091,16 +1091,12 @@ fn python_sdk_over_streamable_http_through_the_gateway() {
     drop(gw);
 }
 
-#[test]
-fn upstream_url_server_everything_over_streamable_http() {
-    let Some(peers) = peers() else { return };
-    let t = Temp::new("upstream");
-    let policy = t.write("p.json", EVERYTHING_POLICY);
-    let port = common::RedisServer::free_port().to_string();
+/// server-everything in its streamable-HTTP mode on this port.
+fn everything_http_on(peers: &Value, port: &str) -> Child {
     let js = peers["E2E_SERVER_EVERYTHING_JS"].as_str().unwrap();
     let mut server = Command::new("node")
         .args([js, "streamableHttp"])
-        .env("PORT", &port)
+        .env("PORT", port)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1109,6 +1105,16 @@ fn upstream_url_server_everything_over_streamable_http() {
     let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening on port")));
     assert!(ready, "server-everything did not start");
     std::thread::spawn(move || for _ in lines {});
+    server
+}
+
+#[test]
+fn upstream_url_server_everything_over_streamable_http() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("upstream");
+    let policy = t.write("p.json", EVERYTHING_POLICY);
+    let port = common::RedisServer::free_port().to_string();
+    let mut server = everything_http_on(peers, &port);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     // Two event loops: the SDK's pooled connections may land on either, so a session's
     // upstream connections are used from both.
@@ -1434,6 +1440,9 @@ fn fixture_http_on(peers: &Value, port: &str, tls: Option<(&str, &str)>) -> Chil
 /// The fixture SDK server's name.
 const FIXTURE: &str = "mcp-policy-e2e-fixture";
 
+/// server-everything's name.
+const EVERYTHING: &str = "mcp-servers/everything";
+
 #[test]
 fn replicas_on_redis_in_front_of_a_remote_server() {
     let Some(peers) = peers() else { return };
@@ -1540,6 +1549,138 @@ fn a_server_that_forgets_its_session_ends_the_gateways_session() {
     drop(gw);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[test]
+fn a_server_that_answers_400_for_a_forgotten_session_ends_the_gateways_session() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("forgets-400");
+    let policy = t.write("p.json", EVERYTHING_POLICY);
+    let port = common::RedisServer::free_port().to_string();
+    let mut server = everything_http_on(peers, &port);
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    let sid = session_with(&gw.addr, None, EVERYTHING);
+    let echo = |sid: &str, id| call(&gw.addr, None, sid, id, "echo", json!({"message": "hi"}));
+    assert_eq!(text(&echo(&sid, 1).answer()), "Echo: hi");
+
+    // Restarted on the same port, server-everything knows no session and answers 400 (not
+    // 404): the gateway's ping in the session is refused too, so the session ended.
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut server = everything_http_on(peers, &port);
+    let answer = echo(&sid, 2).answer();
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ended the session (HTTP 400, and to a ping in the session)"),
+        "{message}"
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut status = echo(&sid, 3).status;
+    while status != 404 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+        status = echo(&sid, 3).status;
+    }
+    assert_eq!(status, 404);
+    let fresh = session_with(&gw.addr, None, EVERYTHING);
+    assert_eq!(text(&echo(&fresh, 4).answer()), "Echo: hi");
+    drop(gw);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// A scripted streamable-HTTP server for one failure: it answers `tools/call` with `400` in
+/// a session it still knows (so its `ping` works). One request per connection. Counts the
+/// pings; stops when the returned flag is set.
+fn scripted_400_server() -> (String, Arc<Mutex<u32>>, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let (pings, stop) = (Arc::new(Mutex::new(0)), Arc::new(AtomicBool::new(false)));
+    let (pings2, stop2) = (Arc::clone(&pings), Arc::clone(&stop));
+    std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut line) = (0, String::new());
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let id = message["id"].clone();
+            let (status, extra, answer) = match message["method"].as_str() {
+                Some("initialize") => (
+                    "200 OK",
+                    "Mcp-Session-Id: scripted-1\r\n",
+                    json!({
+                    "jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
+                    "capabilities": {"tools": {}}, "serverInfo": {"name": "scripted", "version": "1"}}}),
+                ),
+                Some("ping") => {
+                    *pings2.lock().unwrap() += 1;
+                    (
+                        "200 OK",
+                        "",
+                        json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+                    )
+                }
+                Some("tools/call") => (
+                    "400 Bad Request",
+                    "",
+                    json!({"jsonrpc": "2.0", "id": id,
+                    "error": {"code": -32600, "message": "Bad Request: scripted"}}),
+                ),
+                _ => ("202 Accepted", "", Value::Null),
+            };
+            let body = if answer.is_null() {
+                String::new()
+            } else {
+                answer.to_string()
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, pings, stop)
+}
+
+#[test]
+fn a_400_in_a_session_the_server_still_knows_keeps_the_session() {
+    let t = Temp::new("keeps-400");
+    let policy = t.write("p.json", FIXTURE_POLICY);
+    let (addr, pings, stop) = scripted_400_server();
+    let upstream = format!("http://{addr}/mcp");
+    let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
+    let sid = session_with(&gw.addr, None, "scripted");
+    for (id, expected_pings) in [(1, 1), (2, 2)] {
+        // The call fails as the server said; its ping in the session is answered, so the
+        // session goes on: the next call is sent to the server again, not answered 404.
+        let res = call(&gw.addr, None, &sid, id, "anything", json!({}));
+        assert_eq!(res.status, 200, "{res:?}");
+        let answer = res.answer();
+        assert_eq!(answer["error"]["code"], -32603, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.ends_with("HTTP 400 Bad Request"), "{message}");
+        assert_eq!(*pings.lock().unwrap(), expected_pings);
+    }
+    drop(gw);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 #[test]

@@ -562,13 +562,23 @@ async fn exchange(
         let _ = began.send(());
     }
     let status = res.status();
-    if status == StatusCode::NOT_FOUND && named_session {
-        // The server no longer knows the session (it restarted, or ended it): there is
-        // nothing to DELETE, and every later request would fail the same way.
+    // The server no longer knows the session (it restarted, or ended it): `404`, as the
+    // transport says, or `400` (some servers, server-everything among them) when a `ping` in
+    // the session is refused too. There is nothing to DELETE, and every later request would
+    // fail the same way.
+    let forgotten = match status {
+        _ if !named_session => None,
+        StatusCode::NOT_FOUND => Some("HTTP 404"),
+        StatusCode::BAD_REQUEST if !knows_session(&state).await => {
+            Some("HTTP 400, and to a ping in the session")
+        }
+        _ => None,
+    };
+    if let Some(why) = forgotten {
         *lock(&state.session) = None;
         state.fail(
             &line,
-            "it ended the session (HTTP 404); start a new session",
+            &format!("it ended the session ({why}); start a new session"),
         );
         if let Ok(Ok(_)) = driving(&mut up.conn, res.into_body().collect()).await {
             state.give_back(up);
@@ -601,6 +611,22 @@ async fn exchange(
         Ok(false) => {}
         // The connection ended before the answer did.
         Err(e) => state.fail(&line, &e),
+    }
+}
+
+/// Whether the server still knows this session, after it answered `400` to a request in it
+/// (which may also mean the request was wrong): a `ping` in the session answered `400` or
+/// `404` says it does not. No answer within 3 s counts as knowing it.
+async fn knows_session(state: &State) -> bool {
+    let ping =
+        Bytes::from_static(br#"{"jsonrpc":"2.0","id":"mcp-policy-session-check","method":"ping"}"#);
+    let req = state.request(Method::POST, ping);
+    match tokio::time::timeout(Duration::from_secs(3), send(&state.target, req)).await {
+        Ok(Ok(res)) => !matches!(
+            res.status(),
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND
+        ),
+        _ => true,
     }
 }
 
