@@ -20,7 +20,8 @@
 //! with the CPU time the proxy processes spent per call (from /proc: nginx's master and
 //! workers, the gateway's process). The budget check runs once, with the most callers.
 //! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, 1);
-//! `BENCH_GATEWAY_BIN=PATH` runs another build of `mcp-policy` as the gateways.
+//! `BENCH_GATEWAY_BIN=PATH` runs another build of `mcp-policy` as the gateways;
+//! `BENCH_GATEWAY_WRAPPER="valgrind --tool=callgrind …"` runs them under that command.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -288,7 +289,17 @@ fn nginx(dir: &Path, upstream: u16) -> Option<(Proc, String)> {
 }
 
 fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Proc, String) {
-    let mut cmd = Command::new(gateway_bin());
+    // `BENCH_GATEWAY_WRAPPER`: a command the gateways run under (a profiler).
+    let wrapper = std::env::var("BENCH_GATEWAY_WRAPPER").unwrap_or_default();
+    let mut wrapper = wrapper.split_whitespace();
+    let mut cmd = match wrapper.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(wrapper).arg(gateway_bin());
+            cmd
+        }
+        None => Command::new(gateway_bin()),
+    };
     cmd.args(["proxy", "--listen", "127.0.0.1:0", "--policy"])
         .arg(dir.join("policy.json"))
         .arg("--keys")
