@@ -755,8 +755,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
     }
 }
 
-/// The host part of a Host header or an origin's authority, lowercase, without the port.
-/// The host of an authority (`HOST[:PORT]`, `[IPv6][:PORT]`), as written: compare it with
+/// The host part of a Host header or an origin's authority (`HOST[:PORT]`,
+/// `[IPv6][:PORT]`), without the port, in the case it was written: compare it with
 /// [`str::eq_ignore_ascii_case`].
 fn host_name(authority: &str) -> &str {
     let a = authority.trim();
