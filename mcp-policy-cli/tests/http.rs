@@ -1091,8 +1091,18 @@ fn python_sdk_over_streamable_http_through_the_gateway() {
     drop(gw);
 }
 
+/// A server process the test started: killed when dropped, so a failing test leaves none.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// server-everything in its streamable-HTTP mode on this port.
-fn everything_http_on(peers: &Value, port: &str) -> Child {
+fn everything_http_on(peers: &Value, port: &str) -> Server {
     let js = peers["E2E_SERVER_EVERYTHING_JS"].as_str().unwrap();
     let mut server = Command::new("node")
         .args([js, "streamableHttp"])
@@ -1105,7 +1115,7 @@ fn everything_http_on(peers: &Value, port: &str) -> Child {
     let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening on port")));
     assert!(ready, "server-everything did not start");
     std::thread::spawn(move || for _ in lines {});
-    server
+    Server(server)
 }
 
 #[test]
@@ -1114,7 +1124,7 @@ fn upstream_url_server_everything_over_streamable_http() {
     let t = Temp::new("upstream");
     let policy = t.write("p.json", EVERYTHING_POLICY);
     let port = common::RedisServer::free_port().to_string();
-    let mut server = everything_http_on(peers, &port);
+    let server = everything_http_on(peers, &port);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     // Two event loops: the SDK's pooled connections may land on either, so a session's
     // upstream connections are used from both.
@@ -1180,8 +1190,7 @@ fn upstream_url_server_everything_over_streamable_http() {
     gw.signal("-TERM");
     let status = gw.wait(Duration::from_secs(10)).expect("the gateway exits");
     assert!(status.success(), "{status:?}\n{}", gw.stderr());
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// The Inspector CLI against a URL: its stdout and whether it succeeded.
@@ -1339,7 +1348,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
 
     // 3. A remote SDK server over streamable HTTP (`--upstream`), both eras: its own
     //    input_required rounds and elicitations pass; the gateway's approvals come first.
-    let (mut server, port) = fixture_http(peers, None);
+    let (server, port) = fixture_http(peers, None);
     let policy = t.write("fixture.json", FIXTURE_POLICY);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let gw = Gateway::start(
@@ -1405,19 +1414,18 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
     assert_eq!(step_text(&run[0]), "approved: ship", "{}", run[0]);
     assert!(step_text(&run[1]).contains("sampled"), "{}", run[1]);
     drop(gw);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// The fixture SDK server over streamable HTTP on a free port (HTTPS with `tls`: certificate
 /// and key files); the child and its port.
-fn fixture_http(peers: &Value, tls: Option<(&str, &str)>) -> (Child, String) {
+fn fixture_http(peers: &Value, tls: Option<(&str, &str)>) -> (Server, String) {
     let port = common::RedisServer::free_port().to_string();
     (fixture_http_on(peers, &port, tls), port)
 }
 
 /// The fixture SDK server over streamable HTTP on this port.
-fn fixture_http_on(peers: &Value, port: &str, tls: Option<(&str, &str)>) -> Child {
+fn fixture_http_on(peers: &Value, port: &str, tls: Option<(&str, &str)>) -> Server {
     let python = peers["E2E_PYTHON"].as_str().unwrap();
     let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
     let mut cmd = Command::new(python);
@@ -1434,7 +1442,7 @@ fn fixture_http_on(peers: &Value, port: &str, tls: Option<(&str, &str)>) -> Chil
     let ready = lines.any(|l| l.is_ok_and(|l| l.contains("listening")));
     assert!(ready, "the fixture server did not start");
     std::thread::spawn(move || for _ in lines {});
-    server
+    Server(server)
 }
 
 /// The fixture SDK server's name.
@@ -1449,7 +1457,7 @@ fn replicas_on_redis_in_front_of_a_remote_server() {
     let redis = common::RedisServer::start();
     let t = Temp::new("remote-replicas");
     let policy = t.write("p.json", FIXTURE_POLICY);
-    let (mut server, port) = fixture_http(peers, None);
+    let (server, port) = fixture_http(peers, None);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let url = redis.url();
     let prefix = format!("http-remote-replicas-{}", std::process::id());
@@ -1508,8 +1516,7 @@ fn replicas_on_redis_in_front_of_a_remote_server() {
     );
     assert_eq!(text(&on_a), "done", "{on_a}");
     drop((a, b));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 #[test]
@@ -1517,7 +1524,7 @@ fn a_server_that_forgets_its_session_ends_the_gateways_session() {
     let Some(peers) = peers() else { return };
     let t = Temp::new("forgets");
     let policy = t.write("p.json", FIXTURE_POLICY);
-    let (mut server, port) = fixture_http(peers, None);
+    let (server, port) = fixture_http(peers, None);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
     let sid = session_with(&gw.addr, None, FIXTURE);
@@ -1525,9 +1532,8 @@ fn a_server_that_forgets_its_session_ends_the_gateways_session() {
     assert_eq!(text(&echo(1).answer()), "echo: hi");
 
     // The server restarts on the same port and knows no session: it answers 404.
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut server = fixture_http_on(peers, &port, None);
+    drop(server);
+    let server = fixture_http_on(peers, &port, None);
     let answer = echo(2).answer();
     assert_eq!(answer["error"]["code"], -32603, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
@@ -1547,8 +1553,7 @@ fn a_server_that_forgets_its_session_ends_the_gateways_session() {
     assert_eq!(text(&again.answer()), "echo: again");
     assert!(gw.stderr().contains("ended its session"), "{}", gw.stderr());
     drop(gw);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 #[test]
@@ -1557,7 +1562,7 @@ fn a_server_that_answers_400_for_a_forgotten_session_ends_the_gateways_session()
     let t = Temp::new("forgets-400");
     let policy = t.write("p.json", EVERYTHING_POLICY);
     let port = common::RedisServer::free_port().to_string();
-    let mut server = everything_http_on(peers, &port);
+    let server = everything_http_on(peers, &port);
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
     let sid = session_with(&gw.addr, None, EVERYTHING);
@@ -1566,9 +1571,8 @@ fn a_server_that_answers_400_for_a_forgotten_session_ends_the_gateways_session()
 
     // Restarted on the same port, server-everything knows no session and answers 400 (not
     // 404): the gateway's ping in the session is refused too, so the session ended.
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut server = everything_http_on(peers, &port);
+    drop(server);
+    let server = everything_http_on(peers, &port);
     let answer = echo(&sid, 2).answer();
     assert_eq!(answer["error"]["code"], -32603, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
@@ -1586,8 +1590,7 @@ fn a_server_that_answers_400_for_a_forgotten_session_ends_the_gateways_session()
     let fresh = session_with(&gw.addr, None, EVERYTHING);
     assert_eq!(text(&echo(&fresh, 4).answer()), "Echo: hi");
     drop(gw);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// A scripted streamable-HTTP server for one failure: it answers `tools/call` with `400` in
@@ -1691,7 +1694,7 @@ fn https_upstream_trusts_the_system_roots_or_the_given_ca() {
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let cert = t.write("cert.pem", &made.cert.pem());
     let key = t.write("key.pem", &made.signing_key.serialize_pem());
-    let (mut server, port) = fixture_http(peers, Some((&cert, &key)));
+    let (server, port) = fixture_http(peers, Some((&cert, &key)));
     let policy = t.write("p.json", FIXTURE_POLICY);
 
     // Trusted through --upstream-ca: both eras work over TLS.
@@ -1731,8 +1734,7 @@ fn https_upstream_trusts_the_system_roots_or_the_given_ca() {
         "{message}"
     );
     drop(gw);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // --upstream-ca without https, or naming no certificate: the gateway does not start.
     let empty = t.write("empty.pem", "");
