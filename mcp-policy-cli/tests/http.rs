@@ -795,6 +795,24 @@ fn delete_and_idle_sessions_stop_their_upstreams() {
 }
 
 #[test]
+fn a_sigkilled_gateway_closes_its_upstreams_stdin() {
+    // SIGKILL gives the gateway no time to stop its upstreams. The kernel closes its end of
+    // their pipes, so a server that ends at the end of its input (as MCP stdio servers do;
+    // this one, and server-everything) is gone too.
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("sigkill");
+    let mut gw = s.gateway(&[]);
+    let (a, b) = (session(&gw.addr, None), session(&gw.addr, None));
+    assert_ne!(a, b);
+    assert_eq!(pids(&s.piddir).len(), 2);
+    gw.signal("-KILL");
+    assert!(gw.wait(Duration::from_secs(10)).is_some());
+    assert!(all_gone(&s.piddir, Duration::from_secs(10)));
+}
+
+#[test]
 fn sigterm_lets_a_call_in_flight_finish_then_stops_every_upstream() {
     sigterm_while_a_call_runs("sigterm", &[]);
 }
