@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1612,85 +1613,105 @@ fn a_server_that_answers_400_for_a_forgotten_session_ends_the_gateways_session()
 }
 
 /// A scripted streamable-HTTP server for one failure: it answers `tools/call` with `400` in
-/// a session it still knows (so its `ping` works). One request per connection. Counts the
-/// pings; stops when the returned flag is set.
-fn scripted_400_server() -> (String, Arc<Mutex<u32>>, Arc<std::sync::atomic::AtomicBool>) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    listener.set_nonblocking(true).unwrap();
-    let (pings, stop) = (Arc::new(Mutex::new(0)), Arc::new(AtomicBool::new(false)));
-    let (pings2, stop2) = (Arc::clone(&pings), Arc::clone(&stop));
-    std::thread::spawn(move || {
-        while !stop2.load(Ordering::SeqCst) {
-            let Ok((stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            stream.set_nonblocking(false).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut line) = (0, String::new());
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
+/// a session it still knows (so a `ping` in that session works). One request per
+/// connection. Counts the pings that name its session; stops when dropped.
+struct Scripted400 {
+    addr: String,
+    pings: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Scripted400 {
+    fn start() -> Scripted400 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        listener.set_nonblocking(true).unwrap();
+        let (pings, stop) = (
+            Arc::new(AtomicU32::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (pings2, stop2) = (Arc::clone(&pings), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                serve_one(stream, &pings2);
             }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let id = message["id"].clone();
-            let (status, extra, answer) = match message["method"].as_str() {
-                Some("initialize") => (
-                    "200 OK",
-                    "Mcp-Session-Id: scripted-1\r\n",
-                    json!({
-                    "jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
-                    "capabilities": {"tools": {}}, "serverInfo": {"name": "scripted", "version": "1"}}}),
-                ),
-                Some("ping") => {
-                    *pings2.lock().unwrap() += 1;
-                    (
-                        "200 OK",
-                        "",
-                        json!({"jsonrpc": "2.0", "id": id, "result": {}}),
-                    )
-                }
-                Some("tools/call") => (
-                    "400 Bad Request",
-                    "",
-                    json!({"jsonrpc": "2.0", "id": id,
-                    "error": {"code": -32600, "message": "Bad Request: scripted"}}),
-                ),
-                _ => ("202 Accepted", "", Value::Null),
-            };
-            let body = if answer.is_null() {
-                String::new()
-            } else {
-                answer.to_string()
-            };
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+        });
+        Scripted400 { addr, pings, stop }
+    }
+}
+
+impl Drop for Scripted400 {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One request of [`Scripted400`]'s, answered.
+fn serve_one(stream: TcpStream, pings: &AtomicU32) {
+    const SESSION: &str = "scripted-1";
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let (mut length, mut in_session, mut line) = (0, false, String::new());
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
         }
-    });
-    (addr, pings, stop)
+        if let Some(v) = lower.strip_prefix("mcp-session-id:") {
+            in_session = v.trim() == SESSION;
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = message["id"].clone();
+    let (status, answer) = match message["method"].as_str() {
+        Some("initialize") => (
+            "200 OK",
+            json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "scripted", "version": "1"}}}),
+        ),
+        Some("ping") if in_session => {
+            pings.fetch_add(1, Ordering::SeqCst);
+            ("200 OK", json!({"jsonrpc": "2.0", "id": id, "result": {}}))
+        }
+        // A notification (no id): accepted.
+        Some(_) if id.is_null() => ("202 Accepted", Value::Null),
+        Some(_) => (
+            "400 Bad Request",
+            json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32600, "message": "Bad Request: scripted"}}),
+        ),
+        None => ("400 Bad Request", Value::Null),
+    };
+    let body = if answer.is_null() {
+        String::new()
+    } else {
+        answer.to_string()
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nMcp-Session-Id: {SESSION}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 #[test]
 fn a_400_in_a_session_the_server_still_knows_keeps_the_session() {
     let t = Temp::new("keeps-400");
     let policy = t.write("p.json", FIXTURE_POLICY);
-    let (addr, pings, stop) = scripted_400_server();
-    let upstream = format!("http://{addr}/mcp");
+    let server = Scripted400::start();
+    let upstream = format!("http://{}/mcp", server.addr);
     let gw = Gateway::start(&["--policy", &policy, "--upstream", &upstream], &[], &[]);
     let sid = session_with(&gw.addr, None, "scripted");
     for (id, expected_pings) in [(1, 1), (2, 2)] {
-        // The call fails as the server said; its ping in the session is answered, so the
+        // The call fails as the server said; a ping in its session is answered, so the
         // session goes on: the next call is sent to the server again, not answered 404.
         let res = call(&gw.addr, None, &sid, id, "anything", json!({}));
         assert_eq!(res.status, 200, "{res:?}");
@@ -1698,10 +1719,9 @@ fn a_400_in_a_session_the_server_still_knows_keeps_the_session() {
         assert_eq!(answer["error"]["code"], -32603, "{answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.ends_with("HTTP 400 Bad Request"), "{message}");
-        assert_eq!(*pings.lock().unwrap(), expected_pings);
+        assert_eq!(server.pings.load(Ordering::SeqCst), expected_pings);
     }
     drop(gw);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 #[test]
