@@ -109,6 +109,12 @@ pub fn connect(
 pub trait Gate: Enforcer + Send + Sync {
     /// Swaps the policy in (counters kept where window and reset are unchanged).
     fn reload(&self, policy: Policy);
+
+    /// The engine to await a decision on, when the store is reached asynchronously (Redis):
+    /// an async host decides there instead of blocking a thread on [`Enforcer::evaluate`].
+    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, RedisStore>> {
+        None
+    }
 }
 
 impl<C: Clock> Gate for Engine<C> {
@@ -128,6 +134,23 @@ impl RedisGate {
     pub fn connect(url: &str, policy: Policy) -> Result<RedisGate, String> {
         let rt = runtime()?;
         let store = connect(&rt, url, TimeSource::Server)?;
+        Ok(RedisGate {
+            rt: Arc::new(rt),
+            engine: AsyncEngine::with_parts(policy, SystemClock, store),
+        })
+    }
+
+    /// Connects on `event_loop`, the runtime an async host awaits decisions on
+    /// ([`Gate::async_engine`]): the connection's task then runs on that loop's thread, so an
+    /// awaited decision wakes no other thread. Calls from plain threads still work (they
+    /// block on the gate's own runtime while the loop drives the connection).
+    pub fn connect_on(
+        url: &str,
+        policy: Policy,
+        event_loop: &tokio::runtime::Runtime,
+    ) -> Result<RedisGate, String> {
+        let rt = runtime()?;
+        let store = connect(event_loop, url, TimeSource::Server)?;
         Ok(RedisGate {
             rt: Arc::new(rt),
             engine: AsyncEngine::with_parts(policy, SystemClock, store),
@@ -156,6 +179,9 @@ impl Enforcer for RedisGate {
 impl Gate for RedisGate {
     fn reload(&self, policy: Policy) {
         self.engine.reload(policy);
+    }
+    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, RedisStore>> {
+        Some(&self.engine)
     }
 }
 

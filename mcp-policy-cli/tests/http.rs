@@ -2095,3 +2095,102 @@ fn a_client_that_disconnects_mid_call_leaves_the_session_usable_and_policy_reloa
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_gateway_whose_redis_goes_away_denies_and_recovers_by_itself() {
+    // With Redis, a plain call's decision is awaited on the event loop (no thread blocked):
+    // a Redis that is gone or frozen must still deny within the store's timeout, say why,
+    // and leave the gateway serving; calls are admitted again once Redis is back.
+    let Some(peers) = peers() else { return };
+    let mut redis = common::RedisServer::start();
+    let t = Temp::new("redis-away");
+    let policy = t.write(
+        "p.json",
+        r#"{"version":"1","default":"allow","tools":{
+          "echo":{"limits":[{"counter":"e","window":"minute","max":1000}]}}}"#,
+    );
+    let (server, port) = fixture_http(peers, None);
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let url = redis.url();
+    let prefix = format!("http-redis-away-{}", std::process::id());
+    let gw = Gateway::start(
+        &[
+            "--policy",
+            &policy,
+            "--upstream",
+            &upstream,
+            "--store",
+            &url,
+        ],
+        &[],
+        &[("MCP_POLICY_REDIS_PREFIX", prefix.as_str())],
+    );
+    let sid = session_with(&gw.addr, None, FIXTURE);
+    let echo = |id| call(&gw.addr, None, &sid, id, "echo", json!({"text": "r"})).answer();
+    let denied_by_the_store = |answer: &Value| {
+        let decision = &answer["result"]["_meta"]["io.mcp-policy/decision"];
+        decision["decision"] == "deny"
+            && decision["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("counter store unavailable"))
+    };
+    assert_eq!(text(&echo(1)), "echo: r");
+
+    // Frozen: no answer from Redis. Calls are denied within the store's timeout (250 ms),
+    // and while they wait, the event loop answers a request that needs no store.
+    redis.pause();
+    let t0 = Instant::now();
+    let waiting: Vec<_> = (0..3)
+        .map(|i| {
+            let (addr, sid) = (gw.addr.clone(), sid.clone());
+            std::thread::spawn(move || {
+                call(&addr, None, &sid, 100 + i, "echo", json!({"text": "r"})).answer()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let list = http(
+        &gw.addr,
+        "POST",
+        &[ACCEPT, ("Mcp-Session-Id", sid.as_str())],
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    )
+    .answer();
+    assert!(list["result"]["tools"].is_array(), "{list}");
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "the calls waiting for Redis were answered before a request that needs no store"
+    );
+    for w in waiting {
+        let answer = w.join().unwrap();
+        assert!(denied_by_the_store(&answer), "{answer}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    redis.resume();
+
+    // Gone: denied, naming the store; back (empty, on the same port): admitted again.
+    redis.kill();
+    let answer = echo(4);
+    assert!(denied_by_the_store(&answer), "{answer}");
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut id = 5;
+    loop {
+        let answer = echo(id);
+        if text(&answer) == "echo: r" {
+            break;
+        }
+        assert!(denied_by_the_store(&answer), "{answer}");
+        assert!(
+            Instant::now() < deadline,
+            "still denied after Redis returned"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        id += 1;
+    }
+    // The admitted call was charged in the new Redis.
+    let keys: Vec<String> = redis.cmd(&["KEYS", &format!("{{{prefix}}}:c:*")]);
+    assert!(!keys.is_empty(), "no counter in Redis");
+    drop(gw);
+    drop(server);
+}

@@ -409,15 +409,14 @@ impl Gateway {
                 meta,
             }) => {
                 let started = self.clock();
-                return self.plain_call(
-                    enforcer,
+                let call = PlainCall {
                     line,
                     id,
-                    &tool,
-                    arguments.as_ref(),
-                    meta.as_ref(),
-                    started,
-                );
+                    tool: &tool,
+                    args: arguments.as_ref(),
+                    meta: meta.as_ref(),
+                };
+                return self.plain_call(Deciding::Ask(enforcer), call, started);
             }
             ClientRead::Envelope(envelope) => match (envelope.method.as_deref(), envelope.id()) {
                 (Some("tools/call" | "initialize"), Some(_)) => {}
@@ -710,31 +709,107 @@ impl Gateway {
             stateless,
             refused,
         };
-        self.decide(enforcer, request, call, started)
+        self.decide(Deciding::Ask(enforcer), request, call, started)
     }
 
-    /// A `tools/call` request of the plain shape, read into its fields ([`CallRequest`]).
-    #[allow(clippy::too_many_arguments)]
+    /// A `tools/call` request of the plain shape, read into its fields ([`CallRequest`]),
+    /// with its decision when the host made it ([`Gateway::from_client_decided`]).
     fn plain_call(
         &mut self,
-        enforcer: &dyn Enforcer,
-        line: &[u8],
-        id: Value,
-        tool: &str,
-        args: Option<&Value>,
-        meta: Option<&Value>,
+        deciding: Deciding<'_>,
+        call: PlainCall<'_>,
         started: Option<Instant>,
     ) -> Vec<Output> {
-        let stateless = self.read_meta(meta);
+        let stateless = self.read_meta(call.meta);
         let empty = Value::Object(Map::new());
+        let line = call.line;
         let call = Call {
-            id,
-            tool,
-            args: args.unwrap_or(&empty),
+            id: call.id,
+            tool: call.tool,
+            args: call.args.unwrap_or(&empty),
             stateless,
             refused: None,
         };
-        self.decide(enforcer, Request::Line(line), call, started)
+        self.decide(deciding, Request::Line(line), call, started)
+    }
+
+    /// For a host whose counter store is reached asynchronously (Redis shared by replicas):
+    /// when `message` is a `tools/call` of the plain shape, what its decision needs (the
+    /// tool, the arguments, and the grant with what the message says about the client
+    /// applied). The host decides it without holding the gateway (with
+    /// [`AsyncEngine::evaluate`](crate::AsyncEngine::evaluate)), then hands the decision to
+    /// [`Gateway::from_client_decided`] with the same message. `None` for any other message:
+    /// handle it with [`Gateway::from_client_message`].
+    ///
+    /// ```
+    /// use mcp_policy::mcp::{ClientMessage, Gateway, GatewayOptions, Output};
+    /// use mcp_policy::{AsyncEngine, Grant, ManualClock, MemoryStore, Policy, Verdict};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///   "tools":{"scan":{"rate_limit":"1/minute"}}}"#)?;
+    /// let engine = AsyncEngine::with_parts(policy, ManualClock::new(0), MemoryStore::new());
+    /// let mut gw = Gateway::new(Grant::new("alice"), GatewayOptions::default());
+    ///
+    /// for (id, forwarded) in [(1, true), (2, false)] {
+    ///     let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"scan"}}}}"#);
+    ///     let message = ClientMessage::read(line.as_bytes());
+    ///     let call = gw.call_to_decide(&message).expect("a plain call");
+    ///     // No lock on the gateway is needed while the store is awaited.
+    ///     let decision = block_on(engine.evaluate(call.tool, call.args, &call.grant));
+    ///     let out = gw.from_client_decided(&message, decision, 0).expect("the same call");
+    ///     assert_eq!(matches!(out[0], Output::Forward), forwarded);
+    /// }
+    /// # Ok::<(), mcp_policy::LoadErrors>(())
+    /// ```
+    pub fn call_to_decide<'m>(
+        &mut self,
+        message: &'m ClientMessage<'_>,
+    ) -> Option<CallToDecide<'m>> {
+        let ClientRead::Call(call) = &message.read else {
+            return None;
+        };
+        call.id.as_ref()?;
+        // What `from_client_decided` applies too: the client's identity from `_meta`.
+        self.read_meta(call.meta.as_ref());
+        Some(CallToDecide {
+            tool: &call.tool,
+            args: call.arguments.as_ref().unwrap_or(&*EMPTY_ARGS),
+            grant: self.grant.clone(),
+        })
+    }
+
+    /// Handles a message for which [`Gateway::call_to_decide`] returned a call, with the
+    /// decision the host made for it (`policy_us`: how long deciding took, for the audit
+    /// record). The same outputs as [`Gateway::from_client_message`] would give with that
+    /// decision. `None` (and nothing done) when `message` is not such a call.
+    pub fn from_client_decided(
+        &mut self,
+        message: &ClientMessage<'_>,
+        decision: Decision,
+        policy_us: u64,
+    ) -> Option<Vec<Output>> {
+        let ClientRead::Call(call) = &message.read else {
+            return None;
+        };
+        let id = call.id.clone()?;
+        // The call started when its decision did.
+        let started = self.clock().map(|now| {
+            now.checked_sub(Duration::from_micros(policy_us))
+                .unwrap_or(now)
+        });
+        let call = PlainCall {
+            line: message.line,
+            id,
+            tool: &call.tool,
+            args: call.arguments.as_ref(),
+            meta: call.meta.as_ref(),
+        };
+        Some(self.plain_call(Deciding::Made(decision, policy_us), call, started))
     }
 
     /// Reads a request's `params._meta` (2026-07-28 requests carry the client's identity
@@ -753,7 +828,7 @@ impl Gateway {
     /// Decides a call and says what happens to it.
     fn decide(
         &mut self,
-        enforcer: &dyn Enforcer,
+        deciding: Deciding<'_>,
         request: Request<'_>,
         call: Call<'_>,
         started: Option<Instant>,
@@ -765,9 +840,14 @@ impl Gateway {
             stateless,
             refused,
         } = call;
-        let t0 = self.clock();
-        let decision = enforcer.evaluate(tool, args, &self.grant);
-        let policy_us = micros_since(t0);
+        let (decision, policy_us) = match deciding {
+            Deciding::Made(decision, policy_us) => (decision, policy_us),
+            Deciding::Ask(enforcer) => {
+                let t0 = self.clock();
+                let decision = enforcer.evaluate(tool, args, &self.grant);
+                (decision, micros_since(t0))
+            }
+        };
         let record = self.record(tool, &decision, args, policy_us);
         match decision.verdict {
             Verdict::Allow => {
@@ -1253,6 +1333,42 @@ struct Call<'a> {
     stateless: bool,
     /// The human refused this very call (its `requestState` answer).
     refused: Option<&'static str>,
+}
+
+/// A `tools/call` of the plain shape, as read by [`ClientMessage::read`].
+struct PlainCall<'a> {
+    line: &'a [u8],
+    id: Value,
+    tool: &'a str,
+    args: Option<&'a Value>,
+    meta: Option<&'a Value>,
+}
+
+/// A call read by the gateway, for the host to decide ([`Gateway::call_to_decide`]).
+#[derive(Debug)]
+pub struct CallToDecide<'m> {
+    /// The tool called.
+    pub tool: &'m str,
+    /// The call's `arguments` (an empty object when absent).
+    pub args: &'m Value,
+    /// Who calls: the gateway's grant, with the client's identity from this message.
+    pub grant: Grant,
+}
+
+/// Arguments of a call that has none.
+static EMPTY_ARGS: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::Object(Map::new()));
+
+/// How a call gets its decision.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "passed by value down one call; boxing would allocate for every decision"
+)]
+enum Deciding<'e> {
+    /// The gateway asks the enforcer.
+    Ask(&'e dyn Enforcer),
+    /// The host made it ([`Gateway::from_client_decided`]), in so many microseconds.
+    Made(Decision, u64),
 }
 
 /// A call's request as the gateway has it.

@@ -654,3 +654,80 @@ fn only_messages_that_may_refund_reach_the_store() {
     // The failed call's charge (a limited tool's) was refunded: a store call.
     assert_eq!(counting.store_calls.get(), 1);
 }
+
+/// Polls a future that never waits (the memory store answers at once) to its end.
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn a_decision_made_by_the_host_gives_what_the_gateways_own_gives() {
+    let options = GatewayOptions {
+        audit: false,
+        ..GatewayOptions::default()
+    };
+    let own_engine = engine();
+    let host_engine = crate::AsyncEngine::with_parts(
+        Policy::from_json_str(POLICY).unwrap(),
+        ManualClock::new(1_000_000),
+        MemoryStore::new(),
+    );
+    let mut own = Gateway::new(Grant::new("alice"), options.clone());
+    let mut host = Gateway::new(Grant::new("alice"), options);
+    init(&mut own, &own_engine, "2025-11-25", true);
+    init(&mut host, &own_engine, "2025-11-25", true);
+    let stateless = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"read",
+        "_meta":{META_PROTOCOL_VERSION:"2026-07-28",
+            META_CLIENT_INFO:{"name":"other-client","version":"2"}}}});
+    let lines: Vec<Vec<u8>> = vec![
+        call(1, "read", json!({"path": "/x"})),
+        call(2, "scan", json!({})),
+        call(3, "scan", json!({})),
+        call(4, "stop_scan", json!({})),
+        call(5, "drop_db", json!({})),
+        call(6, "transfer", json!({"amount": 5})),
+        call(7, "nope", json!({})),
+        br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"read"}}"#.to_vec(),
+        stateless.to_string().into_bytes(),
+    ];
+    let mut decided = 0;
+    for line in &lines {
+        let expected = own.from_client(&own_engine, line);
+        let message = ClientMessage::read(line);
+        let got = match host.call_to_decide(&message) {
+            Some(call) => {
+                decided += 1;
+                // Decided for the grant the gateway's own decision was for.
+                assert_eq!(&call.grant, own.grant());
+                let decision = ready(host_engine.evaluate(call.tool, call.args, &call.grant));
+                host.from_client_decided(&message, decision, 0).unwrap()
+            }
+            None => panic!("{}", String::from_utf8_lossy(line)),
+        };
+        assert_eq!(got, expected, "{}", String::from_utf8_lossy(line));
+        assert_eq!(host.grant(), own.grant());
+    }
+    assert_eq!(decided, lines.len());
+    // The stateless call's client identity reached the grants decided for.
+    assert_eq!(host.grant().attrs["client"], "other-client");
+    // Anything else is the gateway's to handle: no call to decide, and nothing done.
+    for line in [
+        &br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#[..],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","requestState":"s"}}"#,
+        br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+    ] {
+        let message = ClientMessage::read(line);
+        assert!(host.call_to_decide(&message).is_none());
+        let allow = own_engine.evaluate("read", &json!({}), host.grant());
+        assert!(allow.is_allowed());
+        assert_eq!(host.from_client_decided(&message, allow, 0), None);
+    }
+    assert_eq!(host.in_flight(), own.in_flight());
+}

@@ -207,7 +207,7 @@ fn resolve(listen: &str) -> Result<SocketAddr, String> {
 /// Runs `proxy --listen`.
 pub fn run(args: ProxyArgs, http: HttpArgs) -> u8 {
     match setup(args, http) {
-        Ok((app, listener, grace, threads)) => serve(app, listener, grace, threads),
+        Ok((app, rt, listener, grace, threads)) => serve(app, rt, listener, grace, threads),
         Err(e) => {
             for line in e.lines() {
                 eprintln!("mcp-policy proxy: {line}");
@@ -220,7 +220,16 @@ pub fn run(args: ProxyArgs, http: HttpArgs) -> u8 {
 fn setup(
     args: ProxyArgs,
     http: HttpArgs,
-) -> Result<(Arc<App>, std::net::TcpListener, Duration, usize), String> {
+) -> Result<
+    (
+        Arc<App>,
+        tokio::runtime::Runtime,
+        std::net::TcpListener,
+        Duration,
+        usize,
+    ),
+    String,
+> {
     let store = StoreUrl::parse(&args.store).map_err(|e| format!("--store: {e}"))?;
     let remote = match &http.upstream {
         Some(_) if !args.command.is_empty() => {
@@ -273,10 +282,12 @@ fn setup(
         Some(path) => Some(Keys::load(path)?),
     };
     let audit = Audit::open(args.audit.as_deref())?;
+    // The first event loop; a Redis connection is driven by it (see `RedisGate::connect_on`).
+    let rt = event_loop().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let (engine, approve_command): (Arc<dyn Gate>, Option<String>) = match &store {
         StoreUrl::Memory => (Arc::new(Engine::new(policy)), None),
         StoreUrl::Redis(url) => (
-            Arc::new(RedisGate::connect(url, policy)?),
+            Arc::new(RedisGate::connect_on(url, policy, &rt)?),
             Some(format!("mcp-policy approve ID --store {}", redact(url))),
         ),
     };
@@ -344,7 +355,7 @@ fn setup(
     if let Some(path) = &http.keys {
         watch_keys(&app, path);
     }
-    Ok((app, listener, grace, usize::from(http.threads)))
+    Ok((app, rt, listener, grace, usize::from(http.threads)))
 }
 
 /// One event loop: tokio's current-thread scheduler, driven by the thread that runs it.
@@ -368,7 +379,13 @@ struct Loops {
     grace: Duration,
 }
 
-fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, loops: usize) -> u8 {
+fn serve(
+    app: Arc<App>,
+    rt: tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    grace: Duration,
+    loops: usize,
+) -> u8 {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let (done_tx, done) = tokio::sync::watch::channel(false);
@@ -377,13 +394,6 @@ fn serve(app: Arc<App>, listener: std::net::TcpListener, grace: Duration, loops:
         done,
         permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         grace,
-    };
-    let rt = match event_loop() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcp-policy proxy: cannot start the async runtime: {e}");
-            return UNUSABLE;
-        }
     };
     let _ = app.handle.set(rt.handle().clone());
     // The other loops (--threads), each on a thread of its own, accept from the same socket;
@@ -692,6 +702,47 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResBody> {
         status,
         Bytes::from(error_response(&Value::Null, code, message).to_string()),
     )
+}
+
+/// Decides a client's message on a blocking thread (a Redis round trip, a pipe write), and
+/// carries out what follows there unless the upstream is remote (then it is returned).
+async fn decide_blocking(
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    line: &Bytes,
+    seq: Option<u64>,
+) -> Result<Option<Vec<Output>>, tokio::task::JoinError> {
+    let app = Arc::clone(app);
+    let session = Arc::clone(session);
+    let line = line.clone();
+    tokio::task::spawn_blocking(move || {
+        let message = ClientMessage::read(&line);
+        let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
+        if session.nonblocking_upstream() {
+            return Some(outputs);
+        }
+        session.carry_out(&app, outputs, &line, true, seq);
+        None
+    })
+    .await
+}
+
+/// Carries out a decided call's outputs on a blocking thread (a pipe write).
+async fn carry_out_blocking(
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    outputs: Vec<Output>,
+    line: &Bytes,
+    seq: Option<u64>,
+) -> Result<Option<Vec<Output>>, tokio::task::JoinError> {
+    let app = Arc::clone(app);
+    let session = Arc::clone(session);
+    let line = line.clone();
+    tokio::task::spawn_blocking(move || {
+        session.carry_out(&app, outputs, &line, true, seq);
+        None
+    })
+    .await
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<ResBody> {
@@ -1098,31 +1149,42 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let guard = request.is_some().then(|| InFlight::new(&app));
     let line = renamed.clone().unwrap_or_else(|| body.clone());
     // The decision runs right here when nothing in it can block (the in-memory store and a
-    // remote upstream's queue); else on a blocking thread (a Redis round trip, a pipe write).
-    // With a remote upstream, what follows the decision never blocks: it runs here.
-    let decided = if app.inline_store && session.nonblocking_upstream() {
-        // Read before the lock: the session's other messages wait only for the decision.
-        let message = match &renamed {
-            Some(line) => ClientMessage::read(line),
-            None => first,
-        };
-        Ok(Some(
-            lock(&session.gateway).from_client_message(app.engine.as_ref(), message),
-        ))
-    } else {
-        let app = Arc::clone(&app);
-        let session = Arc::clone(&session);
-        let line = line.clone();
-        tokio::task::spawn_blocking(move || {
-            let message = ClientMessage::read(&line);
-            let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
-            if session.nonblocking_upstream() {
-                return Some(outputs);
+    // remote upstream's queue). With Redis, a plain call's decision is awaited here (one
+    // round trip, no thread blocked); anything else is decided on a blocking thread. With a
+    // remote upstream, what follows the decision never blocks: it runs here.
+    let message = match &renamed {
+        Some(line) => ClientMessage::read(line),
+        None => first,
+    };
+    let decided = match app.engine.async_engine() {
+        _ if app.inline_store && session.nonblocking_upstream() => {
+            // Read before the lock: the session's other messages wait only for the decision.
+            Ok(Some(
+                lock(&session.gateway).from_client_message(app.engine.as_ref(), message),
+            ))
+        }
+        Some(engine) => {
+            let call = lock(&session.gateway).call_to_decide(&message);
+            match call {
+                Some(call) => {
+                    // The gateway is not locked while the store is awaited.
+                    let t0 = std::time::Instant::now();
+                    let decision = engine.evaluate(call.tool, call.args, &call.grant).await;
+                    let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let outputs =
+                        lock(&session.gateway).from_client_decided(&message, decision, us);
+                    match outputs {
+                        Some(outputs) if session.nonblocking_upstream() => Ok(Some(outputs)),
+                        Some(outputs) => {
+                            carry_out_blocking(&app, &session, outputs, &line, seq).await
+                        }
+                        None => decide_blocking(&app, &session, &line, seq).await,
+                    }
+                }
+                None => decide_blocking(&app, &session, &line, seq).await,
             }
-            session.carry_out(&app, outputs, &line, true, seq);
-            None
-        })
-        .await
+        }
+        None => decide_blocking(&app, &session, &line, seq).await,
     };
     let Ok(decided) = decided else {
         return refuse(
