@@ -2194,3 +2194,75 @@ fn a_gateway_whose_redis_goes_away_denies_and_recovers_by_itself() {
     drop(gw);
     drop(server);
 }
+
+#[test]
+fn a_servers_own_input_round_continues_an_approved_call_without_asking_again() {
+    // 2026-07-28: the gateway asks its approval with `input_required`; the server, once the
+    // call reaches it, asks input of its own the same way. The client's retry with the
+    // server's `requestState` continues the call: not asked about again, not charged again.
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("continued");
+    let keys = t.write("keys.json", &keys_file(&[("tok-ada", "ada")]));
+    let audit = t.path("audit.jsonl");
+    let policy = t.write(
+        "p.json",
+        r#"{"version":"1","default":"allow","tools":{
+          "approve_action":{"action":"approve","reason":"a person checks actions",
+            "limits":[{"counter":"a","window":"minute","max":1}]}}}"#,
+    );
+    let (server, port) = fixture_http(peers, None);
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let audit_arg = audit.display().to_string();
+    let gw = Gateway::start(
+        &[
+            "--policy",
+            &policy,
+            "--keys",
+            &keys,
+            "--upstream",
+            &upstream,
+            "--audit",
+            &audit_arg,
+        ],
+        &[],
+        &[],
+    );
+    let url = format!("http://{}/mcp", gw.addr);
+    let steps = json!([
+        {"op": "call", "name": "approve_action", "args": {"action": "deploy"},
+         "expect": {"status": "ok", "elicitations": 2, "text": "approved: deploy"}},
+        {"op": "call", "name": "approve_action", "args": {"action": "deploy"},
+         "expect": {"status": "is-error", "elicitations": 1}}
+    ]);
+    let run = sdk_new(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    // The gateway's question, then the server's: two, not three.
+    assert_eq!(step_text(&run[0]), "approved: deploy", "{}", run[0]);
+    assert_eq!(run[0]["failures"], json!([]), "{}", run[0]);
+    // Charged once: the same call again, approved, is over its limit of 1 a minute.
+    assert_eq!(decision(&run[1])["decision"], "limit", "{}", run[1]);
+    assert_eq!(run[1]["failures"], json!([]), "{}", run[1]);
+    drop(gw);
+    drop(server);
+    // The audit log: the server's round, then the call's end, for one decision.
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &Value| l["tool"] == "approve_action" && l["decision"] == "allow")
+        .collect();
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["upstream"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["input_required", "ok"], "{lines:?}");
+}

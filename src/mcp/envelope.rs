@@ -1,5 +1,6 @@
 //! A JSON-RPC message's envelope, read without building the rest: `method`, `id`, whether
-//! there is an `error`, and from a `result` object only `isError` and `protocolVersion`. Most
+//! there is an `error`, and from a `result` object only `isError`, `protocolVersion`,
+//! `resultType` and `requestState` (the last two: a 2026-07-28 server's `input_required`). Most
 //! messages a gateway sees are only forwarded; reading just this much keeps them cheap.
 
 use std::borrow::Cow;
@@ -25,11 +26,16 @@ pub(crate) struct Envelope<'a> {
     pub result: Option<ResultHead>,
 }
 
-/// What a gateway needs from a `result`: `isError` and `protocolVersion` at its top level.
+/// What a gateway needs from a `result`: `isError`, `protocolVersion`, `resultType` and
+/// `requestState` at its top level.
 #[derive(Debug, Default)]
 pub(crate) struct ResultHead {
     pub is_error: bool,
     pub protocol_version: Option<String>,
+    /// `resultType` is `input_required`.
+    pub input_required: bool,
+    /// `requestState`, when a string.
+    pub request_state: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ResultHead {
@@ -55,6 +61,15 @@ impl<'de> Visitor<'de> for ResultVisitor {
                 "protocolVersion" => {
                     if let Value::String(v) = map.next_value::<Value>()? {
                         head.protocol_version = Some(v);
+                    }
+                }
+                "resultType" => {
+                    head.input_required =
+                        map.next_value::<Value>()?.as_str() == Some(super::INPUT_REQUIRED);
+                }
+                "requestState" => {
+                    if let Value::String(v) = map.next_value::<Value>()? {
+                        head.request_state = Some(v);
                     }
                 }
                 _ => {
@@ -272,6 +287,17 @@ mod tests {
             e.result.unwrap().protocol_version.as_deref(),
             Some("2025-11-25")
         );
+        let e = Envelope::read(
+            br#"{"id":2,"result":{"requestState":"s-1","inputRequests":{},"resultType":"input_required"}}"#,
+        )
+        .unwrap();
+        let head = e.result.unwrap();
+        assert!(head.input_required);
+        assert_eq!(head.request_state.as_deref(), Some("s-1"));
+        let e = Envelope::read(br#"{"id":2,"result":{"resultType":"complete","requestState":7}}"#)
+            .unwrap();
+        let head = e.result.unwrap();
+        assert!(!head.input_required && head.request_state.is_none());
         let e =
             Envelope::read(br#"{"method":"tools/call","id":null,"params":{"name":"x"}}"#).unwrap();
         assert_eq!(e.method.as_deref(), Some("tools/call"));

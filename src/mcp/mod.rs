@@ -75,6 +75,8 @@ struct AnswerParts {
     error: bool,
     is_error: bool,
     protocol: Option<String>,
+    /// The server's own `requestState`, when the result is `input_required` (2026-07-28).
+    continues: Option<String>,
 }
 
 /// The envelope of a message that was read whole (too deep for the envelope reader).
@@ -105,6 +107,11 @@ impl OwnedEnvelope {
                 .and_then(|r| r.get("protocolVersion"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            continues: result
+                .filter(|r| r.get("resultType").and_then(Value::as_str) == Some(INPUT_REQUIRED))
+                .and_then(|r| r.get("requestState"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         }
     }
 }
@@ -119,6 +126,10 @@ pub const MESSAGE_DEPTH: usize = 100;
 
 /// The prefix of the ids of the requests a gateway itself sends to a client (elicitation).
 pub const OWN_ID_PREFIX: &str = "io.mcp-policy/";
+
+/// The `resultType` of a 2026-07-28 result that asks the client for input before the call
+/// can go on.
+pub const INPUT_REQUIRED: &str = "input_required";
 
 /// The protocol version without server-to-client requests, where approvals travel in
 /// `input_required` results.
@@ -285,7 +296,26 @@ struct InFlight {
     record: AuditRecord,
     reservation: Option<Reservation>,
     started: Option<Instant>,
+    /// A 2026-07-28 call's tool and canonical arguments: what a retry must repeat to
+    /// continue it if the server answers `input_required` ([`Continuation`]).
+    binding: Option<Box<(String, String)>>,
 }
+
+/// A call the server answered with its own `input_required` (2026-07-28), waiting for the
+/// client's retry with the server's `requestState`. That retry continues the call: it is
+/// forwarded without a new decision (it was admitted, charged and approved once), and its
+/// charges stay reserved until the last round's answer (refunded on a JSON-RPC error).
+#[derive(Debug)]
+struct Continuation {
+    flight: InFlight,
+    /// The policy revision when the server asked; after a reload the retry is decided anew.
+    revision: String,
+    deadline: Instant,
+}
+
+/// At most this many calls wait for a retry that continues them, per gateway; past it, a
+/// retry is decided as a new call.
+const MAX_CONTINUATIONS: usize = 1024;
 
 /// What a forwarded client request was, so that its answer is handled.
 #[derive(Debug)]
@@ -354,6 +384,8 @@ pub struct Gateway {
     held: HashMap<IdKey, Held>,
     /// `requestState`s issued to 2026-07-28 clients.
     issued: HashMap<String, Issued>,
+    /// Calls the server answered `input_required`, by the server's `requestState`.
+    continued: HashMap<String, Continuation>,
     next: u64,
 }
 
@@ -369,6 +401,7 @@ impl Gateway {
             waiting: HashMap::new(),
             held: HashMap::new(),
             issued: HashMap::new(),
+            continued: HashMap::new(),
             next: 0,
         }
     }
@@ -515,6 +548,11 @@ impl Gateway {
                 }
                 vec![Output::Forward]
             }
+            Some(Waiting::Call(flight))
+                if parts.continues.is_some() && flight.binding.is_some() =>
+            {
+                self.continue_later(enforcer, *flight, parts.continues)
+            }
             Some(Waiting::Call(flight)) => {
                 let outcome = if parts.error {
                     "error"
@@ -572,12 +610,19 @@ impl Gateway {
                 "the MCP server behind this gateway exited before answering",
             )));
         }
+        // Calls the server asked input for never finished: refunded too.
+        let mut continued: Vec<(String, Continuation)> = self.continued.drain().collect();
+        continued.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, continuation) in continued {
+            out.push(self.finish(enforcer, continuation.flight, "gone", true));
+        }
         out
     }
 
     /// Answers the calls whose approval was not given in time (call it periodically).
     pub fn expire(&mut self, now: Instant) -> Vec<Output> {
         self.issued.retain(|_, issued| issued.deadline > now);
+        self.continued.retain(|_, c| c.deadline > now);
         let late: Vec<IdKey> = self
             .held
             .iter()
@@ -602,7 +647,8 @@ impl Gateway {
     pub fn next_deadline(&self) -> Option<Instant> {
         let held = self.held.values().map(|h| h.deadline);
         let issued = self.issued.values().map(|i| i.deadline);
-        held.chain(issued).min()
+        let continued = self.continued.values().map(|c| c.deadline);
+        held.chain(issued).chain(continued).min()
     }
 
     /// The time now, only where an audit record will carry durations (a clock read per
@@ -684,6 +730,19 @@ impl Gateway {
             }
             _ => StateAnswer::NotOurs,
         };
+        // The server's own state: the retry may continue a call the server asked input for.
+        if matches!(state, StateAnswer::NotOurs)
+            && let Some(server_state) = params.and_then(|p| p.get("requestState"))
+        {
+            let args = params
+                .and_then(|p| p.get("arguments"))
+                .filter(|a| a.is_object());
+            if let Some(out) =
+                self.continuation(enforcer, server_state, &id, &tool, args.unwrap_or(&empty))
+            {
+                return out;
+            }
+        }
         let stripped = !matches!(state, StateAnswer::NotOurs);
         let refused = match state {
             StateAnswer::Refused(why) => Some(why),
@@ -857,6 +916,8 @@ impl Gateway {
                         record,
                         reservation: decision.reservation,
                         started,
+                        binding: stateless
+                            .then(|| Box::new((tool.to_owned(), canonical_json(args)))),
                     })),
                 );
                 match request {
@@ -933,7 +994,7 @@ impl Gateway {
                 "jsonrpc": "2.0",
                 "id": id,
                 "result": {
-                    "resultType": "input_required",
+                    "resultType": INPUT_REQUIRED,
                     "inputRequests": {
                         "approve": {
                             "method": "elicitation/create",
@@ -1074,6 +1135,61 @@ impl Gateway {
                 .and_then(why_not_approved)
                 .unwrap_or("the retry carried no answer to the approval"),
         )
+    }
+
+    /// The server answered a 2026-07-28 call `input_required` with its own `requestState`:
+    /// that round is audited (`upstream: "input_required"`, charges kept), and the call waits
+    /// for the client's retry with that state, which continues it ([`Continuation`]).
+    fn continue_later(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        flight: InFlight,
+        state: Option<String>,
+    ) -> Vec<Output> {
+        let mut round = flight.record.clone();
+        round.upstream = Some(INPUT_REQUIRED);
+        round.total_us = micros_since(flight.started);
+        if let Some(state) = state
+            && (self.continued.len() < MAX_CONTINUATIONS || self.continued.contains_key(&state))
+        {
+            let continuation = Continuation {
+                flight,
+                revision: enforcer.policy().revision().to_owned(),
+                deadline: Instant::now() + self.options.approval_timeout,
+            };
+            self.continued.insert(state, continuation);
+        }
+        vec![Output::Audit(round), Output::Forward]
+    }
+
+    /// A retry that carries a `requestState` the server issued for a call of this gateway,
+    /// with the same tool and arguments, within the approval timeout and under the same
+    /// policy: forwarded as it is, without a new decision. `None` (and the state forgotten)
+    /// for anything else: the retry is then decided as a new call.
+    fn continuation(
+        &mut self,
+        enforcer: &dyn Enforcer,
+        state: &Value,
+        id: &Value,
+        tool: &str,
+        args: &Value,
+    ) -> Option<Vec<Output>> {
+        let continuation = self.continued.remove(state.as_str()?)?;
+        let (bound_tool, bound_args) = continuation.flight.binding.as_deref()?;
+        if continuation.deadline <= Instant::now()
+            || bound_tool != tool
+            || *bound_args != canonical_json(args)
+            || continuation.revision != enforcer.policy().revision()
+        {
+            return None;
+        }
+        let flight = InFlight {
+            started: self.clock(),
+            ..continuation.flight
+        };
+        self.waiting
+            .insert(key(id), Waiting::Call(Box::new(flight)));
+        Some(vec![Output::Forward])
     }
 
     fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {
@@ -1238,15 +1354,20 @@ impl<'a> ServerMessage<'a> {
         let answer = match Envelope::read(line) {
             Some(envelope) => match (&envelope.method, envelope.id()) {
                 (None, Some(id)) => {
-                    let (is_error, protocol) = match &envelope.result {
-                        Some(r) => (r.is_error, r.protocol_version.clone()),
-                        None => (false, None),
+                    let (is_error, protocol, continues) = match &envelope.result {
+                        Some(r) => (
+                            r.is_error,
+                            r.protocol_version.clone(),
+                            r.request_state.clone().filter(|_| r.input_required),
+                        ),
+                        None => (false, None, None),
                     };
                     Some(AnswerParts {
                         id: id.clone(),
                         error: envelope.error.is_some(),
                         is_error,
                         protocol,
+                        continues,
                     })
                 }
                 _ => None,

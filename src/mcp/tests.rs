@@ -731,3 +731,175 @@ fn a_decision_made_by_the_host_gives_what_the_gateways_own_gives() {
     }
     assert_eq!(host.in_flight(), own.in_flight());
 }
+
+#[test]
+fn a_servers_input_required_round_continues_the_call_without_a_new_decision() {
+    let policy = r#"{"version":"1","default":"deny","tools":{
+      "deploy":{"action":"approve","reason":"ships code",
+                "limits":[{"counter":"d","window":"minute","max":1}]},
+      "scan":{"limits":[{"counter":"s","window":"minute","max":1}]}}}"#;
+    let e = Engine::with_parts(
+        Policy::from_json_str(policy).unwrap(),
+        ManualClock::new(1_000_000),
+        MemoryStore::new(),
+    );
+    let mut gw = gateway();
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    let retry = |id: u64, tool: &str, args: Value, state: &str| {
+        json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,
+          "arguments":args,"requestState":state,
+          "inputResponses":{"approve":{"action":"accept","content":{"approve":true}}}}})
+        .to_string()
+        .into_bytes()
+    };
+    let asks_input = |id: u64, state: &str| {
+        json!({"jsonrpc":"2.0","id":id,"result":{"resultType":"input_required",
+          "inputRequests":{"confirm":{"method":"elicitation/create","params":{}}},
+          "requestState":state}})
+        .to_string()
+        .into_bytes()
+    };
+    let done = |id: u64| {
+        json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"ok"}]}})
+            .to_string()
+            .into_bytes()
+    };
+    let ours = |out: &[Output]| {
+        to_client(out)["result"]["requestState"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let upstream = |out: &[Output]| audits(out).iter().map(|r| r.upstream).collect::<Vec<_>>();
+
+    // The gateway's approval, then the server's own two rounds: asked once, charged once.
+    let args = json!({"v": 1});
+    let state = ours(&gw.from_client(&e, &call(1, "deploy", args.clone())));
+    let out = gw.from_client(&e, &retry(2, "deploy", args.clone(), &state));
+    assert!(matches!(out.first(), Some(Output::ToServer(_))), "{out:?}");
+    let out = gw.from_server(&e, &asks_input(2, "srv-1"));
+    assert_eq!(upstream(&out), [Some("input_required")]);
+    assert_eq!(out.last(), Some(&Output::Forward));
+    let out = gw.from_client(&e, &retry(3, "deploy", args.clone(), "srv-1"));
+    assert_eq!(
+        out,
+        [Output::Forward],
+        "the continued call was decided again"
+    );
+    assert_eq!(gw.from_server(&e, &asks_input(3, "srv-2")).len(), 2);
+    assert_eq!(
+        gw.from_client(&e, &retry(4, "deploy", args.clone(), "srv-2")),
+        [Output::Forward]
+    );
+    let out = gw.from_server(&e, &done(4));
+    assert_eq!(upstream(&out), [Some("ok")]);
+    assert_eq!(audits(&out)[0].decision["decision"], "allow");
+    assert_eq!(gw.in_flight(), (0, 0));
+    // The server's state is used once: replayed, the retry is a new call (asked again).
+    let out = gw.from_client(&e, &retry(5, "deploy", args.clone(), "srv-2"));
+    assert_eq!(to_client(&out)["result"]["resultType"], "input_required");
+    // The one charge stayed: the next deploy, once approved, is over its limit.
+    let state = ours(&gw.from_client(&e, &call(6, "deploy", args.clone())));
+    let out = gw.from_client(&e, &retry(7, "deploy", args.clone(), &state));
+    assert_eq!(
+        to_client(&out)["result"]["_meta"][DECISION_META]["decision"],
+        "limit"
+    );
+
+    // Another call's arguments do not continue it: decided anew (here, over the limit).
+    let out = gw.from_client(&e, &call(10, "scan", json!({"a": 1})));
+    assert_eq!(out.first(), Some(&Output::Forward));
+    gw.from_server(&e, &asks_input(10, "srv-3"));
+    let out = gw.from_client(&e, &retry(11, "scan", json!({"a": 2}), "srv-3"));
+    assert_eq!(
+        to_client(&out)["result"]["_meta"][DECISION_META]["decision"],
+        "limit"
+    );
+    // ...and the state is gone with that attempt.
+    let out = gw.from_client(&e, &retry(12, "scan", json!({"a": 1}), "srv-3"));
+    assert_ne!(out.first(), Some(&Output::Forward));
+
+    // The last round's JSON-RPC error refunds the call's one charge.
+    let e = engine();
+    let mut gw = gateway();
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    assert_eq!(
+        gw.from_client(&e, &call(20, "scan", json!({}))).first(),
+        Some(&Output::Forward)
+    );
+    gw.from_server(&e, &asks_input(20, "srv-4"));
+    assert_eq!(
+        gw.from_client(&e, &retry(21, "scan", json!({}), "srv-4")),
+        [Output::Forward]
+    );
+    let error = br#"{"jsonrpc":"2.0","id":21,"error":{"code":-32000,"message":"no"}}"#;
+    let out = gw.from_server(&e, error);
+    assert_eq!(upstream(&out), [Some("error")]);
+    assert!(audits(&out)[0].refunded);
+    // Refunded: the next scan is admitted; the server asks again, and the server goes away
+    // before the retry: refunded too.
+    assert_eq!(
+        gw.from_client(&e, &call(22, "scan", json!({}))).first(),
+        Some(&Output::Forward)
+    );
+    gw.from_server(&e, &asks_input(22, "srv-5"));
+    let out = gw.upstream_gone(&e);
+    assert_eq!(upstream(&out), [Some("gone")]);
+    assert!(audits(&out)[0].refunded);
+    // After a policy reload the retry is decided under the new policy.
+    assert_eq!(
+        gw.from_client(&e, &call(23, "scan", json!({}))).first(),
+        Some(&Output::Forward)
+    );
+    gw.from_server(&e, &asks_input(23, "srv-6"));
+    e.reload(Policy::from_json_str(&POLICY.replace("drop_*", "drop_*x")).unwrap());
+    let out = gw.from_client(&e, &retry(24, "scan", json!({}), "srv-6"));
+    assert_eq!(
+        to_client(&out)["result"]["_meta"][DECISION_META]["decision"],
+        "limit"
+    );
+
+    // Past the approval timeout, a server's state continues nothing.
+    let mut gw = Gateway::new(
+        Grant::new("alice"),
+        GatewayOptions {
+            approval_timeout: Duration::ZERO,
+            ..GatewayOptions::default()
+        },
+    );
+    let e = engine();
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    gw.from_client(&e, &call(30, "scan", json!({})));
+    gw.from_server(&e, &asks_input(30, "srv-7"));
+    let out = gw.from_client(&e, &retry(31, "scan", json!({}), "srv-7"));
+    // Decided anew: over the limit the first round was charged to.
+    assert_eq!(
+        to_client(&out)["result"]["_meta"][DECISION_META]["decision"],
+        "limit"
+    );
+    assert_eq!(gw.next_deadline(), None);
+}
+
+#[test]
+fn a_deep_input_required_answer_is_read_whole_and_still_continues() {
+    // Past the envelope reader's depth the answer is read whole: the same fields count.
+    let (e, mut gw) = (engine(), gateway());
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    assert_eq!(
+        gw.from_client(&e, &call(1, "scan", json!({}))).first(),
+        Some(&Output::Forward)
+    );
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{{"resultType":"input_required","requestState":"srv","inputRequests":{{"x":{}1{}}}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let out = gw.from_server(&e, deep.as_bytes());
+    assert_eq!(audits(&out)[0].upstream, Some("input_required"));
+    let retry = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"scan",
+        "arguments":{},"requestState":"srv"}});
+    assert_eq!(
+        gw.from_client(&e, retry.to_string().as_bytes()),
+        [Output::Forward]
+    );
+}
