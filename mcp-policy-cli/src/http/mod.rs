@@ -704,41 +704,27 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResBody> {
     )
 }
 
-/// Decides a client's message on a blocking thread (a Redis round trip, a pipe write), and
-/// carries out what follows there unless the upstream is remote (then it is returned).
-async fn decide_blocking(
+/// On a blocking thread (a Redis round trip, a pipe write): decides a client's message,
+/// unless `decided` holds its outputs already, and carries them out there, unless the
+/// upstream is remote (then they are returned, to be carried out by the request's task).
+async fn on_blocking_thread(
     app: &Arc<App>,
     session: &Arc<Session>,
     line: &Bytes,
     seq: Option<u64>,
+    decided: Option<Vec<Output>>,
 ) -> Result<Option<Vec<Output>>, tokio::task::JoinError> {
     let app = Arc::clone(app);
     let session = Arc::clone(session);
     let line = line.clone();
     tokio::task::spawn_blocking(move || {
-        let message = ClientMessage::read(&line);
-        let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
+        let outputs = decided.unwrap_or_else(|| {
+            let message = ClientMessage::read(&line);
+            lock(&session.gateway).from_client_message(app.engine.as_ref(), message)
+        });
         if session.nonblocking_upstream() {
             return Some(outputs);
         }
-        session.carry_out(&app, outputs, &line, true, seq);
-        None
-    })
-    .await
-}
-
-/// Carries out a decided call's outputs on a blocking thread (a pipe write).
-async fn carry_out_blocking(
-    app: &Arc<App>,
-    session: &Arc<Session>,
-    outputs: Vec<Output>,
-    line: &Bytes,
-    seq: Option<u64>,
-) -> Result<Option<Vec<Output>>, tokio::task::JoinError> {
-    let app = Arc::clone(app);
-    let session = Arc::clone(session);
-    let line = line.clone();
-    tokio::task::spawn_blocking(move || {
         session.carry_out(&app, outputs, &line, true, seq);
         None
     })
@@ -1175,16 +1161,13 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
                         lock(&session.gateway).from_client_decided(&message, decision, us);
                     match outputs {
                         Some(outputs) if session.nonblocking_upstream() => Ok(Some(outputs)),
-                        Some(outputs) => {
-                            carry_out_blocking(&app, &session, outputs, &line, seq).await
-                        }
-                        None => decide_blocking(&app, &session, &line, seq).await,
+                        decided => on_blocking_thread(&app, &session, &line, seq, decided).await,
                     }
                 }
-                None => decide_blocking(&app, &session, &line, seq).await,
+                None => on_blocking_thread(&app, &session, &line, seq, None).await,
             }
         }
-        None => decide_blocking(&app, &session, &line, seq).await,
+        None => on_blocking_thread(&app, &session, &line, seq, None).await,
     };
     let Ok(decided) = decided else {
         return refuse(
