@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use mcp_policy::mcp::Enforcer;
 use mcp_policy::{
-    AsyncEngine, Clock, Decision, Engine, Grant, HostError, Policy, Reservation, StoreError,
-    SystemClock,
+    AsyncCounterStore, AsyncEngine, Clock, Decision, Engine, Grant, HostError, Outcome, Plan,
+    Policy, Reservation, StoreError, SystemClock,
 };
 use mcp_policy_redis::{Options, RedisStore, TimeSource};
 use serde_json::Value;
@@ -112,7 +112,7 @@ pub trait Gate: Enforcer + Send + Sync {
 
     /// The engine to await a decision on, when the store is reached asynchronously (Redis):
     /// an async host decides there instead of blocking a thread on [`Enforcer::evaluate`].
-    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, RedisStore>> {
+    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
         None
     }
 }
@@ -123,50 +123,106 @@ impl<C: Clock> Gate for Engine<C> {
     }
 }
 
-/// An engine over the Redis store, driven from plain threads.
+tokio::task_local! {
+    /// Set while a plain thread blocks on the gate's own runtime: the store calls made then
+    /// go over the gate's own connection.
+    static OWN_RUNTIME: ();
+}
+
+/// The Redis store over two connections: one driven by the gate's own runtime, for calls
+/// from plain threads that block on it, and one driven by the host's event loop, for
+/// decisions awaited there. Neither ever waits for the other's driver: a plain thread that
+/// blocks (holding a session's lock, say) needs nothing from the event loop, and the event
+/// loop's awaited decision wakes no other thread.
+pub struct Connections {
+    own: RedisStore,
+    on_loop: Option<RedisStore>,
+}
+
+impl Connections {
+    fn pick(&self) -> &RedisStore {
+        match &self.on_loop {
+            Some(on_loop) if OWN_RUNTIME.try_with(|()| ()).is_err() => on_loop,
+            _ => &self.own,
+        }
+    }
+}
+
+impl AsyncCounterStore for Connections {
+    async fn apply(&self, plan: &Plan<'_>) -> Result<Outcome, StoreError> {
+        self.pick().apply(plan).await
+    }
+    async fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
+        self.pick().release(reservation).await
+    }
+    async fn record_approval(&self, id: &str, now_ms: u64) -> Result<(), HostError> {
+        AsyncCounterStore::record_approval(self.pick(), id, now_ms).await
+    }
+}
+
+/// An engine over the Redis store, driven from plain threads and from an event loop.
 pub struct RedisGate {
     rt: Arc<tokio::runtime::Runtime>,
-    engine: AsyncEngine<SystemClock, RedisStore>,
+    engine: AsyncEngine<SystemClock, Connections>,
 }
 
 impl RedisGate {
-    /// Connects and builds the engine (server time: replicas never over-admit).
+    /// Connects and builds the engine (server time: replicas never over-admit), for callers
+    /// on plain threads ([`Enforcer`]).
     pub fn connect(url: &str, policy: Policy) -> Result<RedisGate, String> {
         let rt = runtime()?;
-        let store = connect(&rt, url, TimeSource::Server)?;
+        let own = connect(&rt, url, TimeSource::Server)?;
         Ok(RedisGate {
             rt: Arc::new(rt),
-            engine: AsyncEngine::with_parts(policy, SystemClock, store),
+            engine: AsyncEngine::with_parts(
+                policy,
+                SystemClock,
+                Connections { own, on_loop: None },
+            ),
         })
     }
 
-    /// Connects on `event_loop`, the runtime an async host awaits decisions on
-    /// ([`Gate::async_engine`]): the connection's task then runs on that loop's thread, so an
-    /// awaited decision wakes no other thread. Calls from plain threads still work (they
-    /// block on the gate's own runtime while the loop drives the connection).
+    /// As [`RedisGate::connect`], with a second connection driven by `event_loop`, the
+    /// runtime an async host awaits decisions on ([`Gate::async_engine`]): an awaited
+    /// decision then wakes no other thread, and a plain thread that blocks on the gate never
+    /// waits for the event loop.
     pub fn connect_on(
         url: &str,
         policy: Policy,
         event_loop: &tokio::runtime::Runtime,
     ) -> Result<RedisGate, String> {
         let rt = runtime()?;
-        let store = connect(event_loop, url, TimeSource::Server)?;
+        let own = connect(&rt, url, TimeSource::Server)?;
+        let on_loop = event_loop.block_on(async {
+            RedisStore::connect(url, options(TimeSource::Server))
+                .await
+                .map_err(|e| format!("--store {}: {e}", redact(url)))
+        })?;
+        let connections = Connections {
+            own,
+            on_loop: Some(on_loop),
+        };
         Ok(RedisGate {
             rt: Arc::new(rt),
-            engine: AsyncEngine::with_parts(policy, SystemClock, store),
+            engine: AsyncEngine::with_parts(policy, SystemClock, connections),
         })
+    }
+
+    /// Runs `f` on the gate's own runtime, its store calls over the gate's own connection.
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(OWN_RUNTIME.scope((), f))
     }
 }
 
 impl Enforcer for RedisGate {
     fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        self.rt.block_on(self.engine.evaluate(tool, args, grant))
+        self.block_on(self.engine.evaluate(tool, args, grant))
     }
     fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
-        self.rt.block_on(self.engine.record_approval(approval_id))
+        self.block_on(self.engine.record_approval(approval_id))
     }
     fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
-        self.rt.block_on(self.engine.release(reservation))
+        self.block_on(self.engine.release(reservation))
     }
     fn policy(&self) -> Arc<Policy> {
         self.engine.policy()
@@ -180,8 +236,8 @@ impl Gate for RedisGate {
     fn reload(&self, policy: Policy) {
         self.engine.reload(policy);
     }
-    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, RedisStore>> {
-        Some(&self.engine)
+    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
+        self.engine.store().on_loop.as_ref().map(|_| &self.engine)
     }
 }
 

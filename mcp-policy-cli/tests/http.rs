@@ -2196,6 +2196,122 @@ fn a_gateway_whose_redis_goes_away_denies_and_recovers_by_itself() {
 }
 
 #[test]
+fn with_redis_calls_of_every_shape_on_one_session_never_wait_on_each_other() {
+    // With Redis, a plain call is decided on the event loop and a call of another shape on
+    // a blocking thread that holds the session while the store answers. Neither may wait
+    // for the other: many callers on one session, both shapes, a stdio server, and every
+    // call is admitted (a deadlock would deny calls after the store's 250 ms timeout).
+    if !need(&["python3"]) {
+        return;
+    }
+    let redis = common::RedisServer::start();
+    let s = setup("redis-shapes");
+    let policy = s._t.write(
+        "big.json",
+        r#"{"version":"1","default":"deny","tools":{
+          "echo":{"limits":[{"counter":"e","window":"minute","max":100000}]}}}"#,
+    );
+    let url = redis.url();
+    let prefix = format!("http-redis-shapes-{}", std::process::id());
+    let audit = s._t.path("audit.jsonl");
+    let audit_s = audit.display().to_string();
+    let gw = Gateway::start(
+        &["--policy", &policy, "--store", &url, "--audit", &audit_s],
+        &["python3", &s.server],
+        &[
+            ("PIDDIR", s.piddir.to_str().unwrap()),
+            ("MCP_POLICY_REDIS_PREFIX", prefix.as_str()),
+        ],
+    );
+    let sid = session(&gw.addr, None);
+    let t0 = Instant::now();
+    let callers: Vec<_> = (0..8u64)
+        .map(|caller| {
+            let (addr, sid) = (gw.addr.clone(), sid.clone());
+            std::thread::spawn(move || {
+                let mut wrong = Vec::new();
+                for k in 0..30u64 {
+                    let id = caller * 1000 + k;
+                    // An extra key in `params`: not the plain shape, read whole.
+                    let body = if (caller + k) % 2 == 0 {
+                        json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+                            "params":{"name":"echo","arguments":{}}})
+                    } else {
+                        json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+                            "params":{"name":"echo","arguments":{},"x-extra":k}})
+                    };
+                    let headers = [ACCEPT, ("Mcp-Session-Id", sid.as_str())];
+                    let answer =
+                        http(&addr, "POST", &headers, body.to_string().as_bytes()).answer();
+                    if text(&answer) != "ran echo" {
+                        wrong.push(answer);
+                    }
+                }
+                wrong
+            })
+        })
+        .collect();
+    let wrong: Vec<Value> = callers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} calls not admitted: {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    // Every call was charged once, in Redis.
+    let keys: Vec<String> = redis.cmd(&["KEYS", &format!("{{{prefix}}}:c:*")]);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+
+    // A client that goes away while its call's decision is awaited loses nothing: the call
+    // is still decided (here denied: Redis is frozen) and audited.
+    redis.pause();
+    let mut stream = TcpStream::connect(&gw.addr).unwrap();
+    let body = json!({"jsonrpc":"2.0","id":5000,"method":"tools/call",
+        "params":{"name":"echo","arguments":{"tag":"left"}}})
+    .to_string();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        gw.addr,
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream);
+    std::thread::sleep(Duration::from_millis(500));
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let left = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["decision"] == "deny");
+        if let Some(record) = found {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call of the client that left was not audited: {}",
+            text.lines().last().unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        left["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("counter store unavailable")),
+        "{left}"
+    );
+    drop(gw);
+}
+
+#[test]
 fn a_servers_own_input_round_continues_an_approved_call_without_asking_again() {
     // 2026-07-28: the gateway asks its approval with `input_required`; the server, once the
     // call reaches it, asks input of its own the same way. The client's retry with the

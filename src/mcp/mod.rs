@@ -130,6 +130,8 @@ pub const OWN_ID_PREFIX: &str = "io.mcp-policy/";
 /// The `resultType` of a 2026-07-28 result that asks the client for input before the call
 /// can go on.
 pub const INPUT_REQUIRED: &str = "input_required";
+/// The error a request gets when the server went away before answering it.
+const GONE: &str = "the MCP server behind this gateway exited before answering";
 
 /// The protocol version without server-to-client requests, where approvals travel in
 /// `input_required` results.
@@ -296,9 +298,10 @@ struct InFlight {
     record: AuditRecord,
     reservation: Option<Reservation>,
     started: Option<Instant>,
-    /// A 2026-07-28 call's tool and canonical arguments: what a retry must repeat to
-    /// continue it if the server answers `input_required` ([`Continuation`]).
-    binding: Option<Box<(String, String)>>,
+    /// A 2026-07-28 call's tool and canonical arguments, hashed with the gateway's secret
+    /// keys ([`Gateway::binding`]): what a retry must repeat to continue the call if the
+    /// server answers `input_required` ([`Continuation`]).
+    binding: Option<u64>,
 }
 
 /// A call the server answered with its own `input_required` (2026-07-28), waiting for the
@@ -387,6 +390,10 @@ pub struct Gateway {
     /// Calls the server answered `input_required`, by the server's `requestState`.
     continued: HashMap<String, Continuation>,
     next: u64,
+    /// The keys a call's binding is hashed with ([`Gateway::binding`]).
+    binding_keys: std::hash::RandomState,
+    /// The server is gone ([`Gateway::upstream_gone`]): no call is forwarded any more.
+    gone: bool,
 }
 
 impl Gateway {
@@ -403,6 +410,8 @@ impl Gateway {
             issued: HashMap::new(),
             continued: HashMap::new(),
             next: 0,
+            binding_keys: std::hash::RandomState::new(),
+            gone: false,
         }
     }
 
@@ -416,9 +425,11 @@ impl Gateway {
         self.protocol.as_deref()
     }
 
-    /// How many client requests are waiting for the server, and calls held for a human.
+    /// How many client requests are waiting for the server, and how many calls are waiting
+    /// for the client: held for a human's approval, or continued after the server's own
+    /// `input_required` (until the client's retry, or the approval timeout).
     pub fn in_flight(&self) -> (usize, usize) {
-        (self.waiting.len(), self.held.len())
+        (self.waiting.len(), self.held.len() + self.continued.len())
     }
 
     /// Handles one message (one line, without its newline) from the client.
@@ -549,7 +560,7 @@ impl Gateway {
                 vec![Output::Forward]
             }
             Some(Waiting::Call(flight))
-                if parts.continues.is_some() && flight.binding.is_some() =>
+                if parts.continues.is_some() && !parts.error && flight.binding.is_some() =>
             {
                 self.continue_later(enforcer, *flight, parts.continues)
             }
@@ -591,7 +602,10 @@ impl Gateway {
 
     /// The server exited or closed: every request still waiting gets a JSON-RPC error, the
     /// charges of calls that never got an answer are refunded, and held calls are dropped.
+    /// From then on, a call decided allowed is not forwarded: it is refunded and answered
+    /// with the same error (see [`Gateway::is_gone`]).
     pub fn upstream_gone(&mut self, enforcer: &dyn Enforcer) -> Vec<Output> {
+        self.gone = true;
         let mut out = Vec::new();
         let mut waiting: Vec<(String, Waiting)> = self
             .waiting
@@ -604,11 +618,7 @@ impl Gateway {
             if let Waiting::Call(flight) = kind {
                 out.push(self.finish(enforcer, *flight, "gone", true));
             }
-            out.push(Output::ToClient(error_response(
-                &id,
-                INTERNAL_ERROR,
-                "the MCP server behind this gateway exited before answering",
-            )));
+            out.push(Output::ToClient(error_response(&id, INTERNAL_ERROR, GONE)));
         }
         // Calls the server asked input for never finished: refunded too.
         let mut continued: Vec<(String, Continuation)> = self.continued.drain().collect();
@@ -617,6 +627,14 @@ impl Gateway {
             out.push(self.finish(enforcer, continuation.flight, "gone", true));
         }
         out
+    }
+
+    /// Whether [`Gateway::upstream_gone`] was called. A host that decides calls itself
+    /// ([`Gateway::from_client_decided`]) checks this under the same lock first, and refunds
+    /// an allowed call's reservation itself when it is: the gateway has no store to refund
+    /// it with.
+    pub fn is_gone(&self) -> bool {
+        self.gone
     }
 
     /// Answers the calls whose approval was not given in time (call it periodically).
@@ -899,16 +917,36 @@ impl Gateway {
             stateless,
             refused,
         } = call;
-        let (decision, policy_us) = match deciding {
-            Deciding::Made(decision, policy_us) => (decision, policy_us),
+        let (decision, policy_us, enforcer) = match deciding {
+            Deciding::Made(decision, policy_us) => (decision, policy_us, None),
             Deciding::Ask(enforcer) => {
                 let t0 = self.clock();
                 let decision = enforcer.evaluate(tool, args, &self.grant);
-                (decision, micros_since(t0))
+                (decision, micros_since(t0), Some(enforcer))
             }
         };
         let record = self.record(tool, &decision, args, policy_us);
         match decision.verdict {
+            Verdict::Allow if self.gone => {
+                // Decided while the server went away: never forwarded, refunded.
+                // (A host that decided the call refunds it itself: see `is_gone`.)
+                let flight = InFlight {
+                    record,
+                    reservation: decision.reservation,
+                    started,
+                    binding: None,
+                };
+                let audit = match enforcer {
+                    Some(enforcer) => self.finish(enforcer, flight, "gone", true),
+                    None => {
+                        let mut record = flight.record;
+                        record.upstream = Some("gone");
+                        audit(record, started)
+                    }
+                };
+                let answer = error_response(&id, INTERNAL_ERROR, GONE);
+                vec![Output::ToClient(answer), audit]
+            }
             Verdict::Allow => {
                 self.waiting.insert(
                     key(&id),
@@ -916,8 +954,7 @@ impl Gateway {
                         record,
                         reservation: decision.reservation,
                         started,
-                        binding: stateless
-                            .then(|| Box::new((tool.to_owned(), canonical_json(args)))),
+                        binding: stateless.then(|| self.binding(tool, args)),
                     })),
                 );
                 match request {
@@ -1140,6 +1177,13 @@ impl Gateway {
     /// The server answered a 2026-07-28 call `input_required` with its own `requestState`:
     /// that round is audited (`upstream: "input_required"`, charges kept), and the call waits
     /// for the client's retry with that state, which continues it ([`Continuation`]).
+    /// A call's tool and canonical arguments, hashed with keys drawn at random for this
+    /// gateway (SipHash): eight bytes per call instead of a copy of its arguments, and no
+    /// client can make two different calls collide without knowing the keys.
+    fn binding(&self, tool: &str, args: &Value) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.binding_keys, (tool, canonical_json(args)))
+    }
+
     fn continue_later(
         &mut self,
         enforcer: &dyn Enforcer,
@@ -1175,10 +1219,9 @@ impl Gateway {
         args: &Value,
     ) -> Option<Vec<Output>> {
         let continuation = self.continued.remove(state.as_str()?)?;
-        let (bound_tool, bound_args) = continuation.flight.binding.as_deref()?;
+        let binding = continuation.flight.binding?;
         if continuation.deadline <= Instant::now()
-            || bound_tool != tool
-            || *bound_args != canonical_json(args)
+            || binding != self.binding(tool, args)
             || continuation.revision != enforcer.policy().revision()
         {
             return None;

@@ -264,7 +264,8 @@ fn upstream_gone_answers_every_waiting_request_and_refunds() {
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].upstream, Some("gone"));
     assert!(a[0].refunded);
-    // Refunded: the budget of one is free again.
+    // Refunded: the budget of one is free again (on a new session: this one's server is gone).
+    let mut gw = gateway();
     assert_eq!(
         gw.from_client(&e, &call(3, "scan", json!({}))),
         [Output::Forward]
@@ -730,6 +731,32 @@ fn a_decision_made_by_the_host_gives_what_the_gateways_own_gives() {
         assert_eq!(host.from_client_decided(&message, allow, 0), None);
     }
     assert_eq!(host.in_flight(), own.in_flight());
+    // The server went away: the call decided meanwhile is answered with the same error and
+    // not forwarded; its reservation is the host's to refund.
+    assert!(!host.is_gone());
+    own.upstream_gone(&own_engine);
+    host.upstream_gone(&own_engine);
+    assert!(host.is_gone());
+    let host_engine = crate::AsyncEngine::with_parts(
+        Policy::from_json_str(POLICY).unwrap(),
+        ManualClock::new(1_000_000),
+        MemoryStore::new(),
+    );
+    let line = call(10, "scan", json!({}));
+    let expected = own.from_client(&engine(), &line);
+    let message = ClientMessage::read(&line);
+    let call = host.call_to_decide(&message).unwrap();
+    let mut decision = ready(host_engine.evaluate(call.tool, call.args, &call.grant));
+    assert!(decision.is_allowed());
+    let reservation = decision.reservation.take().unwrap();
+    let got = host.from_client_decided(&message, decision, 0).unwrap();
+    assert_eq!(to_client(&got), to_client(&expected));
+    assert_eq!(to_client(&got)["error"]["code"], INTERNAL_ERROR);
+    assert!(!got.contains(&Output::Forward));
+    ready(host_engine.release(reservation)).unwrap();
+    // Refunded: the budget of one is free again.
+    let again = ready(host_engine.evaluate("scan", &json!({}), host.grant()));
+    assert!(again.is_allowed());
 }
 
 #[test]
@@ -787,6 +814,8 @@ fn a_servers_input_required_round_continues_the_call_without_a_new_decision() {
         "the continued call was decided again"
     );
     assert_eq!(gw.from_server(&e, &asks_input(3, "srv-2")).len(), 2);
+    // Waiting for the client's retry, the call counts as in flight (a host keeps its session).
+    assert_eq!(gw.in_flight(), (0, 1));
     assert_eq!(
         gw.from_client(&e, &retry(4, "deploy", args.clone(), "srv-2")),
         [Output::Forward]
@@ -846,6 +875,27 @@ fn a_servers_input_required_round_continues_the_call_without_a_new_decision() {
     let out = gw.upstream_gone(&e);
     assert_eq!(upstream(&out), [Some("gone")]);
     assert!(audits(&out)[0].refunded);
+    assert!(gw.is_gone());
+    // A call that comes after is not forwarded to the server that is gone: answered with an
+    // error and refunded (the next one, on a new session, is admitted).
+    let out = gw.from_client(&e, &call(25, "scan", json!({})));
+    assert_eq!(to_client(&out)["error"]["code"], INTERNAL_ERROR);
+    assert_eq!(upstream(&out), [Some("gone")]);
+    assert!(audits(&out)[0].refunded);
+    assert_eq!(gw.in_flight(), (0, 0));
+    let mut gw = gateway();
+    init(&mut gw, &e, STATELESS_VERSION, false);
+    // An answer that is both an error and a request for input is an error: refunded, not
+    // continued.
+    assert_eq!(
+        gw.from_client(&e, &call(26, "scan", json!({}))).first(),
+        Some(&Output::Forward)
+    );
+    let both = br#"{"jsonrpc":"2.0","id":26,"error":{"code":1,"message":"x"},"result":{"resultType":"input_required","requestState":"srv-8"}}"#;
+    let out = gw.from_server(&e, both);
+    assert_eq!(upstream(&out), [Some("error")]);
+    assert!(audits(&out)[0].refunded);
+    assert_eq!(gw.in_flight(), (0, 0));
     // After a policy reload the retry is decided under the new policy.
     assert_eq!(
         gw.from_client(&e, &call(23, "scan", json!({}))).first(),

@@ -282,7 +282,8 @@ fn setup(
         Some(path) => Some(Keys::load(path)?),
     };
     let audit = Audit::open(args.audit.as_deref())?;
-    // The first event loop; a Redis connection is driven by it (see `RedisGate::connect_on`).
+    // The first event loop; a Redis connection of its own is driven by it (see
+    // `RedisGate::connect_on`).
     let rt = event_loop().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let (engine, approve_command): (Arc<dyn Gate>, Option<String>) = match &store {
         StoreUrl::Memory => (Arc::new(Engine::new(policy)), None),
@@ -704,6 +705,88 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResBody> {
     )
 }
 
+/// Decides a client's message where deciding may wait (Redis), and carries it out. With
+/// Redis, a `tools/call`'s decision is awaited on this event loop (one round trip, no thread
+/// blocked, the gateway not locked meanwhile); anything else is decided on a blocking thread.
+/// With a remote upstream, what follows the decision never blocks: it runs here.
+async fn decide_elsewhere(
+    app: Arc<App>,
+    session: Arc<Session>,
+    line: Bytes,
+    is_call: bool,
+    seq: Option<u64>,
+) -> Result<(), ()> {
+    let decided = match app.engine.async_engine() {
+        Some(engine) if is_call => {
+            let message = ClientMessage::read(&line);
+            let call = lock(&session.gateway).call_to_decide(&message);
+            match call {
+                Some(call) => {
+                    let t0 = std::time::Instant::now();
+                    let mut decision = engine.evaluate(call.tool, call.args, &call.grant).await;
+                    let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let (outputs, refund) = {
+                        let mut gateway = lock(&session.gateway);
+                        // The server went away meanwhile: the gateway answers the call
+                        // without forwarding it, and its charges are refunded here.
+                        let refund = match gateway.is_gone() {
+                            true => decision.reservation.take(),
+                            false => None,
+                        };
+                        (gateway.from_client_decided(&message, decision, us), refund)
+                    };
+                    if let Some(reservation) = refund
+                        && let Err(e) = engine.release(reservation).await
+                    {
+                        eprintln!("mcp-policy proxy: a refund failed: {e}");
+                    }
+                    // The same message was a call a moment ago: it still is.
+                    let outputs = outputs.ok_or(())?;
+                    if session.nonblocking_upstream() {
+                        Some(outputs)
+                    } else {
+                        on_blocking_thread(&app, &session, &line, seq, Some(outputs)).await?
+                    }
+                }
+                None => on_blocking_thread(&app, &session, &line, seq, None).await?,
+            }
+        }
+        _ => on_blocking_thread(&app, &session, &line, seq, None).await?,
+    };
+    match decided {
+        Some(outputs) => carry_out_here(&app, &session, outputs, line, is_call, seq).await,
+        None => Ok(()),
+    }
+}
+
+/// Carries out what the gateway said about a client's message, from the request's task. An
+/// allowed call goes up from here (no hop through the session's sender) when nothing queued
+/// is still on its way; in a task of its own, so that a client that goes away does not
+/// cancel the exchange (its answer is still audited, or its charges refunded).
+async fn carry_out_here(
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    outputs: Vec<Output>,
+    line: Bytes,
+    is_call: bool,
+    seq: Option<u64>,
+) -> Result<(), ()> {
+    if is_call && matches!(outputs.as_slice(), [Output::Forward]) && session.remote_idle().is_some()
+    {
+        let (app, session) = (Arc::clone(app), Arc::clone(session));
+        return tokio::spawn(async move {
+            match session.remote_idle() {
+                Some(remote) => remote.send_now(line).await,
+                None => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
+            }
+        })
+        .await
+        .map_err(|_| ());
+    }
+    session.carry_out_in(app, outputs, &line, None, true, seq, true);
+    Ok(())
+}
+
 /// On a blocking thread (a Redis round trip, a pipe write): decides a client's message,
 /// unless `decided` holds its outputs already, and carries them out there, unless the
 /// upstream is remote (then they are returned, to be carried out by the request's task).
@@ -713,7 +796,7 @@ async fn on_blocking_thread(
     line: &Bytes,
     seq: Option<u64>,
     decided: Option<Vec<Output>>,
-) -> Result<Option<Vec<Output>>, tokio::task::JoinError> {
+) -> Result<Option<Vec<Output>>, ()> {
     let app = Arc::clone(app);
     let session = Arc::clone(session);
     let line = line.clone();
@@ -729,6 +812,7 @@ async fn on_blocking_thread(
         None
     })
     .await
+    .map_err(|_| ())
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<ResBody> {
@@ -1134,57 +1218,32 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let seq = request.as_ref().map(|(seq, _)| *seq);
     let guard = request.is_some().then(|| InFlight::new(&app));
     let line = renamed.clone().unwrap_or_else(|| body.clone());
-    // The decision runs right here when nothing in it can block (the in-memory store and a
-    // remote upstream's queue). With Redis, a plain call's decision is awaited here (one
-    // round trip, no thread blocked); anything else is decided on a blocking thread. With a
-    // remote upstream, what follows the decision never blocks: it runs here.
-    let message = match &renamed {
-        Some(line) => ClientMessage::read(line),
-        None => first,
+    let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
+    let done = if app.inline_store && session.nonblocking_upstream() {
+        // Nothing in the decision can block (the in-memory store, a remote upstream's
+        // queue): it runs right here. The message was read before the lock: the session's
+        // other messages wait only for the decision.
+        let message = match &renamed {
+            Some(line) => ClientMessage::read(line),
+            None => first,
+        };
+        let outputs = lock(&session.gateway).from_client_message(app.engine.as_ref(), message);
+        carry_out_here(&app, &session, outputs, line, is_call, seq).await
+    } else {
+        // In a task of its own: a client that goes away while the decision is awaited or
+        // made loses nothing (the call decided is carried out, audited or refunded).
+        let (app, session) = (Arc::clone(&app), Arc::clone(&session));
+        tokio::spawn(decide_elsewhere(app, session, line, is_call, seq))
+            .await
+            .map_err(|_| ())
+            .and_then(|done| done)
     };
-    let decided = match app.engine.async_engine() {
-        _ if app.inline_store && session.nonblocking_upstream() => {
-            // Read before the lock: the session's other messages wait only for the decision.
-            Ok(Some(
-                lock(&session.gateway).from_client_message(app.engine.as_ref(), message),
-            ))
-        }
-        Some(engine) => {
-            let call = lock(&session.gateway).call_to_decide(&message);
-            match call {
-                Some(call) => {
-                    // The gateway is not locked while the store is awaited.
-                    let t0 = std::time::Instant::now();
-                    let decision = engine.evaluate(call.tool, call.args, &call.grant).await;
-                    let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    let outputs =
-                        lock(&session.gateway).from_client_decided(&message, decision, us);
-                    match outputs {
-                        Some(outputs) if session.nonblocking_upstream() => Ok(Some(outputs)),
-                        decided => on_blocking_thread(&app, &session, &line, seq, decided).await,
-                    }
-                }
-                None => on_blocking_thread(&app, &session, &line, seq, None).await,
-            }
-        }
-        None => on_blocking_thread(&app, &session, &line, seq, None).await,
-    };
-    let Ok(decided) = decided else {
+    if done.is_err() {
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             INTERNAL_ERROR,
             "internal error",
         );
-    };
-    if let Some(outputs) = decided {
-        let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
-        match session.remote_idle() {
-            // An allowed call goes up from this task (no hop through the session's sender).
-            Some(remote) if is_call && matches!(outputs.as_slice(), [Output::Forward]) => {
-                remote.send_now(line).await;
-            }
-            _ => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
-        }
     }
     let session_header = created
         .then(|| HeaderValue::from_str(&session.id).ok())
