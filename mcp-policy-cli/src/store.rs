@@ -140,6 +140,9 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// The connection for the task polling now. Called when a store call is first polled,
+    /// not when its future is made (the methods below are `async fn`): the futures of
+    /// `AsyncEngine` are made before `RedisGate::block_on` enters its scope.
     fn pick(&self) -> &RedisStore {
         match &self.on_loop {
             Some(on_loop) if OWN_RUNTIME.try_with(|()| ()).is_err() => on_loop,

@@ -464,6 +464,9 @@ impl Gateway {
             }
             ClientRead::Envelope(envelope) => match (envelope.method.as_deref(), envelope.id()) {
                 (Some("tools/call" | "initialize"), Some(_)) => {}
+                (Some(_), Some(id)) if self.gone => {
+                    return vec![Output::ToClient(error_response(id, INTERNAL_ERROR, GONE))];
+                }
                 (Some(method), Some(id)) => {
                     let kind = if method == "tools/list" {
                         Waiting::List
@@ -501,6 +504,10 @@ impl Gateway {
                 let id = id.clone();
                 let started = self.clock();
                 self.call(enforcer, message, id, started)
+            }
+            (Some(_), Some(id)) if self.gone => {
+                // Nothing would ever answer it.
+                vec![Output::ToClient(error_response(id, INTERNAL_ERROR, GONE))]
             }
             (Some(method), Some(id)) => {
                 let kind = match method {
@@ -602,8 +609,8 @@ impl Gateway {
 
     /// The server exited or closed: every request still waiting gets a JSON-RPC error, the
     /// charges of calls that never got an answer are refunded, and held calls are dropped.
-    /// From then on, a call decided allowed is not forwarded: it is refunded and answered
-    /// with the same error (see [`Gateway::is_gone`]).
+    /// From then on, no request is forwarded: each is answered with the same error, and a
+    /// call decided allowed is refunded first (see [`Gateway::is_gone`]).
     pub fn upstream_gone(&mut self, enforcer: &dyn Enforcer) -> Vec<Output> {
         self.gone = true;
         let mut out = Vec::new();

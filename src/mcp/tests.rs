@@ -876,6 +876,15 @@ fn a_servers_input_required_round_continues_the_call_without_a_new_decision() {
     assert_eq!(upstream(&out), [Some("gone")]);
     assert!(audits(&out)[0].refunded);
     assert!(gw.is_gone());
+    // Nothing is forwarded any more: a request is answered at once, by the gateway.
+    for request in [
+        &br#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#[..],
+        br#"{"jsonrpc":"2.0","id":"l","method":"tools/list","params":{"_meta":5}}"#,
+    ] {
+        let out = gw.from_client(&e, request);
+        assert_eq!(to_client(&out)["error"]["code"], INTERNAL_ERROR, "{out:?}");
+        assert_eq!(to_client(&out)["id"], "l");
+    }
     // A call that comes after is not forwarded to the server that is gone: answered with an
     // error and refunded (the next one, on a new session, is admitted).
     let out = gw.from_client(&e, &call(25, "scan", json!({})));

@@ -35,7 +35,7 @@ use std::convert::Infallible;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,7 +46,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use mcp_policy::mcp::{
     ClientMessage, GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR, error_response,
 };
-use mcp_policy::{Engine, Grant};
+use mcp_policy::{Decision, Engine, Grant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -709,6 +709,9 @@ fn refuse(status: StatusCode, code: i64, message: &str) -> Response<ResBody> {
 /// Redis, a `tools/call`'s decision is awaited on this event loop (one round trip, no thread
 /// blocked, the gateway not locked meanwhile); anything else is decided on a blocking thread.
 /// With a remote upstream, what follows the decision never blocks: it runs here.
+///
+/// The event loop never waits for a session's gateway: a blocking thread may hold it for a
+/// Redis round trip. When it is held, the rest of the work goes to a blocking thread too.
 async fn decide_elsewhere(
     app: Arc<App>,
     session: Arc<Session>,
@@ -716,46 +719,77 @@ async fn decide_elsewhere(
     is_call: bool,
     seq: Option<u64>,
 ) -> Result<(), ()> {
-    let decided = match app.engine.async_engine() {
-        Some(engine) if is_call => {
-            let message = ClientMessage::read(&line);
-            let call = lock(&session.gateway).call_to_decide(&message);
-            match call {
-                Some(call) => {
-                    let t0 = std::time::Instant::now();
-                    let mut decision = engine.evaluate(call.tool, call.args, &call.grant).await;
-                    let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    let (outputs, refund) = {
-                        let mut gateway = lock(&session.gateway);
-                        // The server went away meanwhile: the gateway answers the call
-                        // without forwarding it, and its charges are refunded here.
-                        let refund = match gateway.is_gone() {
-                            true => decision.reservation.take(),
-                            false => None,
-                        };
-                        (gateway.from_client_decided(&message, decision, us), refund)
+    let _busy = InFlight::new(&app);
+    let mut decided = Decided::Not;
+    if let Some(engine) = app.engine.async_engine().filter(|_| is_call) {
+        let message = ClientMessage::read(&line);
+        let call = try_lock(&session.gateway).and_then(|mut gw| gw.call_to_decide(&message));
+        if let Some(call) = call {
+            let t0 = std::time::Instant::now();
+            let mut decision = engine.evaluate(call.tool, call.args, &call.grant).await;
+            let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let handed = match try_lock(&session.gateway) {
+                Some(mut gateway) => {
+                    // The server went away meanwhile: the gateway answers the call without
+                    // forwarding it, and its charges are refunded here.
+                    let refund = match gateway.is_gone() {
+                        true => decision.reservation.take(),
+                        false => None,
                     };
-                    if let Some(reservation) = refund
-                        && let Err(e) = engine.release(reservation).await
-                    {
-                        eprintln!("mcp-policy proxy: a refund failed: {e}");
-                    }
-                    // The same message was a call a moment ago: it still is.
-                    let outputs = outputs.ok_or(())?;
-                    if session.nonblocking_upstream() {
-                        Some(outputs)
-                    } else {
-                        on_blocking_thread(&app, &session, &line, seq, Some(outputs)).await?
-                    }
+                    Ok((gateway.from_client_decided(&message, decision, us), refund))
                 }
-                None => on_blocking_thread(&app, &session, &line, seq, None).await?,
-            }
+                None => Err(decision),
+            };
+            decided = match handed {
+                Ok((outputs, refund)) => {
+                    // The same message was a call a moment ago: it still is.
+                    let mut outputs = outputs.ok_or(())?;
+                    if let Some(reservation) = refund {
+                        match engine.release(reservation).await {
+                            Ok(()) => refunded(&mut outputs),
+                            Err(e) => eprintln!("mcp-policy proxy: a refund failed: {e}"),
+                        }
+                    }
+                    Decided::Outputs(outputs)
+                }
+                Err(decision) => Decided::Decision(Box::new(decision), us),
+            };
         }
-        _ => on_blocking_thread(&app, &session, &line, seq, None).await?,
+    }
+    let outputs = match decided {
+        Decided::Outputs(outputs) if session.nonblocking_upstream() => Some(outputs),
+        decided => on_blocking_thread(&app, &session, &line, seq, decided).await?,
     };
-    match decided {
+    match outputs {
         Some(outputs) => carry_out_here(&app, &session, outputs, line, is_call, seq).await,
         None => Ok(()),
+    }
+}
+
+/// How far a client's message was decided before it went to a blocking thread.
+enum Decided {
+    Not,
+    /// Decided, and handed to the gateway: what to carry out.
+    Outputs(Vec<Output>),
+    /// A plain call's decision, made in `us` microseconds, for the gateway to carry on.
+    Decision(Box<Decision>, u64),
+}
+
+/// Marks a call's audit record refunded (the host refunded it: see `Gateway::is_gone`).
+fn refunded(outputs: &mut [Output]) {
+    for output in outputs {
+        if let Output::Audit(record) = output {
+            record.refunded = true;
+        }
+    }
+}
+
+/// The lock when it is free now (a poisoned one is taken as it is), else `None`.
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 
@@ -774,7 +808,9 @@ async fn carry_out_here(
     if is_call && matches!(outputs.as_slice(), [Output::Forward]) && session.remote_idle().is_some()
     {
         let (app, session) = (Arc::clone(app), Arc::clone(session));
+        let busy = InFlight::new(&app);
         return tokio::spawn(async move {
+            let _busy = busy;
             match session.remote_idle() {
                 Some(remote) => remote.send_now(line).await,
                 None => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
@@ -787,32 +823,51 @@ async fn carry_out_here(
     Ok(())
 }
 
-/// On a blocking thread (a Redis round trip, a pipe write): decides a client's message,
-/// unless `decided` holds its outputs already, and carries them out there, unless the
-/// upstream is remote (then they are returned, to be carried out by the request's task).
+/// On a blocking thread (a Redis round trip, a pipe write): decides a client's message as
+/// far as `decided` has not, and carries the outputs out there, unless the upstream is
+/// remote (then they are returned, to be carried out by the request's task).
 async fn on_blocking_thread(
     app: &Arc<App>,
     session: &Arc<Session>,
     line: &Bytes,
     seq: Option<u64>,
-    decided: Option<Vec<Output>>,
+    decided: Decided,
 ) -> Result<Option<Vec<Output>>, ()> {
     let app = Arc::clone(app);
     let session = Arc::clone(session);
     let line = line.clone();
     tokio::task::spawn_blocking(move || {
-        let outputs = decided.unwrap_or_else(|| {
-            let message = ClientMessage::read(&line);
-            lock(&session.gateway).from_client_message(app.engine.as_ref(), message)
-        });
+        let message = || ClientMessage::read(&line);
+        let outputs = match decided {
+            Decided::Outputs(outputs) => outputs,
+            Decided::Not => {
+                lock(&session.gateway).from_client_message(app.engine.as_ref(), message())
+            }
+            Decided::Decision(mut decision, us) => {
+                let mut gateway = lock(&session.gateway);
+                let refund = match gateway.is_gone() {
+                    true => decision.reservation.take(),
+                    false => None,
+                };
+                let mut outputs = gateway.from_client_decided(&message(), *decision, us)?;
+                if let Some(reservation) = refund {
+                    match app.engine.release(reservation) {
+                        Ok(()) => refunded(&mut outputs),
+                        Err(e) => eprintln!("mcp-policy proxy: a refund failed: {e}"),
+                    }
+                }
+                outputs
+            }
+        };
         if session.nonblocking_upstream() {
-            return Some(outputs);
+            return Some(Some(outputs));
         }
         session.carry_out(&app, outputs, &line, true, seq);
-        None
+        Some(None)
     })
     .await
-    .map_err(|_| ())
+    .map_err(|_| ())?
+    .ok_or(())
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<ResBody> {
