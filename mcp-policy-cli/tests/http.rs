@@ -337,6 +337,29 @@ fn call(addr: &str, token: Option<&str>, sid: &str, id: u64, tool: &str, args: V
     http(addr, "POST", &headers, body.to_string().as_bytes())
 }
 
+/// Sends a request in the session and hangs up after `after`, before any answer.
+fn post_and_leave(addr: &str, sid: &str, body: &Value, after: Duration) {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(after);
+}
+
+/// The audit log's records (one JSON object a line), read now.
+fn audit_records(audit: &Path) -> Vec<Value> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn text(answer: &Value) -> String {
     answer["result"]["content"][0]["text"]
         .as_str()
@@ -1592,8 +1615,9 @@ fn a_server_that_answers_400_for_a_forgotten_session_ends_the_gateways_session()
 }
 
 /// A scripted streamable-HTTP server for one failure: it answers `tools/call` with `400` in
-/// a session it still knows (so a `ping` in that session works). One request per
-/// connection. Counts the pings that name its session; stops when dropped.
+/// a session it still knows (so a `ping` in that session works), except a call of `slow`,
+/// answered (200) after 600 ms. One request per connection. Counts the pings that name its
+/// session; stops when dropped.
 struct Scripted400 {
     addr: String,
     pings: Arc<AtomicU32>,
@@ -1661,6 +1685,14 @@ fn serve_one(stream: TcpStream, pings: &AtomicU32) {
         }
         // A notification (no id): accepted.
         Some(_) if id.is_null() => ("202 Accepted", Value::Null),
+        Some("tools/call") if message["params"]["name"] == "slow" => {
+            std::thread::sleep(Duration::from_millis(600));
+            let text = json!([{"type": "text", "text": "slow done"}]);
+            (
+                "200 OK",
+                json!({"jsonrpc": "2.0", "id": id, "result": {"content": text}}),
+            )
+        }
         Some(_) => (
             "400 Bad Request",
             json!({"jsonrpc": "2.0", "id": id,
@@ -1679,6 +1711,39 @@ fn serve_one(stream: TcpStream, pings: &AtomicU32) {
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nMcp-Session-Id: {SESSION}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+#[test]
+fn a_client_that_leaves_before_the_remote_servers_answer_loses_no_audit() {
+    // Memory store, remote server: the call goes up from the request's task. The client
+    // hangs up while the server takes 600 ms to answer; the exchange goes on, and the
+    // answer is audited.
+    let t = Temp::new("leaves-remote");
+    let policy = t.write("p.json", FIXTURE_POLICY);
+    let audit = t.path("audit.jsonl");
+    let audit_s = audit.display().to_string();
+    let server = Scripted400::start();
+    let upstream = format!("http://{}/mcp", server.addr);
+    let gw = Gateway::remote(&policy, &upstream, &["--audit", &audit_s]);
+    let sid = session_with(&gw.addr, None, "scripted");
+    // Answered (and nothing else on its way up after it: the next call goes up directly).
+    let first = call(&gw.addr, None, &sid, 1, "slow", json!({}));
+    assert_eq!(text(&first.answer()), "slow done");
+    let body = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+        "params":{"name":"slow","arguments":{}}});
+    post_and_leave(&gw.addr, &sid, &body, Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let slow = || -> Vec<Value> {
+        let all = audit_records(&audit);
+        all.into_iter().filter(|r| r["tool"] == "slow").collect()
+    };
+    while slow().len() < 2 {
+        assert!(Instant::now() < deadline, "the call was not audited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(slow()[1]["upstream"], "ok", "{:?}", slow());
+    drop(gw);
+    drop(server);
 }
 
 #[test]
@@ -2237,12 +2302,8 @@ fn with_redis_calls_of_every_shape_on_one_session_never_wait_on_each_other() {
     // Every call was decided once and audited once (before its answer), with the charge
     // in Redis: the last one admitted saw 100000 - 240 left.
     let records = |audit: &Path| -> Vec<Value> {
-        std::fs::read_to_string(audit)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .filter(|r: &Value| r["tool"] == "echo")
-            .collect()
+        let all = audit_records(audit);
+        all.into_iter().filter(|r| r["tool"] == "echo").collect()
     };
     let admitted = records(&audit);
     assert_eq!(admitted.len(), 240);
@@ -2256,20 +2317,9 @@ fn with_redis_calls_of_every_shape_on_one_session_never_wait_on_each_other() {
     // A client that goes away while its call's decision is awaited loses nothing: the call
     // is still decided (denied, if Redis is still frozen when it is) and audited.
     redis.pause();
-    let mut stream = TcpStream::connect(&gw.addr).unwrap();
     let body = json!({"jsonrpc":"2.0","id":5000,"method":"tools/call",
-        "params":{"name":"echo","arguments":{"tag":"left"}}})
-    .to_string();
-    let req = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        gw.addr,
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    drop(stream);
+        "params":{"name":"echo","arguments":{"tag":"left"}}});
+    post_and_leave(&gw.addr, &sid, &body, Duration::from_millis(100));
     std::thread::sleep(Duration::from_millis(500));
     redis.resume();
     let deadline = Instant::now() + Duration::from_secs(10);

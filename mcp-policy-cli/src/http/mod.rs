@@ -795,8 +795,9 @@ fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 
 /// Carries out what the gateway said about a client's message, from the request's task. An
 /// allowed call goes up from here (no hop through the session's sender) when nothing queued
-/// is still on its way; in a task of its own, so that a client that goes away does not
-/// cancel the exchange (its answer is still audited, or its charges refunded).
+/// is still on its way; what waits for its answer runs in a task of its own, so that a
+/// client that goes away does not cancel the exchange (its answer is still audited, or its
+/// charges refunded).
 async fn carry_out_here(
     app: &Arc<App>,
     session: &Arc<Session>,
@@ -809,15 +810,21 @@ async fn carry_out_here(
     {
         let (app, session) = (Arc::clone(app), Arc::clone(session));
         let busy = InFlight::new(&app);
-        return tokio::spawn(async move {
+        let mut send = Box::pin(async move {
             let _busy = busy;
             match session.remote_idle() {
                 Some(remote) => remote.send_now(line).await,
                 None => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
             }
-        })
-        .await
-        .map_err(|_| ());
+        });
+        // Its first steps run now, in order with the session's other messages (up to
+        // handing the request to a connection); the rest, if any, in a task of its own.
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx).is_ready()));
+        if first.await {
+            return Ok(());
+        }
+        return tokio::spawn(send).await.map_err(|_| ());
     }
     session.carry_out_in(app, outputs, &line, None, true, seq, true);
     Ok(())
