@@ -34,8 +34,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -810,24 +812,60 @@ async fn carry_out_here(
     {
         let (app, session) = (Arc::clone(app), Arc::clone(session));
         let busy = InFlight::new(&app);
-        let mut send = Box::pin(async move {
+        // It runs here, in order with the session's other messages; if the client goes away
+        // first, what is left of it goes on in a task of its own.
+        Outliving::new(async move {
             let _busy = busy;
             match session.remote_idle() {
                 Some(remote) => remote.send_now(line).await,
                 None => session.carry_out_in(&app, outputs, &line, None, true, seq, true),
             }
-        });
-        // Its first steps run now, in order with the session's other messages (up to
-        // handing the request to a connection); the rest, if any, in a task of its own.
-        let first =
-            std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx).is_ready()));
-        if first.await {
-            return Ok(());
-        }
-        return tokio::spawn(send).await.map_err(|_| ());
+        })
+        .await;
+        return Ok(());
     }
     session.carry_out_in(app, outputs, &line, None, true, seq, true);
     Ok(())
+}
+
+/// A future polled by the task that awaits it, as any other, except that it outlives that
+/// task: dropped before it completed (hyper drops a request's task when its client hangs
+/// up), it is handed, as far as it got, to a task of its own on the same event loop and
+/// finishes there. A call's exchange so costs no task of its own unless its client leaves,
+/// and a client that leaves does not cancel it (its answer is still audited, or its charges
+/// refunded).
+struct Outliving<F: Future<Output = ()> + Send + 'static> {
+    fut: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Outliving<F> {
+    fn new(fut: F) -> Self {
+        Outliving {
+            fut: Some(Box::pin(fut)),
+        }
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Future for Outliving<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if let Some(fut) = self.fut.as_mut() {
+            std::task::ready!(fut.as_mut().poll(cx));
+            self.fut = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for Outliving<F> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(fut);
+        }
+    }
 }
 
 /// On a blocking thread (a Redis round trip, a pipe write): decides a client's message as
