@@ -1644,6 +1644,37 @@ async fn delete(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> 
 mod tests {
     use super::*;
 
+    /// An `Outliving` future dropped half-way finishes in a task of its own; one polled to
+    /// its end runs once, in the task that awaited it.
+    #[test]
+    fn outliving_futures_finish_when_their_task_is_dropped() {
+        let rt = event_loop().expect("a runtime");
+        rt.block_on(async {
+            let (go, wait) = tokio::sync::oneshot::channel::<()>();
+            let (done, finished) = tokio::sync::oneshot::channel::<&str>();
+            let waiting = tokio::spawn(Outliving::new(async move {
+                let _ = wait.await;
+                let _ = done.send("finished");
+            }));
+            tokio::task::yield_now().await;
+            // The task that awaits it goes away (as hyper drops a request's task).
+            waiting.abort();
+            let _ = waiting.await;
+            go.send(()).expect("the future is still alive");
+            let got = tokio::time::timeout(Duration::from_secs(5), finished).await;
+            assert_eq!(got.ok().and_then(Result::ok), Some("finished"));
+
+            let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = Arc::clone(&runs);
+            Outliving::new(async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })
+            .await;
+            tokio::task::yield_now().await;
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+        });
+    }
+
     #[test]
     fn host_names() {
         assert_eq!(host_name("LocalHost:8080"), "LocalHost");
