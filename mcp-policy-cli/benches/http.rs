@@ -25,6 +25,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -217,13 +218,25 @@ fn serve_upstream(stream: TcpStream, sessions: &AtomicU64) {
 // ---------------------------------------------------------------------------------------
 // processes
 
-struct Proc(Child);
+/// A child process, stopped (SIGTERM, then SIGKILL after 10 s) when dropped. `group`: the
+/// child leads a process group of its own, and the signals go to the whole group, so that a
+/// gateway under `BENCH_GATEWAY_WRAPPER` stops with its wrapper (strace, for one, detaches
+/// on SIGTERM and leaves the traced gateway running).
+struct Proc(Child, bool);
+
+impl Proc {
+    fn signal(&self, name: &str) {
+        let target = match self.1 {
+            true => format!("-{}", self.0.id()),
+            false => self.0.id().to_string(),
+        };
+        let _ = Command::new("kill").args([name, "--", &target]).status();
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        self.signal("-TERM");
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
             if self.0.try_wait().ok().flatten().is_some() {
@@ -231,6 +244,7 @@ impl Drop for Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.signal("-KILL");
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -285,7 +299,7 @@ fn nginx(dir: &Path, upstream: u16) -> Option<(Proc, String)> {
         .spawn()
         .ok()?;
     wait_port(port);
-    Some((Proc(child), format!("127.0.0.1:{port}")))
+    Some((Proc(child, false), format!("127.0.0.1:{port}")))
 }
 
 fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Proc, String) {
@@ -317,6 +331,7 @@ fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Pro
     if let Some(url) = store {
         cmd.args(["--store", url]);
     }
+    cmd.process_group(0);
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = lines
@@ -328,7 +343,7 @@ fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Pro
         })
         .expect("the gateway starts");
     std::thread::spawn(move || for _ in lines {});
-    (Proc(child), addr)
+    (Proc(child, true), addr)
 }
 
 fn redis() -> Option<(Proc, String)> {
@@ -347,7 +362,7 @@ fn redis() -> Option<(Proc, String)> {
         .spawn()
         .ok()?;
     wait_port(port);
-    Some((Proc(child), format!("redis://127.0.0.1:{port}/")))
+    Some((Proc(child, false), format!("redis://127.0.0.1:{port}/")))
 }
 
 // ---------------------------------------------------------------------------------------
