@@ -1664,13 +1664,18 @@ mod tests {
             let got = tokio::time::timeout(Duration::from_secs(5), finished).await;
             assert_eq!(got.ok().and_then(Result::ok), Some("finished"));
 
+            // Polled to its end, it leaves no task behind (a finished future handed on
+            // would be a task alive until polled).
+            tokio::task::yield_now().await;
+            let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+            let before = tasks();
             let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let counted = Arc::clone(&runs);
             Outliving::new(async move {
                 counted.fetch_add(1, Ordering::SeqCst);
             })
             .await;
-            tokio::task::yield_now().await;
+            assert_eq!(tasks(), before);
             assert_eq!(runs.load(Ordering::SeqCst), 1);
         });
     }
