@@ -1667,7 +1667,11 @@ mod tests {
             // Polled to its end, it leaves no task behind (a finished future handed on
             // would be a task alive until polled).
             tokio::task::yield_now().await;
-            let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+            let tasks = || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            };
             let before = tasks();
             let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let counted = Arc::clone(&runs);
