@@ -68,6 +68,9 @@ pub const MCP_PATH: &str = "/mcp";
 pub const HEALTH_PATH: &str = "/healthz";
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// The same names as `HeaderName`s: a lookup by one skips parsing the name.
+const SESSION_NAME: header::HeaderName = header::HeaderName::from_static(SESSION_HEADER);
+const PROTOCOL_NAME: header::HeaderName = header::HeaderName::from_static(PROTOCOL_HEADER);
 /// How long a client has to send its request headers, and then its body.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1096,7 +1099,7 @@ impl App {
         headers: &HeaderMap,
         principal: &Principal,
     ) -> Result<Option<Arc<Session>>, Response<ResBody>> {
-        let Some(id) = headers.get(SESSION_HEADER) else {
+        let Some(id) = headers.get(&SESSION_NAME) else {
             return Ok(None);
         };
         let id = id.to_str().unwrap_or_default();
@@ -1192,7 +1195,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let modern = named.is_none()
         && req
             .headers()
-            .get(PROTOCOL_HEADER)
+            .get(&PROTOCOL_NAME)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| !v.is_empty() && !HANDSHAKE_VERSIONS.contains(&v));
     let routing = if modern {
@@ -1388,7 +1391,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         ),
     };
     if let Some(value) = session_header {
-        res.headers_mut().insert(SESSION_HEADER, value);
+        res.headers_mut().insert(SESSION_NAME, value);
     }
     res
 }

@@ -34,11 +34,16 @@ use super::session::{Kind, lock};
 pub struct Target {
     /// `HOST:PORT` to connect to.
     authority: String,
-    /// The `Host` header: the URL's authority as written.
-    host: HeaderValue,
     /// The request target (the URL's path and query), parsed once.
     path: hyper::Uri,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The headers every request carries, built once: `Host`, `Content-Type`, `Accept`, then
+    /// the `--upstream-header`s (which replace any of those they name). Cloning it for each
+    /// request costs less than building it.
+    base: hyper::HeaderMap,
+    /// Whether the `--upstream-header`s name `Mcp-Session-Id` / `MCP-Protocol-Version`: then
+    /// the operator's value is sent, not the session's.
+    fixed_session: bool,
+    fixed_protocol: bool,
     /// For `https://`: the TLS client and the name the certificate must carry.
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
@@ -84,7 +89,19 @@ impl Target {
         } else {
             format!("{host}:{}", if https { 443 } else { 80 })
         };
-        let mut parsed = Vec::new();
+        let host = HeaderValue::from_str(host)
+            .map_err(|_| format!("--upstream {url}: `{host}` is not a host"))?;
+        let mut base = hyper::HeaderMap::new();
+        base.insert(header::HOST, host.clone());
+        base.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        base.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        let (mut fixed_session, mut fixed_protocol) = (false, false);
         for h in headers {
             let Some((name, value)) = h.split_once(':') else {
                 return Err(format!("--upstream-header {h}: expected NAME: VALUE"));
@@ -93,7 +110,9 @@ impl Target {
                 .map_err(|_| format!("--upstream-header {h}: not a header name"))?;
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| format!("--upstream-header {h}: not a header value"))?;
-            parsed.push((name, value));
+            fixed_session |= name == SESSION_HEADER;
+            fixed_protocol |= name == PROTOCOL_HEADER;
+            base.insert(name, value);
         }
         let tls = match (https, ca) {
             (false, Some(_)) => {
@@ -113,16 +132,15 @@ impl Target {
                 Some((tls_connector(ca)?, name))
             }
         };
-        let host = HeaderValue::from_str(host)
-            .map_err(|_| format!("--upstream {url}: `{host}` is not a host"))?;
         let path = path
             .parse::<hyper::Uri>()
             .map_err(|_| format!("--upstream {url}: `{path}` is not a path"))?;
         Ok(Target {
             authority,
-            host,
             path,
-            headers: parsed,
+            base,
+            fixed_session,
+            fixed_protocol,
             tls,
         })
     }
@@ -167,6 +185,8 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String
 
 /// The header a streamable-HTTP session is named in.
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+/// The header the agreed protocol version is sent in.
+const PROTOCOL_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
 /// One session's remote upstream.
 pub struct Remote {
@@ -366,25 +386,18 @@ impl State {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
         *req.uri_mut() = self.target.path.clone();
-        let h = req.headers_mut();
-        h.insert(header::HOST, self.target.host.clone());
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        if let Some(sid) = lock(&self.session).clone() {
+        let mut h = self.target.base.clone();
+        if !self.target.fixed_session
+            && let Some(sid) = lock(&self.session).clone()
+        {
             h.insert(SESSION_HEADER, sid);
         }
-        if let Some(version) = lock(&self.protocol).clone() {
-            h.insert("mcp-protocol-version", version);
+        if !self.target.fixed_protocol
+            && let Some(version) = lock(&self.protocol).clone()
+        {
+            h.insert(PROTOCOL_HEADER, version);
         }
-        for (name, value) in &self.target.headers {
-            h.insert(name.clone(), value.clone());
-        }
+        *req.headers_mut() = h;
         req
     }
 
@@ -555,7 +568,7 @@ async fn exchange(
             return;
         }
     };
-    if let Some(sid) = res.headers().get("mcp-session-id") {
+    if let Some(sid) = res.headers().get(&SESSION_HEADER) {
         *lock(&state.session) = Some(sid.clone());
     }
     if let Some(began) = began {
@@ -753,14 +766,15 @@ mod tests {
     fn targets() {
         let t = Target::parse("http://127.0.0.1:3001/mcp", &["X-Api-Key: k".into()], None).unwrap();
         assert_eq!(t.authority, "127.0.0.1:3001");
-        assert_eq!(t.host, "127.0.0.1:3001");
+        assert_eq!(t.base[header::HOST], "127.0.0.1:3001");
         assert_eq!(t.path, "/mcp");
         assert!(Target::parse("http://example.com/a b", &[], None).is_err());
-        assert_eq!(t.headers.len(), 1);
+        assert_eq!(t.base.len(), 4);
+        assert!(!t.fixed_session && !t.fixed_protocol);
         assert!(t.tls.is_none());
         let t = Target::parse("http://example.com", &[], None).unwrap();
         assert_eq!(t.authority, "example.com:80");
-        assert_eq!(t.host, "example.com");
+        assert_eq!(t.base[header::HOST], "example.com");
         assert_eq!(t.path, "/");
         let t = Target::parse("http://[::1]/mcp", &[], None).unwrap();
         assert_eq!(t.authority, "[::1]:80");
@@ -771,6 +785,65 @@ mod tests {
         assert!(Target::parse("http://example.com/mcp", &[], Some(ca)).is_err());
         let e = Target::parse("https://example.com/mcp", &[], Some(ca)).unwrap_err();
         assert!(e.contains("--upstream-ca /nonexistent/ca.pem"), "{e}");
+    }
+
+    /// Every request carries `Host`, `Content-Type`, `Accept` and the session's id and
+    /// version, unless an `--upstream-header` names one of them: the operator's value wins.
+    #[test]
+    fn request_headers() {
+        let request = |extra: &[&str]| {
+            let extra: Vec<String> = extra.iter().map(|h| (*h).to_owned()).collect();
+            let target = Target::parse("http://example.com:8080/mcp", &extra, None).unwrap();
+            let (handle, gone): (Handler, OnGone) = (Arc::new(|_: &[u8]| {}), Box::new(|| {}));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let remote = Remote::start(target, rt.handle().clone(), false, handle, gone);
+            *lock(&remote.state.session) = Some(HeaderValue::from_static("s-1"));
+            remote.set_protocol("2025-06-18");
+            let req = remote.state.prepared(&Bytes::from_static(b"{}"));
+            let seen: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            (req.method().clone(), req.uri().to_string(), seen)
+        };
+        let (method, uri, seen) = request(&[]);
+        assert_eq!((method, uri.as_str()), (Method::POST, "/mcp"));
+        let want = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            seen,
+            want(&[
+                ("host", "example.com:8080"),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-session-id", "s-1"),
+                ("mcp-protocol-version", "2025-06-18"),
+            ])
+        );
+        let (_, _, seen) = request(&[
+            "X-Api-Key: k",
+            "Accept: application/json",
+            "Mcp-Session-Id: fixed",
+            "MCP-Protocol-Version: 2025-03-26",
+        ]);
+        assert_eq!(
+            seen,
+            want(&[
+                ("host", "example.com:8080"),
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+                ("x-api-key", "k"),
+                ("mcp-session-id", "fixed"),
+                ("mcp-protocol-version", "2025-03-26"),
+            ])
+        );
     }
 
     #[test]
