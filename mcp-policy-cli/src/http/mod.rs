@@ -67,8 +67,10 @@ pub const MCP_PATH: &str = "/mcp";
 /// The health endpoint.
 pub const HEALTH_PATH: &str = "/healthz";
 
+/// The header a streamable-HTTP session is named in.
 const SESSION_HEADER: &str = "mcp-session-id";
-/// The same names as `HeaderName`s: a lookup by one skips parsing the name.
+/// The session's and the protocol version's headers as `HeaderName`s (a lookup by one skips
+/// parsing the name), here and for a remote upstream.
 const SESSION_NAME: header::HeaderName = header::HeaderName::from_static(SESSION_HEADER);
 const PROTOCOL_NAME: header::HeaderName = header::HeaderName::from_static(PROTOCOL_HEADER);
 /// How long a client has to send its request headers, and then its body.

@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::session::{Kind, lock};
+use super::{PROTOCOL_NAME, SESSION_NAME};
 
 /// Where the remote server is.
 #[derive(Clone)]
@@ -110,8 +111,8 @@ impl Target {
                 .map_err(|_| format!("--upstream-header {h}: not a header name"))?;
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| format!("--upstream-header {h}: not a header value"))?;
-            fixed_session |= name == SESSION_HEADER;
-            fixed_protocol |= name == PROTOCOL_HEADER;
+            fixed_session |= name == SESSION_NAME;
+            fixed_protocol |= name == PROTOCOL_NAME;
             base.insert(name, value);
         }
         let tls = match (https, ca) {
@@ -182,11 +183,6 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
-
-/// The header a streamable-HTTP session is named in.
-const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
-/// The header the agreed protocol version is sent in.
-const PROTOCOL_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
 /// One session's remote upstream.
 pub struct Remote {
@@ -390,12 +386,12 @@ impl State {
         if !self.target.fixed_session
             && let Some(sid) = lock(&self.session).clone()
         {
-            h.insert(SESSION_HEADER, sid);
+            h.insert(SESSION_NAME, sid);
         }
         if !self.target.fixed_protocol
             && let Some(version) = lock(&self.protocol).clone()
         {
-            h.insert(PROTOCOL_HEADER, version);
+            h.insert(PROTOCOL_NAME, version);
         }
         *req.headers_mut() = h;
         req
@@ -553,7 +549,7 @@ async fn exchange(
     began: Option<tokio::sync::oneshot::Sender<()>>,
     detach_sse: bool,
 ) {
-    let named_session = req.headers().contains_key(SESSION_HEADER);
+    let named_session = req.headers().contains_key(SESSION_NAME);
     let sent = up.sender.send_request(req);
     let res = match driving(&mut up.conn, sent).await {
         Ok(Ok(res)) => res,
@@ -568,7 +564,7 @@ async fn exchange(
             return;
         }
     };
-    if let Some(sid) = res.headers().get(&SESSION_HEADER) {
+    if let Some(sid) = res.headers().get(&SESSION_NAME) {
         *lock(&state.session) = Some(sid.clone());
     }
     if let Some(began) = began {
