@@ -9,6 +9,8 @@
 //! cargo bench -p mcp-policy-cli --bench proxy -- --quick # CI smoke: 500 calls per case
 //! # one case and depth, for a profile (`--calls N` sets the count):
 //! cargo bench -p mcp-policy-cli --bench proxy -- --case "mcp-policy proxy" --depth 16
+//! # another build of `mcp-policy` as the proxy (scripts/pgo.sh trains with this):
+//! BENCH_PROXY_BIN=/path/to/mcp-policy cargo bench -p mcp-policy-cli --bench proxy -- --quick
 //! ```
 //!
 //! The bench binary plays every part itself: run with `MCP_BENCH_ROLE=server` it is the
@@ -23,6 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_mcp-policy");
+
+/// The proxy binary: this build's, or `BENCH_PROXY_BIN` (another build, to compare or train).
+fn proxy_bin() -> String {
+    std::env::var("BENCH_PROXY_BIN").unwrap_or_else(|_| PROXY.to_owned())
+}
 
 /// The benchmark's policy: the seed policy's shape (one rate-limited tool, `default: deny`),
 /// with a budget no run can exhaust, so that every call is decided and forwarded.
@@ -76,7 +83,7 @@ fn main() {
             "mcp-policy proxy",
             [
                 vec![
-                    PROXY.to_owned(),
+                    proxy_bin(),
                     "proxy".into(),
                     "--policy".into(),
                     policy.display().to_string(),
