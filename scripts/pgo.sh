@@ -38,10 +38,12 @@ RUSTFLAGS="-Cprofile-generate=$out/raw" CARGO_TARGET_DIR="$out/gen" \
 gen="$out/gen/$host/release/mcp-policy"
 
 echo "pgo: training (log: $out/training.log)" >&2
+# Chained with &&: inside a `||` list bash does not stop at a failing command, so each step
+# has to pass for the next to run.
 {
-  BENCH_GATEWAY_BIN="$gen" cargo bench --workspace --bench http -- 1,4,16 2000 1
-  BENCH_PROXY_BIN="$gen" cargo bench --workspace --bench proxy -- --quick
-  "$gen" eval --policy examples/policies/security-scanner.json examples/calls.jsonl >/dev/null
+  BENCH_GATEWAY_BIN="$gen" cargo bench --workspace --bench http -- 1,4,16 2000 1 &&
+    BENCH_PROXY_BIN="$gen" cargo bench --workspace --bench proxy -- --quick &&
+    "$gen" eval --policy examples/policies/security-scanner.json examples/calls.jsonl >/dev/null
 } >"$out/training.log" 2>&1 || {
   tail -n 20 "$out/training.log" >&2
   echo "pgo: training failed" >&2
@@ -54,6 +56,9 @@ fi
 "$profdata" merge -o "$out/merged.profdata" "$out/raw"
 
 echo "pgo: optimised build" >&2
+# From scratch: cargo does not track the profile's contents, so a kept build would reuse
+# crates optimised with an earlier profile.
+rm -rf "$out/use"
 RUSTFLAGS="-Cprofile-use=$out/merged.profdata" CARGO_TARGET_DIR="$out/use" \
   cargo build --release --target "$host" -p mcp-policy-cli --bin mcp-policy >&2
 echo "$out/use/$host/release/mcp-policy"
