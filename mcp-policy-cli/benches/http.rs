@@ -19,7 +19,7 @@
 //! loaded once per round, the paths interleaved, and medians over the rounds are reported,
 //! with the CPU time the proxy processes spent per call (from /proc: nginx's master and
 //! workers, the gateway's process). The budget check runs once, with the most callers.
-//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, 1);
+//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, one per CPU);
 //! `BENCH_GATEWAY_BIN=PATH` runs another build of `mcp-policy` as the gateways;
 //! `BENCH_GATEWAY_WRAPPER="valgrind --tool=callgrind …"` runs them under that command.
 

@@ -129,14 +129,27 @@ tokio::task_local! {
     static OWN_RUNTIME: ();
 }
 
-/// The Redis store over two connections: one driven by the gate's own runtime, for calls
-/// from plain threads that block on it, and one driven by the host's event loop, for
-/// decisions awaited there. Neither ever waits for the other's driver: a plain thread that
-/// blocks (holding a session's lock, say) needs nothing from the event loop, and the event
-/// loop's awaited decision wakes no other thread.
+thread_local! {
+    /// The index of the event loop this thread drives (see [`enter_loop`]).
+    static EVENT_LOOP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as the one that drives event loop `index` (the index of its
+/// runtime in [`RedisGate::connect_on`]'s list): decisions awaited on this thread then go
+/// over that loop's own connection. A thread never marked counts as loop 0.
+pub fn enter_loop(index: usize) {
+    EVENT_LOOP.with(|n| n.set(index));
+}
+
+/// The Redis store over several connections: one driven by the gate's own runtime, for calls
+/// from plain threads that block on it, and one for each event loop of the host, driven by
+/// that loop, for decisions awaited there. None ever waits for another's driver: a plain
+/// thread that blocks (holding a session's lock, say) needs nothing from an event loop, and a
+/// decision awaited on an event loop wakes no other thread.
 pub struct Connections {
     own: RedisStore,
-    on_loop: Option<RedisStore>,
+    /// By event loop index.
+    on_loops: Vec<RedisStore>,
 }
 
 impl Connections {
@@ -144,9 +157,13 @@ impl Connections {
     /// not when its future is made (the methods below are `async fn`): the futures of
     /// `AsyncEngine` are made before `RedisGate::block_on` enters its scope.
     fn pick(&self) -> &RedisStore {
-        match &self.on_loop {
-            Some(on_loop) if OWN_RUNTIME.try_with(|()| ()).is_err() => on_loop,
-            _ => &self.own,
+        if OWN_RUNTIME.try_with(|()| ()).is_ok() {
+            return &self.own;
+        }
+        let index = EVENT_LOOP.with(std::cell::Cell::get);
+        match self.on_loops.get(index).or(self.on_loops.first()) {
+            Some(on_loop) => on_loop,
+            None => &self.own,
         }
     }
 }
@@ -180,34 +197,38 @@ impl RedisGate {
             engine: AsyncEngine::with_parts(
                 policy,
                 SystemClock,
-                Connections { own, on_loop: None },
+                Connections {
+                    own,
+                    on_loops: Vec::new(),
+                },
             ),
         })
     }
 
-    /// As [`RedisGate::connect`], with a second connection driven by `event_loop`, the
-    /// runtime an async host awaits decisions on ([`Gate::async_engine`]): an awaited
-    /// decision then wakes no other thread, and a plain thread that blocks on the gate never
-    /// waits for the event loop.
+    /// As [`RedisGate::connect`], with one more connection for each of `event_loops`, driven
+    /// by it: the runtimes an async host awaits decisions on ([`Gate::async_engine`]), each
+    /// on a thread marked with its index here ([`enter_loop`]). An awaited decision then
+    /// wakes no other thread, and a plain thread that blocks on the gate never waits for an
+    /// event loop.
     pub fn connect_on(
         url: &str,
         policy: Policy,
-        event_loop: &tokio::runtime::Runtime,
+        event_loops: &[tokio::runtime::Runtime],
     ) -> Result<RedisGate, String> {
         let rt = runtime()?;
         let own = connect(&rt, url, TimeSource::Server)?;
-        let on_loop = event_loop.block_on(async {
-            RedisStore::connect(url, options(TimeSource::Server))
-                .await
-                .map_err(|e| format!("--store {}: {e}", redact(url)))
-        })?;
-        let connections = Connections {
-            own,
-            on_loop: Some(on_loop),
-        };
+        let mut on_loops = Vec::with_capacity(event_loops.len());
+        for event_loop in event_loops {
+            let on_loop = event_loop.block_on(async {
+                RedisStore::connect(url, options(TimeSource::Server))
+                    .await
+                    .map_err(|e| format!("--store {}: {e}", redact(url)))
+            })?;
+            on_loops.push(on_loop);
+        }
         Ok(RedisGate {
             rt: Arc::new(rt),
-            engine: AsyncEngine::with_parts(policy, SystemClock, connections),
+            engine: AsyncEngine::with_parts(policy, SystemClock, Connections { own, on_loops }),
         })
     }
 
@@ -240,7 +261,10 @@ impl Gate for RedisGate {
         self.engine.reload(policy);
     }
     fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
-        self.engine.store().on_loop.as_ref().map(|_| &self.engine)
+        match self.engine.store().on_loops.is_empty() {
+            true => None,
+            false => Some(&self.engine),
+        }
     }
 }
 

@@ -860,7 +860,7 @@ fn a_sigkilled_gateway_closes_its_upstreams_stdin() {
 
 #[test]
 fn sigterm_lets_a_call_in_flight_finish_then_stops_every_upstream() {
-    sigterm_while_a_call_runs("sigterm", &[]);
+    sigterm_while_a_call_runs("sigterm", &["--threads", "1"]);
 }
 
 #[test]
@@ -1151,6 +1151,13 @@ fn python_sdk_over_streamable_http_through_the_gateway() {
         .collect();
     assert!(calls.len() >= 9, "{audit_text}");
     assert!(calls.iter().all(|c| c["grant"] == "ada"), "{audit_text}");
+    // Without --threads, one event loop per CPU this process may use.
+    let start = audit_records(&audit)
+        .into_iter()
+        .find(|l| l["event"] == "start")
+        .unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(start["threads"], cpus, "{start}");
     drop(gw);
 }
 
@@ -1482,21 +1489,28 @@ fn replicas_on_redis_in_front_of_a_remote_server() {
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let url = redis.url();
     let prefix = format!("http-remote-replicas-{}", std::process::id());
-    let start = || {
-        Gateway::start(
-            &[
-                "--policy",
-                &policy,
-                "--upstream",
-                &upstream,
-                "--store",
-                &url,
-            ],
-            &[],
-            &[("MCP_POLICY_REDIS_PREFIX", prefix.as_str())],
-        )
+    let start = |threads: &[&str]| {
+        let mut args = vec![
+            "--policy",
+            &policy,
+            "--upstream",
+            &upstream,
+            "--store",
+            &url,
+        ];
+        args.extend_from_slice(threads);
+        Gateway::start(&args, &[], &[("MCP_POLICY_REDIS_PREFIX", prefix.as_str())])
     };
-    let (a, b) = (start(), start());
+    // A with three event loops, B with the default (one per CPU): each loop has a Redis
+    // connection of its own, and each gateway one more for its blocking threads.
+    let (a, b) = (start(&["--threads", "3"]), start(&[]));
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let clients: String = redis.cmd(&["CLIENT", "LIST"]);
+    assert_eq!(
+        clients.lines().count(),
+        (3 + 1) + (cpus + 1) + 1, // and this command's own
+        "{clients}"
+    );
     let (sa, sb) = (
         session_with(&a.addr, None, FIXTURE),
         session_with(&b.addr, None, FIXTURE),

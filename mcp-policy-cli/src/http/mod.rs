@@ -10,14 +10,15 @@
 //! requests and notifications, then the answer). A GET opens the session's stream for
 //! messages that belong to no request.
 //!
-//! The HTTP side runs on event loops (`--threads`, default one): each a Tokio current-thread
-//! runtime on a thread of its own, accepting from the one listening socket and serving the
-//! connections it accepted; a session's upstream tasks live on the loop that started it.
-//! With a store that never blocks (memory) and a remote upstream, everything runs there: a
-//! request is decided in its own task, an allowed `tools/call` is sent up from that task, and
-//! the server's messages are handled in the task that read them. A Redis store (its calls
-//! block) puts the decisions, and the error answers whose refunds are store calls, on plain
-//! threads; a local upstream (its pipes) all of its IO.
+//! The HTTP side runs on event loops (`--threads`, default one per CPU): each a Tokio
+//! current-thread runtime on a thread of its own, accepting from the one listening socket and
+//! serving the connections it accepted; a session's upstream tasks live on the loop that
+//! started it. With a store that never blocks (memory) and a remote upstream, everything runs
+//! there: a request is decided in its own task, an allowed `tools/call` is sent up from that
+//! task, and the server's messages are handled in the task that read them. With a Redis store,
+//! a plain `tools/call`'s decision is awaited in the request's task, over the loop's own Redis
+//! connection; the other store calls (refunds, approvals, decisions of other shapes) run on
+//! plain threads, as does all of a local upstream's IO (its pipes).
 //!
 //! Session-less requests (protocol 2026-07-28: no `initialize`, no `Mcp-Session-Id`) share
 //! one upstream per caller, with their ids renamed on the way up. A POST's SSE answer can be
@@ -135,13 +136,13 @@ pub struct HttpArgs {
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
     /// HTTP: event loops serving the HTTP connections, each a thread of its own that accepts
-    /// from the listening socket and serves what it accepted (as nginx's workers do). One
-    /// serves tens of thousands of calls a second; raise it when the gateway's own CPU is the
-    /// limit on a machine with cores to spare (Redis round trips and stdio upstreams have
-    /// threads of their own).
-    #[arg(long, default_value_t = 1, value_name = "N", requires = "listen",
+    /// from the listening socket and serves what it accepted (as nginx's workers do), with a
+    /// Redis connection of its own. Default: one per CPU this process may use. Lower it to
+    /// leave cores to the upstream or other services (Redis round trips and stdio upstreams
+    /// have threads of their own).
+    #[arg(long, value_name = "N", requires = "listen",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub threads: u16,
+    pub threads: Option<u16>,
 }
 
 /// Who is calling.
@@ -214,7 +215,7 @@ fn resolve(listen: &str) -> Result<SocketAddr, String> {
 /// Runs `proxy --listen`.
 pub fn run(args: ProxyArgs, http: HttpArgs) -> u8 {
     match setup(args, http) {
-        Ok((app, rt, listener, grace, threads)) => serve(app, rt, listener, grace, threads),
+        Ok((app, loops, listener, grace)) => serve(app, loops, listener, grace),
         Err(e) => {
             for line in e.lines() {
                 eprintln!("mcp-policy proxy: {line}");
@@ -230,10 +231,9 @@ fn setup(
 ) -> Result<
     (
         Arc<App>,
-        tokio::runtime::Runtime,
+        Vec<tokio::runtime::Runtime>,
         std::net::TcpListener,
         Duration,
-        usize,
     ),
     String,
 > {
@@ -289,13 +289,20 @@ fn setup(
         Some(path) => Some(Keys::load(path)?),
     };
     let audit = Audit::open(args.audit.as_deref())?;
-    // The first event loop; a Redis connection of its own is driven by it (see
-    // `RedisGate::connect_on`).
-    let rt = event_loop().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    // The event loops (`--threads`, default one per CPU); each drives a Redis connection of
+    // its own (see `RedisGate::connect_on`).
+    let threads = match http.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| usize::from(n).min(1024)),
+    };
+    let loops = (0..threads)
+        .map(|_| event_loop())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let (engine, approve_command): (Arc<dyn Gate>, Option<String>) = match &store {
         StoreUrl::Memory => (Arc::new(Engine::new(policy)), None),
         StoreUrl::Redis(url) => (
-            Arc::new(RedisGate::connect_on(url, policy, &rt)?),
+            Arc::new(RedisGate::connect_on(url, policy, &loops)?),
             Some(format!("mcp-policy approve ID --store {}", redact(url))),
         ),
     };
@@ -358,12 +365,13 @@ fn setup(
             args.command.first().cloned().unwrap_or_default().into(),
         ),
         ("listen", shown.to_string().into()),
+        ("threads", threads.into()),
     ]);
     watch_policy(&app, &args.policy, policy_text);
     if let Some(path) = &http.keys {
         watch_keys(&app, path);
     }
-    Ok((app, rt, listener, grace, usize::from(http.threads)))
+    Ok((app, loops, listener, grace))
 }
 
 /// One event loop: tokio's current-thread scheduler, driven by the thread that runs it.
@@ -389,11 +397,15 @@ struct Loops {
 
 fn serve(
     app: Arc<App>,
-    rt: tokio::runtime::Runtime,
+    loops: Vec<tokio::runtime::Runtime>,
     listener: std::net::TcpListener,
     grace: Duration,
-    loops: usize,
 ) -> u8 {
+    let mut loops = loops.into_iter();
+    let Some(rt) = loops.next() else {
+        eprintln!("mcp-policy proxy: no event loop");
+        return UNUSABLE;
+    };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let (done_tx, done) = tokio::sync::watch::channel(false);
@@ -407,10 +419,10 @@ fn serve(
     // The other loops (--threads), each on a thread of its own, accept from the same socket;
     // a connection is served by the loop that accepted it, as nginx's workers do.
     let mut others = Vec::new();
-    for n in 1..loops {
-        let (listener, rt_n) = match (listener.try_clone(), event_loop()) {
-            (Ok(l), Ok(rt)) => (l, rt),
-            (Err(e), _) | (_, Err(e)) => {
+    for (n, rt_n) in (1..).zip(loops) {
+        let listener = match listener.try_clone() {
+            Ok(l) => l,
+            Err(e) => {
                 eprintln!("mcp-policy proxy: cannot start event loop {n}: {e}");
                 return UNUSABLE;
             }
@@ -419,6 +431,7 @@ fn serve(
         let spawned = std::thread::Builder::new()
             .name(format!("mcp-policy-http-{n}"))
             .spawn(move || {
+                crate::store::enter_loop(n);
                 rt_n.spawn(pace());
                 rt_n.block_on(async {
                     let mut done = shared.done.clone();
