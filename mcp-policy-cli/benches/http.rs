@@ -19,7 +19,8 @@
 //! loaded once per round, the paths interleaved, and medians over the rounds are reported,
 //! with the CPU time the proxy processes spent per call (from /proc: nginx's master and
 //! workers, the gateway's process). The budget check runs once, with the most callers.
-//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: theirs, one per CPU);
+//! `BENCH_GATEWAY_THREADS=N` starts the gateways with `--threads N` (default: the single
+//! gateway one event loop per CPU, as its own default; each replica half the CPUs);
 //! `BENCH_GATEWAY_BIN=PATH` runs another build of `mcp-policy` as the gateways;
 //! `BENCH_GATEWAY_WRAPPER="valgrind --tool=callgrind …"` runs them under that command.
 
@@ -302,6 +303,20 @@ fn nginx(dir: &Path, upstream: u16) -> Option<(Proc, String)> {
     Some((Proc(child, false), format!("127.0.0.1:{port}")))
 }
 
+/// The gateways' `--threads`: `BENCH_GATEWAY_THREADS`, else the gateway's default (one event
+/// loop per CPU) for the single gateway, and for each of the two replicas, which share this
+/// machine, half the CPUs (at least one), as docs/GATEWAY.md advises for replicas on one host.
+fn threads(replica: bool) -> String {
+    if let Ok(t) = std::env::var("BENCH_GATEWAY_THREADS") {
+        return t;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match replica {
+        true => (cpus / 2).max(1).to_string(),
+        false => cpus.to_string(),
+    }
+}
+
 fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Proc, String) {
     // `BENCH_GATEWAY_WRAPPER`: a command the gateways run under (a profiler).
     let wrapper = std::env::var("BENCH_GATEWAY_WRAPPER").unwrap_or_default();
@@ -319,11 +334,7 @@ fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Pro
         .arg("--keys")
         .arg(dir.join("keys.json"))
         .args(["--max-sessions", "4096"])
-        .args(
-            std::env::var("BENCH_GATEWAY_THREADS")
-                .map(|t| vec!["--threads".to_owned(), t])
-                .unwrap_or_default(),
-        )
+        .args(["--threads", &threads(store.is_some())])
         .args(["--upstream", &format!("http://127.0.0.1:{upstream}/mcp")])
         .env("MCP_POLICY_REDIS_PREFIX", prefix)
         .stdout(Stdio::null())
