@@ -129,6 +129,18 @@ impl Gateway {
         Gateway::start(&args, &[], &[])
     }
 
+    /// As [`Gateway::remote`], on the Redis store at `url` under key prefix `prefix`.
+    fn remote_on_redis(
+        policy: &str,
+        upstream: &str,
+        (url, prefix): (&str, &str),
+        extra: &[&str],
+    ) -> Gateway {
+        let mut args = vec!["--policy", policy, "--upstream", upstream, "--store", url];
+        args.extend_from_slice(extra);
+        Gateway::start(&args, &[], &[("MCP_POLICY_REDIS_PREFIX", prefix)])
+    }
+
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -1489,18 +1501,8 @@ fn replicas_on_redis_in_front_of_a_remote_server() {
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let url = redis.url();
     let prefix = format!("http-remote-replicas-{}", std::process::id());
-    let start = |threads: &[&str]| {
-        let mut args = vec![
-            "--policy",
-            &policy,
-            "--upstream",
-            &upstream,
-            "--store",
-            &url,
-        ];
-        args.extend_from_slice(threads);
-        Gateway::start(&args, &[], &[("MCP_POLICY_REDIS_PREFIX", prefix.as_str())])
-    };
+    let start =
+        |threads: &[&str]| Gateway::remote_on_redis(&policy, &upstream, (&url, &prefix), threads);
     // A with three event loops, B with the default (one per CPU): each loop has a Redis
     // connection of its own, and each gateway one more for its blocking threads.
     let (a, b) = (start(&["--threads", "3"]), start(&[]));
@@ -2171,18 +2173,7 @@ fn a_gateway_whose_redis_goes_away_denies_and_recovers_by_itself() {
     let upstream = format!("http://127.0.0.1:{port}/mcp");
     let url = redis.url();
     let prefix = format!("http-redis-away-{}", std::process::id());
-    let gw = Gateway::start(
-        &[
-            "--policy",
-            &policy,
-            "--upstream",
-            &upstream,
-            "--store",
-            &url,
-        ],
-        &[],
-        &[("MCP_POLICY_REDIS_PREFIX", prefix.as_str())],
-    );
+    let gw = Gateway::remote_on_redis(&policy, &upstream, (&url, &prefix), &[]);
     let sid = session_with(&gw.addr, None, FIXTURE);
     let echo = |id| call(&gw.addr, None, &sid, id, "echo", json!({"text": "r"})).answer();
     let denied_by_the_store = |answer: &Value| {
