@@ -9,8 +9,8 @@ use mcp_policy::duration::format_duration;
 use mcp_policy::pattern::{Glob, is_pattern};
 use serde_json::Value;
 
+use crate::exit::{OK, UNUSABLE};
 use crate::json::{Positions, load_error_lines, parse_strict};
-use crate::{OK, UNUSABLE};
 
 /// A warning: the JSON Pointer of the value it is about, and the message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use mcp_policy::{
 };
 use mcp_policy_redis::{RedisStore, TimeSource};
 
-use crate::store::StoreUrl;
+use mcp_policy_gateway::store::{self as gateway_store, StoreUrl};
 
 /// The engine a replay runs: in memory, or on a shared Redis store (judged by the replay's
 /// own clock, so `at` times mean the same on both).
@@ -51,7 +51,8 @@ use crate::json::{load_policy, parse_strict};
 /// Containers nested deeper than this in an input line are read as empty ones: far above the
 /// library's argument bound (64), well below the JSON reader's recursion limit (128).
 pub const LINE_DEPTH: usize = 100;
-use crate::{FAILURES, OK, UNUSABLE, rfc3339};
+use crate::exit::{FAILURES, OK, UNUSABLE};
+use crate::rfc3339;
 
 /// What time a line without `at` happens at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +94,8 @@ impl Replayer {
     /// other process using it.
     pub fn with_redis(policy: Policy, no_at: NoAt, url: &str) -> Result<Replayer, String> {
         let clock = ManualClock::new(0);
-        let rt = crate::store::runtime()?;
-        let store = crate::store::connect(&rt, url, TimeSource::Plan)?;
+        let rt = gateway_store::runtime()?;
+        let store = gateway_store::connect(&rt, url, TimeSource::Plan)?;
         let engine = AsyncEngine::with_parts(policy, clock.clone(), store);
         Ok(Replayer::with_backend(
             Backend::Redis { rt, engine },

@@ -16,8 +16,8 @@ use mcp_policy::pattern::{Glob, is_pattern};
 use mcp_policy::{Engine, Grant, Policy, Verdict};
 use serde_json::{Value, json};
 
+use crate::exit::{OK, UNUSABLE};
 use crate::json::{Loaded, load_policy};
-use crate::{OK, UNUSABLE};
 
 const SENTINEL: &str = "\u{0}mcp-policy-explain: condition is false\u{0}";
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use mcp_policy::{LoadErrors, Policy};
+use mcp_policy::Policy;
 use serde_json::Value;
 
 /// Parses JSON text, rejecting a key repeated in one object (a gateway and the server behind
@@ -47,23 +47,7 @@ pub fn load_policy(path: &Path) -> Result<Loaded, ()> {
     }
 }
 
-/// Load errors as `FILE:LINE:COL: POINTER: MESSAGE` lines (the pointer `(document)` for the
-/// whole document).
-pub fn load_error_lines(file: &str, errors: &LoadErrors) -> Vec<String> {
-    errors
-        .errors()
-        .iter()
-        .map(|error| {
-            let (line, column) = error.position.map_or((1, 1), |p| (p.line, p.column));
-            let pointer = if error.pointer.is_empty() {
-                "(document)"
-            } else {
-                error.pointer.as_str()
-            };
-            format!("{file}:{line}:{column}: {pointer}: {}", error.kind)
-        })
-        .collect()
-}
+pub use mcp_policy_gateway::options::load_error_lines;
 
 /// Finds the line and column of values in one JSON text by JSON Pointer.
 pub struct Positions {

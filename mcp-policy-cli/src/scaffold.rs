@@ -19,8 +19,8 @@ use std::path::Path;
 use mcp_policy::pattern::is_pattern;
 use serde_json::{Map, Value, json};
 
+use crate::exit::{FAILURES, OK, UNUSABLE};
 use crate::json::parse_strict;
-use crate::{FAILURES, OK, UNUSABLE};
 
 /// The five risk classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

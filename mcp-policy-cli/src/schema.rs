@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::{OK, UNUSABLE};
+use crate::exit::{OK, UNUSABLE};
 
 /// The policy document's JSON Schema (draft 2020-12), as shipped in `docs/policy.schema.json`.
 pub const POLICY_SCHEMA: &str = mcp_policy::POLICY_JSON_SCHEMA;

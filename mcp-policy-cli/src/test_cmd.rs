@@ -7,8 +7,8 @@ use mcp_policy::Policy;
 use serde_json::{Map, Value};
 
 use crate::eval::{NoAt, Replayer, type_name};
+use crate::exit::{FAILURES, OK, UNUSABLE};
 use crate::json::{load_error_lines, parse_strict};
-use crate::{FAILURES, OK, UNUSABLE};
 
 /// One test file, validated.
 struct TestFile {

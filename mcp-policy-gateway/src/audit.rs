@@ -4,23 +4,23 @@
 //! after the decision.
 
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use mcp_policy::mcp::AuditRecord;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::error::Error;
+use crate::host::sync::lock;
+
 /// Where audit lines go: a file (appended), standard error, or nowhere.
 pub struct Audit(Mutex<Option<Box<dyn Write + Send>>>);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Audit {
     /// Opens `--audit FILE|-` (`-` is standard error; the protocol owns standard output).
-    pub fn open(target: Option<&str>) -> Result<Audit, String> {
+    pub fn open(target: Option<&str>) -> Result<Audit, Error> {
         let out: Option<Box<dyn Write + Send>> = match target {
             None => None,
             Some("-") => Some(Box::new(std::io::stderr())),
@@ -30,7 +30,7 @@ impl Audit {
                 .open(path)
             {
                 Ok(file) => Some(Box::new(file)),
-                Err(e) => return Err(format!("--audit {path}: {e}")),
+                Err(e) => return Err(Error::Io(format!("--audit {path}: {e}"))),
             },
         };
         Ok(Audit(Mutex::new(out)))
@@ -70,6 +70,19 @@ impl Audit {
             eprintln!("mcp-policy proxy: cannot write the audit log; audit logging stops");
             *audit = None;
         }
+    }
+
+    /// The `start` line of a host: its policy file and revision, its upstream, then
+    /// `more` (the HTTP gateway's address and event loops).
+    pub fn start(&self, policy: &Path, revision: &str, upstream: &str, more: Vec<(&str, Value)>) {
+        let mut fields = vec![
+            ("event", "start".into()),
+            ("policy", policy.display().to_string().into()),
+            ("revision", revision.into()),
+            ("upstream", upstream.into()),
+        ];
+        fields.extend(more);
+        self.line(fields);
     }
 
     /// Writes one call's record, with the SHA-256 of its canonical arguments.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mcp_policy::Policy;
 
 use crate::audit::Audit;
-use crate::json::load_error_lines;
+use crate::options::load_error_lines;
 use crate::store::Gate;
 
 /// Watches `path`'s directory (editors replace files by renaming over them, and Kubernetes
@@ -106,4 +106,23 @@ pub fn reload_policy(gate: &dyn Gate, audit: &Audit, shown: &str, text: &str) {
             ]);
         }
     }
+}
+
+/// Watches a host's policy file: each change that loads is swapped into the host's engine
+/// ([`reload_policy`]). `parts` finds the engine and the audit log in the host. The watcher
+/// stops when the returned value is dropped: a host keeps it for as long as it serves.
+pub fn watch_policy<H: Send + Sync + 'static>(
+    host: &std::sync::Arc<H>,
+    path: &Path,
+    text: String,
+    parts: fn(&H) -> (&dyn Gate, &Audit),
+) -> Option<notify::RecommendedWatcher> {
+    let weak = std::sync::Arc::downgrade(host);
+    let shown = path.display().to_string();
+    watch_file(path, text, "policy", move |now| {
+        if let Some(host) = weak.upgrade() {
+            let (gate, audit) = parts(&host);
+            reload_policy(gate, audit, &shown, now);
+        }
+    })
 }

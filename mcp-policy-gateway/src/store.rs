@@ -4,7 +4,8 @@
 //!
 //! The command's threads are plain threads; the Redis store is async, so calls to it run on a
 //! small Tokio runtime owned here and are awaited with `block_on` (each call is one round trip,
-//! bounded by the store's timeout).
+//! bounded by the store's timeout). Choosing the store is written once, here ([`open`]), for
+//! both hosts and for the command's `eval` and `approve`.
 
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ use mcp_policy::{
 };
 use mcp_policy_redis::{Options, RedisStore, TimeSource};
 use serde_json::Value;
+
+use crate::error::Error;
 
 /// The environment variable that sets the Redis key prefix (default `mcp-policy`).
 pub const PREFIX_ENV: &str = "MCP_POLICY_REDIS_PREFIX";
@@ -187,26 +190,9 @@ pub struct RedisGate {
 }
 
 impl RedisGate {
-    /// Connects and builds the engine (server time: replicas never over-admit), for callers
-    /// on plain threads ([`Enforcer`]).
-    pub fn connect(url: &str, policy: Policy) -> Result<RedisGate, String> {
-        let rt = runtime()?;
-        let own = connect(&rt, url, TimeSource::Server)?;
-        Ok(RedisGate {
-            rt: Arc::new(rt),
-            engine: AsyncEngine::with_parts(
-                policy,
-                SystemClock,
-                Connections {
-                    own,
-                    on_loops: Vec::new(),
-                },
-            ),
-        })
-    }
-
-    /// As [`RedisGate::connect`], with one more connection for each of `event_loops`, driven
-    /// by it: the runtimes an async host awaits decisions on ([`Gate::async_engine`]), each
+    /// Connects and builds the engine (server time: replicas never over-admit): one
+    /// connection for callers on plain threads ([`Enforcer`]), and one more for each of
+    /// `event_loops`, driven by it: the runtimes an async host awaits decisions on ([`Gate::async_engine`]), each
     /// on a thread marked with its index here ([`enter_loop`]). An awaited decision then
     /// wakes no other thread, and a plain thread that blocks on the gate never waits for an
     /// event loop.
@@ -268,50 +254,54 @@ impl Gate for RedisGate {
     }
 }
 
-/// Runs `approve APPROVAL_ID --store URL`: 0 recorded; 1 unknown or expired; 2 usage or an
-/// unreachable store.
-pub fn approve(id: &str, store: &str) -> u8 {
-    let url = match StoreUrl::parse(store) {
-        Ok(StoreUrl::Redis(url)) => url,
-        Ok(StoreUrl::Memory) => {
-            eprintln!(
-                "mcp-policy approve: --store memory: an in-memory store lives inside one process; approve through a shared store (redis://…)"
-            );
-            return crate::UNUSABLE;
-        }
-        Err(e) => {
-            eprintln!("mcp-policy approve: --store: {e}");
-            return crate::UNUSABLE;
+/// The store a host decides with, as `--store` chose it.
+pub struct Opened {
+    /// The engine over it.
+    pub gate: Arc<dyn Gate>,
+    /// The command a human runs to approve a call out of band (a shared store only).
+    pub approve_command: Option<String>,
+    /// Whether the store answers without blocking (memory): a host may then decide on its
+    /// event loop.
+    pub inline: bool,
+}
+
+/// Opens the store `url` names with `policy`: the in-memory one, or Redis with a connection
+/// of its own for each of `event_loops` (none for a host without; see
+/// [`RedisGate::connect_on`]).
+pub fn open(
+    url: &StoreUrl,
+    policy: Policy,
+    event_loops: &[tokio::runtime::Runtime],
+) -> Result<Opened, Error> {
+    Ok(match url {
+        StoreUrl::Memory => Opened {
+            gate: Arc::new(Engine::new(policy)),
+            approve_command: None,
+            inline: true,
+        },
+        StoreUrl::Redis(url) => Opened {
+            gate: Arc::new(RedisGate::connect_on(url, policy, event_loops).map_err(Error::Store)?),
+            approve_command: Some(format!("mcp-policy approve ID --store {}", redact(url))),
+            inline: false,
+        },
+    })
+}
+
+/// Records that a human approved `id` in the shared store `url` (`mcp-policy approve`).
+/// The outer error: the store cannot be used; the inner one: the store's answer (an
+/// unknown or expired approval is [`HostError::UnknownApproval`]).
+pub fn approve(url: &StoreUrl, id: &str) -> Result<Result<(), HostError>, Error> {
+    let url = match url {
+        StoreUrl::Redis(url) => url,
+        StoreUrl::Memory => {
+            return Err(Error::Usage(
+                "--store memory: an in-memory store lives inside one process; approve through a shared store (redis://…)".into(),
+            ));
         }
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcp-policy approve: {e}");
-            return crate::UNUSABLE;
-        }
-    };
-    let store = match connect(&rt, &url, TimeSource::Server) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("mcp-policy approve: {e}");
-            return crate::UNUSABLE;
-        }
-    };
-    match rt.block_on(store.approve(id)) {
-        Ok(()) => {
-            println!("approved {id}");
-            crate::OK
-        }
-        Err(e @ HostError::UnknownApproval(_)) => {
-            eprintln!("mcp-policy approve: {e}");
-            crate::FAILURES
-        }
-        Err(e) => {
-            eprintln!("mcp-policy approve: {e}");
-            crate::UNUSABLE
-        }
-    }
+    let rt = runtime().map_err(Error::Io)?;
+    let store = connect(&rt, url, TimeSource::Server).map_err(Error::Store)?;
+    Ok(rt.block_on(store.approve(id)))
 }
 
 #[cfg(test)]

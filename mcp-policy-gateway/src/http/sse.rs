@@ -12,6 +12,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::sync::mpsc;
 
+use crate::http::inflight::InFlight;
+
 /// The body type of every response.
 pub type ResBody = BoxBody<Bytes, Infallible>;
 
@@ -24,10 +26,12 @@ pub enum Msg {
     Other(Bytes),
 }
 
+/// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> ResBody {
     Full::new(bytes.into()).boxed()
 }
 
+/// An empty body.
 pub fn empty() -> ResBody {
     Empty::new().boxed()
 }
@@ -119,9 +123,17 @@ impl Parked {
     }
 }
 
+/// What keeps a stream parked for a while: the session it belongs to.
+pub trait Parking: Send + Sync {
+    /// Keeps the POST stream `stream`, whose client went away, for a GET that resumes it.
+    fn park(&self, stream: u64, parked: Parked);
+}
+
 /// Where a resumable stream parks when its client goes away.
 pub struct Resumable {
-    pub session: std::sync::Weak<super::session::Session>,
+    /// The session it belongs to.
+    pub session: std::sync::Weak<dyn Parking>,
+    /// Its number in the session.
     pub stream: u64,
 }
 
@@ -139,7 +151,7 @@ pub struct Sse {
     /// The last events written (a resumable stream's).
     written: VecDeque<Numbered>,
     /// Counts the request as in flight while its stream is open.
-    _guard: Option<super::InFlight>,
+    _guard: Option<InFlight>,
 }
 
 impl Sse {
@@ -147,7 +159,7 @@ impl Sse {
         first: Option<Bytes>,
         rx: mpsc::Receiver<Msg>,
         keepalive: Option<Duration>,
-        guard: Option<super::InFlight>,
+        guard: Option<InFlight>,
     ) -> Sse {
         Sse {
             queued: first.map(|b| (0, b, false)).into_iter().collect(),

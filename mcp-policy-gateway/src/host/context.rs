@@ -1,0 +1,62 @@
+//! What every decision of a host needs, opened once from the [`HostOptions`] for both hosts:
+//! the engine over the chosen store, the audit log, and the core gateway's options (the
+//! approval timeout, the out-of-band approve command, what is audited).
+
+use std::sync::Arc;
+
+use mcp_policy::Policy;
+use mcp_policy::mcp::GatewayOptions;
+
+use crate::audit::Audit;
+use crate::error::Error;
+use crate::options::HostOptions;
+use crate::store::{self, Gate};
+
+/// A host's engine, audit log and gateway options.
+pub struct Context {
+    /// The engine, over the store `--store` chose.
+    pub engine: Arc<dyn Gate>,
+    /// The audit log.
+    pub audit: Audit,
+    /// What each session's (or the relay's) core gateway is made with.
+    pub options: GatewayOptions,
+    /// Whether the store answers without blocking (memory): a decision may then be made on
+    /// an event loop.
+    pub inline_store: bool,
+}
+
+impl Context {
+    /// Opens the audit log, then the store with `policy` (with a Redis connection of its own
+    /// for each of `event_loops`: see [`store::open`]).
+    pub fn open(
+        options: &HostOptions,
+        policy: Policy,
+        event_loops: &[tokio::runtime::Runtime],
+    ) -> Result<Context, Error> {
+        let audit = Audit::open(options.audit.as_deref())?;
+        let opened = store::open(&options.store, policy, event_loops)?;
+        let gateway = GatewayOptions {
+            approval_timeout: options.approval_timeout,
+            approve_command: opened.approve_command,
+            audit_args: options.audit_args,
+            audit: audit.enabled(),
+        };
+        Ok(Context {
+            engine: opened.gate,
+            audit,
+            options: gateway,
+            inline_store: opened.inline,
+        })
+    }
+
+    /// Watches the policy file: each change that loads is swapped into the engine (see
+    /// [`crate::host::watch::reload_policy`]); the watcher stops when the returned value is
+    /// dropped.
+    pub fn watch_policy(
+        self: &Arc<Self>,
+        path: &std::path::Path,
+        text: String,
+    ) -> Option<notify::RecommendedWatcher> {
+        crate::host::watch::watch_policy(self, path, text, |ctx| (ctx.engine.as_ref(), &ctx.audit))
+    }
+}

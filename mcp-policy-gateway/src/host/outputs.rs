@@ -1,0 +1,96 @@
+//! Carrying out what the core's [`Gateway`](mcp_policy::mcp::Gateway) says, for both hosts:
+//! each [`Output`] in order — the message as read passed on, a message the gateway wrote
+//! sent to a side, a call's record audited. A host says how a line reaches each side (a
+//! [`Sides`]); what each output means is written here once.
+
+use mcp_policy::mcp::Output;
+
+use crate::audit::Audit;
+
+/// How a host sends a line to each side.
+pub trait Sides {
+    /// Sends one message to the MCP server.
+    fn to_server(&mut self, line: &[u8]);
+    /// Sends one message to the client. `as_read`: `line` is the message exactly as it was
+    /// read from the server (else one the gateway wrote).
+    fn to_client(&mut self, line: &[u8], as_read: bool);
+}
+
+/// Carries out `outputs` for the message `line`, read from the client when `from_client`
+/// (else from the server); whether anything went to the client.
+pub fn carry_out(
+    outputs: Vec<Output>,
+    line: &[u8],
+    from_client: bool,
+    audit: &Audit,
+    sides: &mut impl Sides,
+) -> bool {
+    let mut to_client = false;
+    for output in outputs {
+        match output {
+            Output::Forward if from_client => sides.to_server(line),
+            Output::Forward => {
+                sides.to_client(line, true);
+                to_client = true;
+            }
+            Output::ToClient(v) => {
+                sides.to_client(v.to_string().as_bytes(), false);
+                to_client = true;
+            }
+            Output::ToServer(v) => sides.to_server(v.to_string().as_bytes()),
+            Output::Audit(record) => audit.call(&record),
+        }
+    }
+    to_client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Seen(Vec<(&'static str, String, bool)>);
+
+    impl Sides for Seen {
+        fn to_server(&mut self, line: &[u8]) {
+            self.0
+                .push(("server", String::from_utf8_lossy(line).into(), false));
+        }
+        fn to_client(&mut self, line: &[u8], as_read: bool) {
+            self.0
+                .push(("client", String::from_utf8_lossy(line).into(), as_read));
+        }
+    }
+
+    #[test]
+    fn each_output_goes_where_it_says_in_order() {
+        let audit = Audit::open(None).unwrap();
+        let mut seen = Seen::default();
+        let outputs = vec![
+            Output::Forward,
+            Output::ToClient(json!({"id": 1})),
+            Output::ToServer(json!({"id": 2})),
+        ];
+        assert!(carry_out(outputs, b"L", true, &audit, &mut seen));
+        assert_eq!(
+            seen.0,
+            [
+                ("server", "L".into(), false),
+                ("client", r#"{"id":1}"#.into(), false),
+                ("server", r#"{"id":2}"#.into(), false)
+            ]
+        );
+        let mut seen = Seen::default();
+        assert!(carry_out(
+            vec![Output::Forward],
+            b"A",
+            false,
+            &audit,
+            &mut seen
+        ));
+        assert_eq!(seen.0, [("client", "A".into(), true)]);
+        let mut seen = Seen::default();
+        assert!(!carry_out(vec![], b"A", false, &audit, &mut seen));
+    }
+}
