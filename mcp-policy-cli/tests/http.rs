@@ -2400,3 +2400,95 @@ fn a_servers_own_input_round_continues_an_approved_call_without_asking_again() {
         .collect();
     assert_eq!(outcomes, ["input_required", "ok"], "{lines:?}");
 }
+
+/// A session ended by DELETE leaves the gateway before the `204` is sent: a request that
+/// names it right after, on the same keep-alive connection, is answered `404` and never
+/// reaches the server (it used to be forwarded in about half of the tries).
+#[test]
+fn a_deleted_session_is_gone_before_its_204() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("deleted");
+    let gw = s.gateway(&[]);
+    let addr = gw.addr.as_str();
+    for round in 0..10 {
+        let sid = session(addr, None);
+        let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+            "params":{"name":"echo","arguments":{}}})
+        .to_string();
+        // Both requests in one write: the second is read as soon as the first is answered.
+        let requests = format!(
+            "DELETE /mcp HTTP/1.1\r\nHost: {addr}\r\nMcp-Session-Id: {sid}\r\n\
+             Content-Length: 0\r\n\r\n\
+             POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n\
+             Connection: close\r\nContent-Length: {}\r\n\r\n{call}",
+            call.len()
+        );
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(requests.as_bytes()).unwrap();
+        let mut raw = String::new();
+        let _ = stream.read_to_string(&mut raw);
+        let statuses: Vec<&str> = raw
+            .split("\r\n")
+            .filter(|line| line.starts_with("HTTP/1.1 "))
+            .collect();
+        assert_eq!(
+            statuses,
+            ["HTTP/1.1 204 No Content", "HTTP/1.1 404 Not Found"],
+            "round {round}: {raw}"
+        );
+    }
+}
+
+/// A session-less request whose `Mcp-Name` or `Mcp-Method` header disagrees with its body is
+/// refused with `-32020`, answering the request's own id (JSON-RPC wants it whenever it
+/// could be read).
+#[test]
+fn a_header_mismatch_answers_the_requests_own_id() {
+    if !need(&["python3"]) {
+        return;
+    }
+    let s = setup("mismatch");
+    let gw = s.gateway(&["--keys", &s.keys]);
+    let addr = gw.addr.as_str();
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"}});
+    let body = json!({"jsonrpc":"2.0","id":5,"method":"tools/call",
+        "params":{"name":"echo","arguments":{},"_meta":meta}})
+    .to_string();
+    for (header, value) in [("Mcp-Name", "other"), ("Mcp-Method", "tools/list")] {
+        let res = http(
+            addr,
+            "POST",
+            &[
+                ACCEPT,
+                ("Authorization", "Bearer tok-alice"),
+                ("MCP-Protocol-Version", "2026-07-28"),
+                (header, value),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(res.status, 400, "{res:?}");
+        let answer = res.answer();
+        assert_eq!(answer["error"]["code"], -32020, "{answer}");
+        assert_eq!(answer["id"], 5, "{header}: {answer}");
+    }
+    // Text that cannot be read still gets id null.
+    let res = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT,
+            ("Authorization", "Bearer tok-alice"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+        ],
+        b"{not json",
+    );
+    assert_eq!(res.status, 400, "{res:?}");
+    assert_eq!(res.answer()["id"], Value::Null);
+}

@@ -10,8 +10,8 @@
 //!
 //! Both decide every message through the core's [`mcp_policy::mcp::Gateway`] and share one
 //! host layer ([`host`]): the child process and its lines, carrying out the gateway's
-//! outputs, signals, the timer, the policy watcher; the store ([`store`]), the audit log
-//! ([`audit`]) and the options ([`options`]) are written once for both.
+//! outputs, signals, the timer, the policy watcher, the audit log; the store ([`store`]) and
+//! the options ([`options`]) are written once for both.
 //!
 //! ```no_run
 //! use mcp_policy_gateway::{HostOptions, stdio};
@@ -41,7 +41,6 @@
     )
 )]
 
-pub mod audit;
 pub mod error;
 pub mod host;
 pub mod http;

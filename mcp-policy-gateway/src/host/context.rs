@@ -7,8 +7,8 @@ use std::sync::Arc;
 use mcp_policy::Policy;
 use mcp_policy::mcp::GatewayOptions;
 
-use crate::audit::Audit;
 use crate::error::Error;
+use crate::host::audit::Audit;
 use crate::options::HostOptions;
 use crate::store::{self, Gate};
 

@@ -3,8 +3,9 @@
 //! outputs ([`outputs`]), the stop signals ([`signals`]), the timer ([`timer`]), watching the
 //! policy file ([`watch`]), the locks every thread takes ([`sync`]), and the engine, audit log
 //! and gateway options every decision needs ([`context`]). The store is chosen in
-//! [`crate::store`], the audit log written by [`crate::audit`].
+//! [`crate::store`], the audit log written by [`audit`].
 
+pub mod audit;
 pub mod child;
 pub mod context;
 pub mod lines;

@@ -5,7 +5,7 @@
 
 use mcp_policy::mcp::Output;
 
-use crate::audit::Audit;
+use crate::host::audit::Audit;
 
 /// How a host sends a line to each side.
 pub trait Sides {

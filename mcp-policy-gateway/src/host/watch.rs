@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mcp_policy::Policy;
 
-use crate::audit::Audit;
+use crate::host::audit::Audit;
 use crate::options::load_error_lines;
 use crate::store::Gate;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use hyper::header::{self, HeaderMap, HeaderName};
 use mcp_policy::Grant;
 
-use crate::audit::Audit;
+use crate::host::audit::Audit;
 use crate::keys::Keys;
 
 /// Who is calling.
