@@ -52,3 +52,8 @@ pub mod store;
 pub use error::Error;
 pub use options::HostOptions;
 pub use store::StoreUrl;
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
