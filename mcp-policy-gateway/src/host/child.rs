@@ -76,37 +76,34 @@ impl Child {
     /// what was written. A server that closed its input is let be (its exit is seen by
     /// whoever reads its output).
     pub fn write_line(&self, line: &[u8]) {
-        let mut input = lock(&self.input);
-        if let Some(pipe) = input.as_mut()
-            && pipe
-                .write_all(line)
-                .and_then(|()| pipe.write_all(b"\n"))
-                .is_err()
-        {
-            *input = None;
-        }
+        self.write(Some(line), false);
     }
 
     /// Sends what was written.
     pub fn flush(&self) {
-        let mut input = lock(&self.input);
-        if let Some(pipe) = input.as_mut()
-            && pipe.flush().is_err()
-        {
-            *input = None;
-        }
+        self.write(None, true);
     }
 
     /// Writes one line and sends it at once.
     pub fn send(&self, line: &[u8]) {
+        self.write(Some(line), true);
+    }
+
+    /// Writes `line` (if any) and a newline, then flushes if `flush`; the input is dropped
+    /// when the server closed it.
+    fn write(&self, line: Option<&[u8]>, flush: bool) {
         let mut input = lock(&self.input);
-        if let Some(pipe) = input.as_mut()
-            && pipe
-                .write_all(line)
-                .and_then(|()| pipe.write_all(b"\n"))
-                .and_then(|()| pipe.flush())
-                .is_err()
-        {
+        let Some(pipe) = input.as_mut() else {
+            return;
+        };
+        let mut written = Ok(());
+        if let Some(line) = line {
+            written = pipe.write_all(line).and_then(|()| pipe.write_all(b"\n"));
+        }
+        if flush {
+            written = written.and_then(|()| pipe.flush());
+        }
+        if written.is_err() {
             *input = None;
         }
     }

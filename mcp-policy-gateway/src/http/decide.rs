@@ -17,6 +17,32 @@ use crate::http::app::App;
 use crate::http::inflight::InFlight;
 use crate::http::session::Session;
 
+/// Decides a client's message and carries it out: here when nothing in it can block (the
+/// in-memory store, a remote upstream's queue), else in a task of its own (a client that goes
+/// away while the decision is awaited or made loses nothing: the call decided is carried
+/// out, audited or refunded). `read`: the message as already read from `line`, if it was.
+pub async fn run(
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    line: Bytes,
+    read: Option<ClientMessage<'_>>,
+    is_call: bool,
+    seq: Option<u64>,
+) -> Result<(), ()> {
+    if app.ctx.inline_store && session.nonblocking_upstream() {
+        // The message was read before the lock: the session's other messages wait only for
+        // the decision.
+        let message = read.unwrap_or_else(|| ClientMessage::read(&line));
+        let outputs = lock(&session.gateway).from_client_message(app.ctx.engine.as_ref(), message);
+        return carry_out_here(app, session, outputs, line, is_call, seq).await;
+    }
+    let (app, session) = (Arc::clone(app), Arc::clone(session));
+    tokio::spawn(decide_elsewhere(app, session, line, is_call, seq))
+        .await
+        .map_err(|_| ())
+        .and_then(|done| done)
+}
+
 /// Decides a client's message where deciding may wait (Redis), and carries it out. With
 /// Redis, a `tools/call`'s decision is awaited on this event loop (one round trip, no thread
 /// blocked, the gateway not locked meanwhile); anything else is decided on a blocking thread.
@@ -24,7 +50,7 @@ use crate::http::session::Session;
 ///
 /// The event loop never waits for a session's gateway: a blocking thread may hold it for a
 /// Redis round trip. When it is held, the rest of the work goes to a blocking thread too.
-pub async fn decide_elsewhere(
+async fn decide_elsewhere(
     app: Arc<App>,
     session: Arc<Session>,
     line: Bytes,
@@ -101,7 +127,7 @@ fn refunded(outputs: &mut [Output]) {
 /// is still on its way; what waits for its answer runs in a task of its own, so that a
 /// client that goes away does not cancel the exchange (its answer is still audited, or its
 /// charges refunded).
-pub async fn carry_out_here(
+async fn carry_out_here(
     app: &Arc<App>,
     session: &Arc<Session>,
     outputs: Vec<Output>,

@@ -10,10 +10,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use mcp_policy::mcp::{ClientMessage, GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR};
+use mcp_policy::mcp::{
+    ClientMessage, Gateway, GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR,
+};
 use tokio::sync::mpsc;
 
-use crate::host::sync::lock;
 use crate::http::app::App;
 use crate::http::decide;
 use crate::http::guard::Principal;
@@ -71,6 +72,22 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> 
             res
         }
     }
+}
+
+/// The session a request must name (a GET, a DELETE): `400` without one, `404` for one that
+/// does not exist or is another caller's.
+fn named_session(
+    app: &App,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> Result<Arc<Session>, Response<ResBody>> {
+    session_of(app, headers, principal)?.ok_or_else(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            -32000,
+            "Bad Request: Mcp-Session-Id header is required",
+        )
+    })
 }
 
 /// The session a request names, if it exists and belongs to this caller.
@@ -134,17 +151,10 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Response<
     }
 }
 
+/// A message from the client: read, given to its session (started for an `initialize`; the
+/// caller's shared one for a session-less request), decided, carried out, and answered.
 async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
+    if !is_json(req.headers()) {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             -32000,
@@ -180,22 +190,8 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let mut renamed: Option<Bytes> = None;
     let mut original = None;
     let (session, created) = match (named, &kind) {
-        (_, Kind::Invalid) => {
-            // Answered by the core's rules (parse error, batch refused), without a session.
-            let outputs = mcp_policy::mcp::Gateway::new(
-                app.guard.grant_of(&principal),
-                GatewayOptions::default(),
-            )
-            .from_client(app.ctx.engine.as_ref(), &body);
-            let answer = outputs.into_iter().find_map(|o| match o {
-                Output::ToClient(v) => Some(v),
-                _ => None,
-            });
-            return match answer {
-                Some(v) => json_response(StatusCode::BAD_REQUEST, Bytes::from(v.to_string())),
-                None => refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error"),
-            };
-        }
+        // Answered by the core's rules (parse error, batch refused), without a session.
+        (_, Kind::Invalid) => return invalid(&app, &principal, &body),
         (Some(s), _) => (s, false),
         (None, Kind::Notification { .. }) if stateless => {
             // No notification from a 2026-07-28 client acts on a session-less exchange
@@ -241,25 +237,9 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     let guard = request.is_some().then(|| InFlight::new(&app.in_flight));
     let line = renamed.clone().unwrap_or_else(|| body.clone());
     let is_call = matches!(&kind, Kind::Request { method, .. } if method == "tools/call");
-    let done = if app.ctx.inline_store && session.nonblocking_upstream() {
-        // Nothing in the decision can block (the in-memory store, a remote upstream's
-        // queue): it runs right here. The message was read before the lock: the session's
-        // other messages wait only for the decision.
-        let message = match &renamed {
-            Some(line) => ClientMessage::read(line),
-            None => first,
-        };
-        let outputs = lock(&session.gateway).from_client_message(app.ctx.engine.as_ref(), message);
-        decide::carry_out_here(&app, &session, outputs, line, is_call, seq).await
-    } else {
-        // In a task of its own: a client that goes away while the decision is awaited or
-        // made loses nothing (the call decided is carried out, audited or refunded).
-        let (app, session) = (Arc::clone(&app), Arc::clone(&session));
-        tokio::spawn(decide::decide_elsewhere(app, session, line, is_call, seq))
-            .await
-            .map_err(|_| ())
-            .and_then(|done| done)
-    };
+    // A renamed request is read again; any other was read once, above.
+    let read = renamed.is_none().then_some(first);
+    let done = decide::run(&app, &session, line, read, is_call, seq).await;
     if done.is_err() {
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -280,6 +260,33 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         res.headers_mut().insert(SESSION_NAME, value);
     }
     res
+}
+
+/// Whether the request's `Content-Type` is JSON.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// The answer to a body that is not one JSON-RPC message (a parse error, a batch), by the
+/// core's rules, without a session.
+fn invalid(app: &App, principal: &Principal, body: &[u8]) -> Response<ResBody> {
+    let outputs = Gateway::new(app.guard.grant_of(principal), GatewayOptions::default())
+        .from_client(app.ctx.engine.as_ref(), body);
+    let answer = outputs.into_iter().find_map(|o| match o {
+        Output::ToClient(v) => Some(v),
+        _ => None,
+    });
+    match answer {
+        Some(v) => json_response(StatusCode::BAD_REQUEST, Bytes::from(v.to_string())),
+        None => refuse(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error"),
+    }
 }
 
 /// The answer to a POST that carried a request: JSON when the answer is the only message
@@ -344,15 +351,8 @@ async fn get(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Res
             "Not Acceptable: the client must accept text/event-stream",
         );
     }
-    let session = match session_of(&app, req.headers(), &principal) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                -32000,
-                "Bad Request: Mcp-Session-Id header is required",
-            );
-        }
+    let session = match named_session(&app, req.headers(), &principal) {
+        Ok(s) => s,
         Err(res) => return res,
     };
     if let Some(last) = req.headers().get("last-event-id") {
@@ -399,15 +399,8 @@ async fn resume(session: &Arc<Session>, last: &HeaderValue) -> Response<ResBody>
 }
 
 async fn delete(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Response<ResBody> {
-    let session = match session_of(&app, req.headers(), &principal) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                -32000,
-                "Bad Request: Mcp-Session-Id header is required",
-            );
-        }
+    let session = match named_session(&app, req.headers(), &principal) {
+        Ok(s) => s,
         Err(res) => return res,
     };
     // The session leaves the registry now, before the answer: a request that names it from
