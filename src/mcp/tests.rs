@@ -1,6 +1,17 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::read::parse_line;
 use super::*;
 use crate::clock::ManualClock;
-use crate::store::MemoryStore;
+use crate::compile::Policy;
+use crate::decision::Decision;
+use crate::engine::Engine;
+use crate::error::{HostError, StoreError};
+use crate::grant::Grant;
+use crate::store::{MemoryStore, Reservation};
 
 const POLICY: &str = r#"{"version":"1","default":"deny","hide":["drop_*"],
   "tools":{
