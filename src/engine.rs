@@ -14,17 +14,12 @@ use crate::grant::Grant;
 use crate::store::{CounterStore, MemoryStore, Plan, Reservation};
 
 mod asynch;
+mod decider;
 mod shell;
 
 pub use asynch::AsyncEngine;
+pub use decider::{AsyncDecider, Decider};
 use shell::Shell;
-
-/// Decides tool calls.
-pub trait Decider {
-    /// Decides one `tools/call`: `args` is the call's `arguments` object (`Value::Null` when
-    /// absent). Total: every input gets a decision, and any internal failure denies.
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision;
-}
 
 /// The policy engine: owns the compiled policy (atomically swappable for hot reload), a
 /// [`Clock`] and a [`CounterStore`].
@@ -149,11 +144,5 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
         self.shell
             .store
             .record_approval(approval_id, self.shell.clock.now_ms())
-    }
-}
-
-impl<C: Clock, S: CounterStore> Decider for Engine<C, S> {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        Engine::evaluate(self, tool, args, grant)
     }
 }

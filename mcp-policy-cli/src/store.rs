@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use mcp_policy::mcp::Enforcer;
+use mcp_policy::Decider;
 use mcp_policy::{
     AsyncCounterStore, AsyncEngine, Clock, Decision, Engine, Grant, HostError, Outcome, Plan,
     Policy, Reservation, StoreError, SystemClock,
@@ -106,12 +106,12 @@ pub fn connect(
 }
 
 /// What the proxy enforces with: an engine, and how to swap its policy.
-pub trait Gate: Enforcer + Send + Sync {
+pub trait Gate: Decider + Send + Sync {
     /// Swaps the policy in (counters kept where window and reset are unchanged).
     fn reload(&self, policy: Policy);
 
     /// The engine to await a decision on, when the store is reached asynchronously (Redis):
-    /// an async host decides there instead of blocking a thread on [`Enforcer::evaluate`].
+    /// an async host decides there instead of blocking a thread on [`Decider::evaluate`].
     fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
         None
     }
@@ -188,7 +188,7 @@ pub struct RedisGate {
 
 impl RedisGate {
     /// Connects and builds the engine (server time: replicas never over-admit), for callers
-    /// on plain threads ([`Enforcer`]).
+    /// on plain threads ([`Decider`]).
     pub fn connect(url: &str, policy: Policy) -> Result<RedisGate, String> {
         let rt = runtime()?;
         let own = connect(&rt, url, TimeSource::Server)?;
@@ -238,7 +238,7 @@ impl RedisGate {
     }
 }
 
-impl Enforcer for RedisGate {
+impl Decider for RedisGate {
     fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
         self.block_on(self.engine.evaluate(tool, args, grant))
     }

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::Enforcer;
 use super::approvals::Issued;
 use super::audit::AuditRecord;
 use super::options::GatewayOptions;
 use super::read::IdKey;
 use crate::approval::canonical_json;
 use crate::decision::Decision;
+use crate::engine::Decider;
 use crate::grant::Grant;
 use crate::store::Reservation;
 
@@ -224,14 +224,14 @@ impl Gateway {
 
     fn finish(
         &self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         flight: InFlight,
         outcome: &'static str,
         refund: bool,
     ) -> Output {
         let mut record = flight.record;
         if refund && let Some(reservation) = flight.reservation {
-            record.refunded = enforcer.release(reservation).is_ok();
+            record.refunded = decider.release(reservation).is_ok();
         }
         record.upstream = Some(outcome);
         record.total_us = micros_since(flight.started);

@@ -52,18 +52,6 @@
 //! approval requests, for the gateway and for [`typed`] hosts), `gateway` ([`Gateway`], the
 //! state machine), and [`typed`] (the same answers for hosts that get calls as values).
 
-use std::sync::Arc;
-
-use serde_json::Value;
-
-use crate::clock::Clock;
-use crate::compile::Policy;
-use crate::decision::Decision;
-use crate::engine::Engine;
-use crate::error::{HostError, StoreError};
-use crate::grant::Grant;
-use crate::store::{CounterStore, Reservation};
-
 mod approvals;
 mod audit;
 mod envelope;
@@ -82,39 +70,6 @@ pub use wire::{
     META_CLIENT_INFO, META_PROTOCOL_VERSION, OWN_ID_PREFIX, PARSE_ERROR, STATELESS_VERSION,
     error_response, refusal, tool_error,
 };
-
-/// What a gateway needs from a policy engine. [`Engine`] implements it; a host with another
-/// store (a remote one, say) implements it over that.
-pub trait Enforcer {
-    /// Decides one call.
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision;
-    /// Records a human's approval.
-    fn record_approval(&self, approval_id: &str) -> Result<(), HostError>;
-    /// Refunds an allowed call's charges.
-    fn release(&self, reservation: Reservation) -> Result<(), StoreError>;
-    /// The current policy (for filtering `tools/list`).
-    fn policy(&self) -> Arc<Policy>;
-    /// Whether approvals recorded by another process (`mcp-policy approve`) reach this
-    /// enforcer's store. An in-memory store answers no.
-    fn shares_approvals(&self) -> bool {
-        false
-    }
-}
-
-impl<C: Clock, S: CounterStore> Enforcer for Engine<C, S> {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        Engine::evaluate(self, tool, args, grant)
-    }
-    fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
-        Engine::record_approval(self, approval_id)
-    }
-    fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
-        Engine::release(self, reservation)
-    }
-    fn policy(&self) -> Arc<Policy> {
-        Engine::policy(self)
-    }
-}
 
 #[cfg(test)]
 mod tests;

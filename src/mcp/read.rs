@@ -200,11 +200,11 @@ impl<'a> ServerMessage<'a> {
             .filter(|id| !id.is_null())
     }
 
-    /// Whether handling this message may call the store (through the [`Enforcer`]): an
+    /// Whether handling this message may call the store (through the [`Decider`]): an
     /// error answer refunds its call's charges. Nothing else from the server does, so a host
     /// whose store blocks can handle every other message where it cannot block.
     ///
-    /// [`Enforcer`]: super::Enforcer
+    /// [`Decider`]: crate::Decider
     ///
     /// ```
     /// use mcp_policy::mcp::ServerMessage;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{Gateway, Held, Output, audit};
 use crate::approval::canonical_json;
 use crate::decision::Decision;
-use crate::mcp::Enforcer;
+use crate::engine::Decider;
 use crate::mcp::approvals::{Approval, Ask, Asker, Asking, Channel, accepts, why_not_approved};
 use crate::mcp::audit::AuditRecord;
 use crate::mcp::read::key;
@@ -113,7 +113,7 @@ impl Gateway {
     /// The client answered one of our elicitations.
     pub(super) fn elicitation_answer(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         held: Held,
         answer: &Map<String, Value>,
     ) -> Vec<Output> {
@@ -131,7 +131,7 @@ impl Gateway {
             );
             return self.refuse_held(held, &text);
         }
-        if let Err(e) = enforcer.record_approval(&held.approval_id) {
+        if let Err(e) = decider.record_approval(&held.approval_id) {
             let text = format!(
                 "The call of `{}` was approved, but the approval could not be recorded: {e}",
                 held.tool
@@ -140,7 +140,7 @@ impl Gateway {
         }
         // Approved: decide again (the call still has to pass its limits).
         let id = held.request.get("id").cloned().unwrap_or(Value::Null);
-        let mut outputs = self.call(enforcer, held.request.clone(), id, held.started);
+        let mut outputs = self.call(decider, held.request.clone(), id, held.started);
         // The call went out as a message of its own, not as the line just read.
         for out in &mut outputs {
             if matches!(out, Output::Forward) {
@@ -155,7 +155,7 @@ impl Gateway {
     /// asked about again); a refusal is answered as one.
     pub(super) fn answer_request_state(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         state: &Value,
         params: &Value,
         tool: &str,
@@ -175,7 +175,7 @@ impl Gateway {
         let response = params.get("inputResponses").and_then(|r| r.get("approve"));
         if accepts(response) {
             // A failure to record leaves the call unapproved: it is asked again.
-            let _ = enforcer.record_approval(&issued.approval_id);
+            let _ = decider.record_approval(&issued.approval_id);
             return StateAnswer::Used;
         }
         StateAnswer::Refused(

@@ -9,8 +9,8 @@ use super::asking::{StateAnswer, strip_approval_fields};
 use super::{Gateway, InFlight, Output, Waiting, audit, micros_since};
 use crate::approval::canonical_json;
 use crate::decision::{Decision, Verdict};
+use crate::engine::Decider;
 use crate::grant::Grant;
-use crate::mcp::Enforcer;
 use crate::mcp::envelope::CallRequest;
 use crate::mcp::read::{ClientMessage, ClientRead, key, parse_line};
 use crate::mcp::wire::{
@@ -59,8 +59,8 @@ static EMPTY_ARGS: std::sync::LazyLock<Value> =
     reason = "passed by value down one call; boxing would allocate for every decision"
 )]
 enum Deciding<'e> {
-    /// The gateway asks the enforcer.
-    Ask(&'e dyn Enforcer),
+    /// The gateway asks the decider.
+    Ask(&'e dyn Decider),
     /// The host made it ([`Gateway::from_client_decided`]), in so many microseconds.
     Made(Decision, u64),
 }
@@ -88,15 +88,15 @@ impl Request<'_> {
 
 impl Gateway {
     /// Handles one message (one line, without its newline) from the client.
-    pub fn from_client(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
-        self.from_client_message(enforcer, ClientMessage::read(line))
+    pub fn from_client(&mut self, decider: &dyn Decider, line: &[u8]) -> Vec<Output> {
+        self.from_client_message(decider, ClientMessage::read(line))
     }
 
     /// Handles one message from the client, read with [`ClientMessage::read`] (which needs
     /// no gateway: a host that shares one between threads reads outside its lock).
     pub fn from_client_message(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         message: ClientMessage<'_>,
     ) -> Vec<Output> {
         let line = message.line;
@@ -115,7 +115,7 @@ impl Gateway {
                     args: arguments.as_ref(),
                     meta: meta.as_ref(),
                 };
-                return self.plain_call(Deciding::Ask(enforcer), call, started);
+                return self.plain_call(Deciding::Ask(decider), call, started);
             }
             ClientRead::Envelope(envelope) => match (envelope.method.as_deref(), envelope.id()) {
                 (Some("tools/call" | "initialize"), Some(_)) => {}
@@ -158,7 +158,7 @@ impl Gateway {
             (Some("tools/call"), Some(id)) => {
                 let id = id.clone();
                 let started = self.clock();
-                self.call(enforcer, message, id, started)
+                self.call(decider, message, id, started)
             }
             (Some(_), Some(id)) if self.gone => {
                 // Nothing would ever answer it.
@@ -180,7 +180,7 @@ impl Gateway {
                 // A response: to one of our elicitations, or to a server's request.
                 let k = key(id);
                 match self.held.remove(&k) {
-                    Some(held) => self.elicitation_answer(enforcer, held, map),
+                    Some(held) => self.elicitation_answer(decider, held, map),
                     None => vec![Output::Forward],
                 }
             }
@@ -219,7 +219,7 @@ impl Gateway {
     /// A `tools/call` request from the client, read whole.
     pub(super) fn call(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         mut message: Value,
         id: Value,
         started: Option<Instant>,
@@ -257,7 +257,7 @@ impl Gateway {
             Some(params) if params.get("requestState").is_some() => {
                 let args = params.get("arguments").filter(|a| a.is_object());
                 let state = params.get("requestState").unwrap_or(&Value::Null);
-                self.answer_request_state(enforcer, state, params, &tool, args.unwrap_or(&empty))
+                self.answer_request_state(decider, state, params, &tool, args.unwrap_or(&empty))
             }
             _ => StateAnswer::NotOurs,
         };
@@ -269,7 +269,7 @@ impl Gateway {
                 .and_then(|p| p.get("arguments"))
                 .filter(|a| a.is_object());
             if let Some(out) =
-                self.continuation(enforcer, server_state, &id, &tool, args.unwrap_or(&empty))
+                self.continuation(decider, server_state, &id, &tool, args.unwrap_or(&empty))
             {
                 return out;
             }
@@ -299,7 +299,7 @@ impl Gateway {
             stateless,
             refused,
         };
-        self.decide(Deciding::Ask(enforcer), request, call, started)
+        self.decide(Deciding::Ask(decider), request, call, started)
     }
 
     /// A `tools/call` request of the plain shape, read into its fields ([`CallRequest`]),
@@ -430,12 +430,12 @@ impl Gateway {
             stateless,
             refused,
         } = call;
-        let (decision, policy_us, enforcer) = match deciding {
+        let (decision, policy_us, decider) = match deciding {
             Deciding::Made(decision, policy_us) => (decision, policy_us, None),
-            Deciding::Ask(enforcer) => {
+            Deciding::Ask(decider) => {
                 let t0 = self.clock();
-                let decision = enforcer.evaluate(tool, args, &self.grant);
-                (decision, micros_since(t0), Some(enforcer))
+                let decision = decider.evaluate(tool, args, &self.grant);
+                (decision, micros_since(t0), Some(decider))
             }
         };
         let record = self.record(tool, &decision, args, policy_us);
@@ -449,8 +449,8 @@ impl Gateway {
                     started,
                     binding: None,
                 };
-                let audit = match enforcer {
-                    Some(enforcer) => self.finish(enforcer, flight, "gone", true),
+                let audit = match decider {
+                    Some(decider) => self.finish(decider, flight, "gone", true),
                     None => {
                         let mut record = flight.record;
                         record.upstream = Some("gone");

@@ -6,25 +6,25 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{Continuation, Gateway, InFlight, MAX_CONTINUATIONS, Output, Waiting, micros_since};
-use crate::mcp::Enforcer;
+use crate::engine::Decider;
 use crate::mcp::read::{AnswerParts, ServerMessage, key, parse_line};
 use crate::mcp::wire::{GONE, INPUT_REQUIRED, INTERNAL_ERROR, error_response};
 
 impl Gateway {
     /// Handles one message (one line, without its newline) from the server.
-    pub fn from_server(&mut self, enforcer: &dyn Enforcer, line: &[u8]) -> Vec<Output> {
-        self.from_server_message(enforcer, ServerMessage::read(line))
+    pub fn from_server(&mut self, decider: &dyn Decider, line: &[u8]) -> Vec<Output> {
+        self.from_server_message(decider, ServerMessage::read(line))
     }
 
     /// Handles one message from the server, read with [`ServerMessage::read`] (which needs
     /// no gateway: a host that shares one between threads reads outside its lock).
     pub fn from_server_message(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         message: ServerMessage<'_>,
     ) -> Vec<Output> {
         match message.answer {
-            Some(parts) => self.server_answer(enforcer, message.line, parts),
+            Some(parts) => self.server_answer(decider, message.line, parts),
             None => vec![Output::Forward],
         }
     }
@@ -32,7 +32,7 @@ impl Gateway {
     /// A server's answer to one of the client's requests.
     fn server_answer(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         line: &[u8],
         parts: AnswerParts,
     ) -> Vec<Output> {
@@ -47,7 +47,7 @@ impl Gateway {
             Some(Waiting::Call(flight))
                 if parts.continues.is_some() && !parts.error && flight.binding.is_some() =>
             {
-                self.continue_later(enforcer, *flight, parts.continues)
+                self.continue_later(decider, *flight, parts.continues)
             }
             Some(Waiting::Call(flight)) => {
                 let outcome = if parts.error {
@@ -61,7 +61,7 @@ impl Gateway {
                 let refund = outcome == "error";
                 // Audited before the client sees the answer: the log is never behind it.
                 vec![
-                    self.finish(enforcer, *flight, outcome, refund),
+                    self.finish(decider, *flight, outcome, refund),
                     Output::Forward,
                 ]
             }
@@ -71,7 +71,7 @@ impl Gateway {
                 };
                 match map.get("result") {
                     Some(result) => {
-                        let filtered = enforcer.policy().filter_tools_list(result);
+                        let filtered = decider.policy().filter_tools_list(result);
                         if &filtered == result {
                             return vec![Output::Forward];
                         }
@@ -89,7 +89,7 @@ impl Gateway {
     /// charges of calls that never got an answer are refunded, and held calls are dropped.
     /// From then on, no request is forwarded: each is answered with the same error, and a
     /// call decided allowed is refunded first (see [`Gateway::is_gone`]).
-    pub fn upstream_gone(&mut self, enforcer: &dyn Enforcer) -> Vec<Output> {
+    pub fn upstream_gone(&mut self, decider: &dyn Decider) -> Vec<Output> {
         self.gone = true;
         let mut out = Vec::new();
         let mut waiting: Vec<(String, Waiting)> = self
@@ -101,7 +101,7 @@ impl Gateway {
         for (id_text, kind) in waiting {
             let id: Value = serde_json::from_str(&id_text).unwrap_or(Value::Null);
             if let Waiting::Call(flight) = kind {
-                out.push(self.finish(enforcer, *flight, "gone", true));
+                out.push(self.finish(decider, *flight, "gone", true));
             }
             out.push(Output::ToClient(error_response(&id, INTERNAL_ERROR, GONE)));
         }
@@ -109,7 +109,7 @@ impl Gateway {
         let mut continued: Vec<(String, Continuation)> = self.continued.drain().collect();
         continued.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, continuation) in continued {
-            out.push(self.finish(enforcer, continuation.flight, "gone", true));
+            out.push(self.finish(decider, continuation.flight, "gone", true));
         }
         out
     }
@@ -119,7 +119,7 @@ impl Gateway {
     /// for the client's retry with that state, which continues it ([`Continuation`]).
     fn continue_later(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         flight: InFlight,
         state: Option<String>,
     ) -> Vec<Output> {
@@ -131,7 +131,7 @@ impl Gateway {
         {
             let continuation = Continuation {
                 flight,
-                revision: enforcer.policy().revision().to_owned(),
+                revision: decider.policy().revision().to_owned(),
                 deadline: Instant::now() + self.options.approval_timeout,
             };
             self.continued.insert(state, continuation);
@@ -145,7 +145,7 @@ impl Gateway {
     /// for anything else: the retry is then decided as a new call.
     pub(super) fn continuation(
         &mut self,
-        enforcer: &dyn Enforcer,
+        decider: &dyn Decider,
         state: &Value,
         id: &Value,
         tool: &str,
@@ -155,7 +155,7 @@ impl Gateway {
         let binding = continuation.flight.binding?;
         if continuation.deadline <= Instant::now()
             || binding != self.binding(tool, args)
-            || continuation.revision != enforcer.policy().revision()
+            || continuation.revision != decider.policy().revision()
         {
             return None;
         }
