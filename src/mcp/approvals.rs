@@ -245,6 +245,8 @@ fn approval_prompt(tool: &str, grant: &Grant, args: &Value, reason: &str, id: &s
     )
 }
 
+/// The `elicitation/create` params that ask the human to approve with one boolean
+/// (`form_mode`: the request names its mode, as versions after 2025-06-18 expect).
 fn elicitation_params(prompt: &str, form_mode: bool) -> Value {
     let mut params = json!({
         "message": prompt,

@@ -5,8 +5,8 @@
 //! (such as `mcp-policy-rmcp`) gets the call as values and answers with values. It evaluates
 //! the call itself (synchronously or asynchronously), then asks [`Approvals::answer`] what
 //! the client gets: the answers are built by the same functions as the gateway's
-//! ([`refusal`], [`tool_error`], the elicitation form), so
-//! a decision looks the same to a client wherever it is enforced.
+//! ([`refusal`], [`tool_error`], and the one builder of approval requests), so a decision
+//! looks the same to a client wherever it is enforced.
 //!
 //! ```
 //! use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel};
