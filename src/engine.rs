@@ -3,7 +3,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
@@ -15,14 +14,12 @@ use crate::grant::Grant;
 use crate::store::{CounterStore, MemoryStore, Plan, Reservation};
 
 mod asynch;
-pub use asynch::AsyncEngine;
+mod decider;
+mod shell;
 
-/// Decides tool calls.
-pub trait Decider {
-    /// Decides one `tools/call`: `args` is the call's `arguments` object (`Value::Null` when
-    /// absent). Total: every input gets a decision, and any internal failure denies.
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision;
-}
+pub use asynch::AsyncEngine;
+pub use decider::{AsyncDecider, Decider};
+use shell::Shell;
 
 /// The policy engine: owns the compiled policy (atomically swappable for hot reload), a
 /// [`Clock`] and a [`CounterStore`].
@@ -44,16 +41,12 @@ pub trait Decider {
 /// assert_eq!(d.retry_after_ms, Some(30_000));
 /// ```
 pub struct Engine<C: Clock = SystemClock, S: CounterStore = MemoryStore> {
-    policy: ArcSwap<Policy>,
-    clock: C,
-    store: S,
+    shell: Shell<C, S>,
 }
 
 impl<C: Clock, S: CounterStore> std::fmt::Debug for Engine<C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("revision", &self.policy.load().revision())
-            .finish_non_exhaustive()
+        self.shell.debug("Engine", f)
     }
 }
 
@@ -68,15 +61,13 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
     /// An engine over the given clock and store.
     pub fn with_parts(policy: Policy, clock: C, store: S) -> Self {
         Engine {
-            policy: ArcSwap::from_pointee(policy),
-            clock,
-            store,
+            shell: Shell::new(policy, clock, store),
         }
     }
 
     /// The current policy.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy.load_full()
+        self.shell.policy()
     }
 
     /// Replaces the policy atomically; calls in flight finish under the old one. Counters are
@@ -94,32 +85,32 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
     /// assert_eq!(engine.evaluate("t", &args, &g).remaining, Some(0));
     /// ```
     pub fn reload(&self, policy: Policy) {
-        self.policy.store(Arc::new(policy));
+        self.shell.reload(policy);
     }
 
     /// The clock.
     pub fn clock(&self) -> &C {
-        &self.clock
+        &self.shell.clock
     }
 
     /// The store.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.shell.store
     }
 
     /// Decides one call (see [`Decider::evaluate`]).
     pub fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        let policy = self.policy.load();
+        let policy = self.shell.policy.load();
         // The same steps as `Policy::plan`, then `Policy::conclude`, with the plan built in
         // this frame and never moved.
-        let mut plan = Plan::new(self.clock.now_ms());
+        let mut plan = Plan::new(self.shell.clock.now_ms());
         match policy.prepare(tool, args, grant, &mut plan) {
             Prepared::Allow(rule) => Decision::new(Verdict::Allow, rule.clone(), None),
             Prepared::Deny(rule, message) => {
                 Decision::new(Verdict::Deny, rule.clone(), Some(message))
             }
             Prepared::Store(context) => {
-                let outcome = catch_unwind(AssertUnwindSafe(|| self.store.apply(&plan)))
+                let outcome = catch_unwind(AssertUnwindSafe(|| self.shell.store.apply(&plan)))
                     .unwrap_or_else(|_| {
                         Err(StoreError::Unavailable("the counter store panicked".into()))
                     });
@@ -130,7 +121,7 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
 
     /// Refunds an allowed call's charges (the upstream call failed).
     pub fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
-        self.store.release(reservation)
+        self.shell.store.release(reservation)
     }
 
     /// Records that a human approved `approval_id`: the next call with exactly that binding,
@@ -150,12 +141,8 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
     /// assert_eq!(engine.evaluate("transfer", &args, &g).verdict, Verdict::Approve);
     /// ```
     pub fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
-        self.store.record_approval(approval_id, self.clock.now_ms())
-    }
-}
-
-impl<C: Clock, S: CounterStore> Decider for Engine<C, S> {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        Engine::evaluate(self, tool, args, grant)
+        self.shell
+            .store
+            .record_approval(approval_id, self.shell.clock.now_ms())
     }
 }

@@ -81,7 +81,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::Policy;
 pub use decide::{Pending, Step};
 pub use decision::{Decision, Verdict};
-pub use engine::{AsyncEngine, Decider, Engine};
+pub use engine::{AsyncDecider, AsyncEngine, Decider, Engine};
 pub use error::{HostError, LoadError, LoadErrorKind, LoadErrors, Position, StoreError};
 pub use grant::Grant;
 pub use store::{AsyncCounterStore, CounterStore, MemoryStore, Outcome, Plan, Reservation};

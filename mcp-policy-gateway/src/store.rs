@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use mcp_policy::mcp::Enforcer;
+use mcp_policy::Decider;
 use mcp_policy::{
     AsyncCounterStore, AsyncEngine, Clock, Decision, Engine, Grant, HostError, Outcome, Plan,
     Policy, Reservation, StoreError, SystemClock,
@@ -109,12 +109,12 @@ pub fn connect(
 }
 
 /// What the proxy enforces with: an engine, and how to swap its policy.
-pub trait Gate: Enforcer + Send + Sync {
+pub trait Gate: Decider + Send + Sync {
     /// Swaps the policy in (counters kept where window and reset are unchanged).
     fn reload(&self, policy: Policy);
 
     /// The engine to await a decision on, when the store is reached asynchronously (Redis):
-    /// an async host decides there instead of blocking a thread on [`Enforcer::evaluate`].
+    /// an async host decides there instead of blocking a thread on [`Decider::evaluate`].
     fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
         None
     }
@@ -191,7 +191,7 @@ pub struct RedisGate {
 
 impl RedisGate {
     /// Connects and builds the engine (server time: replicas never over-admit): one
-    /// connection for callers on plain threads ([`Enforcer`]), and one more for each of
+    /// connection for callers on plain threads ([`Decider`]), and one more for each of
     /// `event_loops`, driven by it: the runtimes an async host awaits decisions on ([`Gate::async_engine`]), each
     /// on a thread marked with its index here ([`enter_loop`]). An awaited decision then
     /// wakes no other thread, and a plain thread that blocks on the gate never waits for an
@@ -224,7 +224,7 @@ impl RedisGate {
     }
 }
 
-impl Enforcer for RedisGate {
+impl Decider for RedisGate {
     fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
         self.block_on(self.engine.evaluate(tool, args, grant))
     }

@@ -13,9 +13,11 @@ use rmcp::model::*;
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
-use crate::{Decide, Guarded};
+use mcp_policy::AsyncDecider;
 
-impl<H: ServerHandler, D: Decide> ServerHandler for Guarded<H, D> {
+use crate::Guarded;
+
+impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D> {
     fn ping(
         &self,
         context: RequestContext<RoleServer>,

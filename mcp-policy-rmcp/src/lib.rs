@@ -70,10 +70,15 @@
 //!
 //! ## Stores
 //!
-//! The policy engine is anything that implements [`Decide`]: an [`Engine`] (in-memory or any
-//! synchronous [`CounterStore`]) or an [`AsyncEngine`] over an
-//! [`AsyncCounterStore`] such as the Redis store of `mcp-policy-redis` (one awaited round
-//! trip per decision; the runtime is never blocked).
+//! The policy engine is anything that implements [`AsyncDecider`]: an [`Engine`] (in-memory or
+//! any synchronous [`CounterStore`]; like every `Send + Sync` [`Decider`], its futures are
+//! ready at once) or an [`AsyncEngine`] over an [`AsyncCounterStore`] such as the Redis store
+//! of `mcp-policy-redis` (one awaited round trip per decision; the runtime is never blocked).
+//!
+//! [`Decider`]: mcp_policy::Decider
+//! [`CounterStore`]: mcp_policy::CounterStore
+//! [`AsyncEngine`]: mcp_policy::AsyncEngine
+//! [`AsyncCounterStore`]: mcp_policy::AsyncCounterStore
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -91,15 +96,11 @@
 )]
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel, Redeemed};
 use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VERSION};
-use mcp_policy::{
-    AsyncCounterStore, AsyncEngine, Clock, CounterStore, Decision, Engine, Grant, HostError,
-    Policy, Reservation, StoreError, Verdict,
-};
+use mcp_policy::{AsyncDecider, Decision, Engine, Grant, Verdict};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams, ErrorCode,
     Implementation, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
@@ -115,109 +116,6 @@ pub use rmcp;
 
 /// The rmcp version this crate is built and tested against.
 pub const RMCP_VERSION: &str = "3.9";
-
-/// A policy engine the guard can ask: synchronous ([`Engine`]) or asynchronous
-/// ([`AsyncEngine`], e.g. over Redis). The futures are `Send`; a synchronous engine's are
-/// ready at once.
-pub trait Decide: Send + Sync + 'static {
-    /// Decides one call (`args`: the arguments object).
-    fn evaluate<'a>(
-        &'a self,
-        tool: &'a str,
-        args: &'a Value,
-        grant: &'a Grant,
-    ) -> impl Future<Output = Decision> + Send + 'a;
-    /// Refunds an allowed call's charges.
-    fn release(
-        &self,
-        reservation: Reservation,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_;
-    /// Records a human's approval.
-    fn record_approval<'a>(
-        &'a self,
-        approval_id: &'a str,
-    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a;
-    /// The current policy (for filtering `tools/list`).
-    fn policy(&self) -> Arc<Policy>;
-}
-
-impl<C: Clock + 'static, S: CounterStore + 'static> Decide for Engine<C, S> {
-    fn evaluate<'a>(
-        &'a self,
-        tool: &'a str,
-        args: &'a Value,
-        grant: &'a Grant,
-    ) -> impl Future<Output = Decision> + Send + 'a {
-        std::future::ready(Engine::evaluate(self, tool, args, grant))
-    }
-    fn release(
-        &self,
-        reservation: Reservation,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        std::future::ready(Engine::release(self, reservation))
-    }
-    fn record_approval<'a>(
-        &'a self,
-        approval_id: &'a str,
-    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
-        std::future::ready(Engine::record_approval(self, approval_id))
-    }
-    fn policy(&self) -> Arc<Policy> {
-        Engine::policy(self)
-    }
-}
-
-impl<C: Clock + 'static, S: AsyncCounterStore + 'static> Decide for AsyncEngine<C, S> {
-    fn evaluate<'a>(
-        &'a self,
-        tool: &'a str,
-        args: &'a Value,
-        grant: &'a Grant,
-    ) -> impl Future<Output = Decision> + Send + 'a {
-        AsyncEngine::evaluate(self, tool, args, grant)
-    }
-    fn release(
-        &self,
-        reservation: Reservation,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        AsyncEngine::release(self, reservation)
-    }
-    fn record_approval<'a>(
-        &'a self,
-        approval_id: &'a str,
-    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
-        AsyncEngine::record_approval(self, approval_id)
-    }
-    fn policy(&self) -> Arc<Policy> {
-        AsyncEngine::policy(self)
-    }
-}
-
-impl<D: Decide> Decide for Arc<D> {
-    fn evaluate<'a>(
-        &'a self,
-        tool: &'a str,
-        args: &'a Value,
-        grant: &'a Grant,
-    ) -> impl Future<Output = Decision> + Send + 'a {
-        (**self).evaluate(tool, args, grant)
-    }
-    fn release(
-        &self,
-        reservation: Reservation,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        (**self).release(reservation)
-    }
-    fn record_approval<'a>(
-        &'a self,
-        approval_id: &'a str,
-    ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
-        (**self).record_approval(approval_id)
-    }
-    fn policy(&self) -> Arc<Policy> {
-        (**self).policy()
-    }
-}
 
 /// A host's own grant lookup (see [`GrantSource::Custom`]).
 pub type GrantLookup = Arc<dyn Fn(&RequestContext<RoleServer>) -> Option<Grant> + Send + Sync>;
@@ -268,7 +166,7 @@ pub struct Shared<D> {
 /// Cloning is cheap (the engine is shared); a streamable HTTP server's factory clones one
 /// guard per session.
 #[derive(Debug)]
-pub struct Guarded<H, D: Decide = Engine> {
+pub struct Guarded<H, D: AsyncDecider + 'static = Engine> {
     inner: H,
     shared: Arc<Shared<D>>,
     grants: GrantSource,
@@ -276,7 +174,7 @@ pub struct Guarded<H, D: Decide = Engine> {
     fixed: OnceLock<Grant>,
 }
 
-impl<H: Clone, D: Decide> Clone for Guarded<H, D> {
+impl<H: Clone, D: AsyncDecider + 'static> Clone for Guarded<H, D> {
     fn clone(&self) -> Self {
         Guarded {
             inner: self.inner.clone(),
@@ -287,7 +185,7 @@ impl<H: Clone, D: Decide> Clone for Guarded<H, D> {
     }
 }
 
-impl<H: ServerHandler, D: Decide> Guarded<H, D> {
+impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
     /// Guards `inner` with `engine`, calls made as `grants` says, default options.
     pub fn new(inner: H, engine: D, grants: GrantSource) -> Self {
         let shared = Arc::new(Shared {

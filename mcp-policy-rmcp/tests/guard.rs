@@ -12,9 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use demo::Demo;
+use mcp_policy::AsyncDecider;
 use mcp_policy::mcp::DECISION_META;
 use mcp_policy::{AsyncEngine, Engine, Grant, ManualClock, MemoryStore, Policy};
-use mcp_policy_rmcp::{Decide, GrantSource, Guarded};
+use mcp_policy_rmcp::{GrantSource, Guarded};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
     ElicitResult, ElicitationAction, Implementation, InitializeRequestParams, InitializeResult,
@@ -71,7 +72,7 @@ fn policy() -> Policy {
 
 /// Serves `server` guarded by `engine` and connects `client` with the `initialize`
 /// handshake (2025-06-18 and 2025-11-25), or directly for 2026-07-28.
-async fn connect<D: Decide>(
+async fn connect<D: AsyncDecider + 'static>(
     server: Demo,
     engine: D,
     grants: GrantSource,

@@ -7,8 +7,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use arc_swap::ArcSwap;
 use serde_json::Value;
+
+use super::shell::Shell;
 
 // Through the crate's public names only: the engine's async half uses nothing private.
 use crate::{
@@ -45,16 +46,12 @@ use crate::{
 /// assert_eq!((d.verdict, d.retry_after_ms), (Verdict::Limit, Some(60_000)));
 /// ```
 pub struct AsyncEngine<C: Clock, S: AsyncCounterStore> {
-    policy: ArcSwap<Policy>,
-    clock: C,
-    store: S,
+    shell: Shell<C, S>,
 }
 
 impl<C: Clock, S: AsyncCounterStore> std::fmt::Debug for AsyncEngine<C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncEngine")
-            .field("revision", &self.policy.load().revision())
-            .finish_non_exhaustive()
+        self.shell.debug("AsyncEngine", f)
     }
 }
 
@@ -62,31 +59,29 @@ impl<C: Clock, S: AsyncCounterStore> AsyncEngine<C, S> {
     /// An engine over the given clock and store.
     pub fn with_parts(policy: Policy, clock: C, store: S) -> Self {
         AsyncEngine {
-            policy: ArcSwap::from_pointee(policy),
-            clock,
-            store,
+            shell: Shell::new(policy, clock, store),
         }
     }
 
     /// The current policy.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy.load_full()
+        self.shell.policy()
     }
 
     /// Replaces the policy atomically; calls in flight finish under the old one (see
     /// [`Engine::reload`](super::Engine::reload)).
     pub fn reload(&self, policy: Policy) {
-        self.policy.store(Arc::new(policy));
+        self.shell.reload(policy);
     }
 
     /// The clock.
     pub fn clock(&self) -> &C {
-        &self.clock
+        &self.shell.clock
     }
 
     /// The store.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.shell.store
     }
 
     /// Decides one call: `args` is the call's `arguments` object (`Value::Null` when absent).
@@ -100,12 +95,12 @@ impl<C: Clock, S: AsyncCounterStore> AsyncEngine<C, S> {
         grant: &'a Grant,
     ) -> impl Future<Output = Decision> + Send + 'a {
         async move {
-            let policy = self.policy.load_full();
-            match policy.plan(tool, args, grant, self.clock.now_ms()) {
+            let policy = self.shell.policy.load_full();
+            match policy.plan(tool, args, grant, self.shell.clock.now_ms()) {
                 Step::Done(decision) => decision,
                 Step::Apply(pending) => {
                     let outcome = {
-                        let mut apply = pin!(self.store.apply(&pending.plan));
+                        let mut apply = pin!(self.shell.store.apply(&pending.plan));
                         std::future::poll_fn(|cx| {
                             catch_unwind(AssertUnwindSafe(|| apply.as_mut().poll(cx)))
                                 .unwrap_or_else(|_| {
@@ -127,7 +122,7 @@ impl<C: Clock, S: AsyncCounterStore> AsyncEngine<C, S> {
         &self,
         reservation: Reservation,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        self.store.release(reservation)
+        self.shell.store.release(reservation)
     }
 
     /// Records that a human approved `approval_id` (see
@@ -136,6 +131,8 @@ impl<C: Clock, S: AsyncCounterStore> AsyncEngine<C, S> {
         &'a self,
         approval_id: &'a str,
     ) -> impl Future<Output = Result<(), HostError>> + Send + 'a {
-        self.store.record_approval(approval_id, self.clock.now_ms())
+        self.shell
+            .store
+            .record_approval(approval_id, self.shell.clock.now_ms())
     }
 }

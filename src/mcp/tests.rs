@@ -1,6 +1,17 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::read::parse_line;
 use super::*;
 use crate::clock::ManualClock;
-use crate::store::MemoryStore;
+use crate::compile::Policy;
+use crate::decision::Decision;
+use crate::engine::{Decider, Engine};
+use crate::error::{HostError, StoreError};
+use crate::grant::Grant;
+use crate::store::{MemoryStore, Reservation};
 
 const POLICY: &str = r#"{"version":"1","default":"deny","hide":["drop_*"],
   "tools":{
@@ -42,7 +53,7 @@ fn audits(out: &[Output]) -> Vec<&AuditRecord> {
         .collect()
 }
 
-fn init(gw: &mut Gateway, e: &dyn Enforcer, version: &str, elicitation: bool) {
+fn init(gw: &mut Gateway, e: &dyn Decider, version: &str, elicitation: bool) {
     let caps = if elicitation {
         json!({"elicitation": {}})
     } else {
@@ -569,13 +580,13 @@ fn numeric_and_text_ids_are_kept_apart() {
     assert_eq!(ids, ["-1", "1", "1.0"]);
 }
 
-/// An enforcer that counts the calls that reach its store.
+/// An decider that counts the calls that reach its store.
 struct Counting<'a> {
-    inner: &'a dyn Enforcer,
+    inner: &'a dyn Decider,
     store_calls: std::cell::Cell<u32>,
 }
 
-impl Enforcer for Counting<'_> {
+impl Decider for Counting<'_> {
     fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
         self.store_calls.set(self.store_calls.get() + 1);
         self.inner.evaluate(tool, args, grant)

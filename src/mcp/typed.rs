@@ -5,8 +5,8 @@
 //! (such as `mcp-policy-rmcp`) gets the call as values and answers with values. It evaluates
 //! the call itself (synchronously or asynchronously), then asks [`Approvals::answer`] what
 //! the client gets: the answers are built by the same functions as the gateway's
-//! ([`refusal`], [`tool_error`], the elicitation form), so
-//! a decision looks the same to a client wherever it is enforced.
+//! ([`refusal`], [`tool_error`], and the one builder of approval requests), so a decision
+//! looks the same to a client wherever it is enforced.
 //!
 //! ```
 //! use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel};
@@ -35,44 +35,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{
-    DECISION_META, GatewayOptions, INVALID_PARAMS, OWN_ID_PREFIX, approval_prompt,
-    elicitation_params, refusal, tool_error, why_not_approved,
-};
-use crate::approval::canonical_json;
+pub use super::approvals::Channel;
+use super::approvals::{Approval, Ask, Asker, Asking, Issued, accepts, why_not_approved};
+use super::options::GatewayOptions;
+use super::wire::{INVALID_PARAMS, refusal, tool_error};
 use crate::decision::{Decision, Verdict};
 use crate::grant::Grant;
-
-/// How a human can be asked about a call, given what the client supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// Send `elicitation/create` to the client and wait (2025-06-18 and 2025-11-25 clients
-    /// that declared the capability); `form_mode` adds `"mode": "form"` (2025-11-25).
-    Elicitation {
-        /// Whether the request names its mode (every version after 2025-06-18).
-        form_mode: bool,
-    },
-    /// Answer with an `input_required` result (2026-07-28 clients).
-    InputRequired,
-    /// Answer with an `isError` result naming the approval id.
-    OutOfBand,
-}
-
-impl Channel {
-    /// The channel for a client speaking `protocol` that did (or did not) declare the
-    /// `elicitation` capability.
-    pub fn choose(protocol: Option<&str>, client_elicitation: bool) -> Channel {
-        match protocol {
-            Some(super::STATELESS_VERSION) => Channel::InputRequired,
-            _ if client_elicitation => Channel::Elicitation {
-                form_mode: protocol != Some("2025-06-18"),
-            },
-            _ => Channel::OutOfBand,
-        }
-    }
-}
 
 /// What the client gets for a decided call.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,16 +80,6 @@ pub enum Redeemed {
     Refused(&'static str),
     /// Not a valid state for this call: nothing approved.
     Nothing,
-}
-
-/// An issued `requestState` (2026-07-28): which call of which grant it may approve.
-#[derive(Debug)]
-struct Issued {
-    grant: String,
-    tool: String,
-    args_canonical: String,
-    approval_id: String,
-    deadline: Instant,
 }
 
 /// The approvals in progress for typed hosts: the `requestState`s issued to 2026-07-28
@@ -175,11 +135,7 @@ impl Approvals {
         let Some(issued) = self.issued.lock().remove(state) else {
             return Redeemed::Nothing;
         };
-        if issued.deadline <= Instant::now()
-            || issued.grant != grant.id
-            || issued.tool != tool
-            || issued.args_canonical != canonical_json(args)
-        {
+        if issued.deadline <= Instant::now() || !issued.is_for(grant, tool, args) {
             return Redeemed::Nothing;
         }
         let response = responses.and_then(|r| r.get("approve"));
@@ -235,71 +191,41 @@ impl Approvals {
         channel: Channel,
         stateless: bool,
     ) -> CallAnswer {
-        let approval_id = decision.approval_id.clone().unwrap_or_default();
-        let reason = decision
-            .message
-            .as_deref()
-            .unwrap_or("this call needs approval");
-        let decision_json = decision.to_json(None);
-        match channel {
-            Channel::Elicitation { form_mode } => {
-                let prompt = approval_prompt(tool, grant, args, reason, &approval_id);
-                CallAnswer::Elicit {
-                    params: elicitation_params(&prompt, form_mode),
-                    approval_id,
-                    decision: decision_json,
-                }
-            }
-            Channel::InputRequired => {
-                let prompt = approval_prompt(tool, grant, args, reason, &approval_id);
-                let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-                let state = format!("{OWN_ID_PREFIX}state/{n}/{approval_id}");
+        let ask = Ask {
+            decision,
+            tool,
+            args,
+            grant,
+        };
+        let next = || self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let Approval {
+            approval_id,
+            decision,
+            asking,
+        } = ask.over(channel, &self.options, Asker::Server, next);
+        match asking {
+            Asking::Elicit(params) => CallAnswer::Elicit {
+                params,
+                approval_id,
+                decision,
+            },
+            Asking::InputRequired {
+                result,
+                state,
+                issued,
+            } => {
                 let now = Instant::now();
-                {
-                    let mut issued = self.issued.lock();
-                    issued.retain(|_, i| i.deadline > now);
-                    issued.insert(
-                        state.clone(),
-                        Issued {
-                            grant: grant.id.clone(),
-                            tool: tool.to_owned(),
-                            args_canonical: canonical_json(args),
-                            approval_id,
-                            deadline: now + self.options.approval_timeout,
-                        },
-                    );
-                }
-                CallAnswer::Result(json!({
-                    "resultType": "input_required",
-                    "inputRequests": {
-                        "approve": {
-                            "method": "elicitation/create",
-                            "params": elicitation_params(&prompt, false),
-                        }
-                    },
-                    "requestState": state,
-                    "_meta": { DECISION_META: decision_json },
-                }))
+                let mut all = self.issued.lock();
+                all.retain(|_, i| i.deadline > now);
+                all.insert(state, issued);
+                CallAnswer::Result(result)
             }
-            Channel::OutOfBand => {
-                let how = match (&self.options.approve_command, approval_id.is_empty()) {
-                    (Some(command), false) => format!(
-                        " An operator approves it with `{}`; then retry the identical call (it goes through once).",
-                        command.replace("ID", &approval_id)
-                    ),
-                    _ => " This server keeps approvals in memory: they need a client that \
-                          supports elicitation, or a shared store so that an operator can run \
-                          `mcp-policy approve ID --store URL`."
-                        .to_owned(),
-                };
-                let text = format!("Approval required: {reason} (approval id {approval_id}).{how}");
-                CallAnswer::Result(result_of(tool_error(
-                    &Value::Null,
-                    &text,
-                    decision_json,
-                    stateless,
-                )))
-            }
+            Asking::OutOfBand(text) => CallAnswer::Result(result_of(tool_error(
+                &Value::Null,
+                &text,
+                decision,
+                stateless,
+            ))),
         }
     }
 
@@ -325,19 +251,6 @@ impl Approvals {
     }
 }
 
-/// Whether an elicitation answer accepts with `approve: true`.
-fn accepts(response: Option<&Value>) -> bool {
-    response
-        .and_then(|r| r.get("action"))
-        .and_then(Value::as_str)
-        == Some("accept")
-        && response
-            .and_then(|r| r.get("content"))
-            .and_then(|c| c.get("approve"))
-            .and_then(Value::as_bool)
-            == Some(true)
-}
-
 /// The `result` member of a response built by the gateway's builders.
 fn result_of(mut response: Value) -> Value {
     response
@@ -348,6 +261,8 @@ fn result_of(mut response: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::{Engine, Policy};
 

@@ -1,0 +1,170 @@
+//! The gateway's server side: the server's answers (the calls they finish, the lists they
+//! filter, the `input_required` rounds they continue), and the server going away.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{Continuation, Gateway, InFlight, MAX_CONTINUATIONS, Output, Waiting, micros_since};
+use crate::engine::Decider;
+use crate::mcp::read::{AnswerParts, ServerMessage, key, parse_line};
+use crate::mcp::wire::{GONE, INPUT_REQUIRED, INTERNAL_ERROR, error_response};
+
+impl Gateway {
+    /// Handles one message (one line, without its newline) from the server.
+    pub fn from_server(&mut self, decider: &dyn Decider, line: &[u8]) -> Vec<Output> {
+        self.from_server_message(decider, ServerMessage::read(line))
+    }
+
+    /// Handles one message from the server, read with [`ServerMessage::read`] (which needs
+    /// no gateway: a host that shares one between threads reads outside its lock).
+    pub fn from_server_message(
+        &mut self,
+        decider: &dyn Decider,
+        message: ServerMessage<'_>,
+    ) -> Vec<Output> {
+        match message.answer {
+            Some(parts) => self.server_answer(decider, message.line, parts),
+            None => vec![Output::Forward],
+        }
+    }
+
+    /// A server's answer to one of the client's requests.
+    fn server_answer(
+        &mut self,
+        decider: &dyn Decider,
+        line: &[u8],
+        parts: AnswerParts,
+    ) -> Vec<Output> {
+        match self.waiting.remove(&key(&parts.id)) {
+            None | Some(Waiting::Other) => vec![Output::Forward],
+            Some(Waiting::Initialize) => {
+                if let Some(version) = parts.protocol {
+                    self.protocol = Some(version);
+                }
+                vec![Output::Forward]
+            }
+            Some(Waiting::Call(flight))
+                if parts.continues.is_some() && !parts.error && flight.binding.is_some() =>
+            {
+                self.continue_later(decider, *flight, parts.continues)
+            }
+            Some(Waiting::Call(flight)) => {
+                let outcome = if parts.error {
+                    "error"
+                } else if parts.is_error {
+                    "tool_error"
+                } else {
+                    "ok"
+                };
+                // A JSON-RPC error means the tool never ran: its charges are refunded.
+                let refund = outcome == "error";
+                // Audited before the client sees the answer: the log is never behind it.
+                vec![
+                    self.finish(decider, *flight, outcome, refund),
+                    Output::Forward,
+                ]
+            }
+            Some(Waiting::List) => {
+                let Ok(Value::Object(map)) = parse_line(line) else {
+                    return vec![Output::Forward];
+                };
+                match map.get("result") {
+                    Some(result) => {
+                        let filtered = decider.policy().filter_tools_list(result);
+                        if &filtered == result {
+                            return vec![Output::Forward];
+                        }
+                        let mut out = map.clone();
+                        out.insert("result".into(), filtered);
+                        vec![Output::ToClient(Value::Object(out))]
+                    }
+                    None => vec![Output::Forward],
+                }
+            }
+        }
+    }
+
+    /// The server exited or closed: every request still waiting gets a JSON-RPC error, the
+    /// charges of calls that never got an answer are refunded, and held calls are dropped.
+    /// From then on, no request is forwarded: each is answered with the same error, and a
+    /// call decided allowed is refunded first (see [`Gateway::is_gone`]).
+    pub fn upstream_gone(&mut self, decider: &dyn Decider) -> Vec<Output> {
+        self.gone = true;
+        let mut out = Vec::new();
+        let mut waiting: Vec<(String, Waiting)> = self
+            .waiting
+            .drain()
+            .map(|(k, kind)| (k.text(), kind))
+            .collect();
+        waiting.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id_text, kind) in waiting {
+            let id: Value = serde_json::from_str(&id_text).unwrap_or(Value::Null);
+            if let Waiting::Call(flight) = kind {
+                out.push(self.finish(decider, *flight, "gone", true));
+            }
+            out.push(Output::ToClient(error_response(&id, INTERNAL_ERROR, GONE)));
+        }
+        // Calls the server asked input for never finished: refunded too.
+        let mut continued: Vec<(String, Continuation)> = self.continued.drain().collect();
+        continued.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, continuation) in continued {
+            out.push(self.finish(decider, continuation.flight, "gone", true));
+        }
+        out
+    }
+
+    /// The server answered a 2026-07-28 call `input_required` with its own `requestState`:
+    /// that round is audited (`upstream: "input_required"`, charges kept), and the call waits
+    /// for the client's retry with that state, which continues it ([`Continuation`]).
+    fn continue_later(
+        &mut self,
+        decider: &dyn Decider,
+        flight: InFlight,
+        state: Option<String>,
+    ) -> Vec<Output> {
+        let mut round = flight.record.clone();
+        round.upstream = Some(INPUT_REQUIRED);
+        round.total_us = micros_since(flight.started);
+        if let Some(state) = state
+            && (self.continued.len() < MAX_CONTINUATIONS || self.continued.contains_key(&state))
+        {
+            let continuation = Continuation {
+                flight,
+                revision: decider.policy().revision().to_owned(),
+                deadline: Instant::now() + self.options.approval_timeout,
+            };
+            self.continued.insert(state, continuation);
+        }
+        vec![Output::Audit(round), Output::Forward]
+    }
+
+    /// A retry that carries a `requestState` the server issued for a call of this gateway,
+    /// with the same tool and arguments, within the approval timeout and under the same
+    /// policy: forwarded as it is, without a new decision. `None` (and the state forgotten)
+    /// for anything else: the retry is then decided as a new call.
+    pub(super) fn continuation(
+        &mut self,
+        decider: &dyn Decider,
+        state: &Value,
+        id: &Value,
+        tool: &str,
+        args: &Value,
+    ) -> Option<Vec<Output>> {
+        let continuation = self.continued.remove(state.as_str()?)?;
+        let binding = continuation.flight.binding?;
+        if continuation.deadline <= Instant::now()
+            || binding != self.binding(tool, args)
+            || continuation.revision != decider.policy().revision()
+        {
+            return None;
+        }
+        let flight = InFlight {
+            started: self.clock(),
+            ..continuation.flight
+        };
+        self.waiting
+            .insert(key(id), Waiting::Call(Box::new(flight)));
+        Some(vec![Output::Forward])
+    }
+}
