@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcp_policy::Decider;
 use mcp_policy::mcp::{ClientMessage, Gateway, Output, PARSE_ERROR, ServerMessage, error_response};
 use serde_json::Value;
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use mcp_policy::Decider;
 use mcp_policy::{
-    AsyncCounterStore, AsyncEngine, Clock, Decision, Engine, Grant, HostError, Outcome, Plan,
-    Policy, Reservation, StoreError, SystemClock,
+    AsyncCounterStore, AsyncEngine, Decision, Engine, Grant, HostError, Outcome, Plan, Policy,
+    Reservation, StoreError, SystemClock,
 };
 use mcp_policy_redis::{Options, RedisStore, TimeSource};
 use serde_json::Value;
@@ -108,21 +108,65 @@ pub fn connect(
     })
 }
 
-/// What the proxy enforces with: an engine, and how to swap its policy.
-pub trait Gate: Decider + Send + Sync {
-    /// Swaps the policy in (counters kept where window and reset are unchanged).
-    fn reload(&self, policy: Policy);
+/// What a host decides with: the engine over the store `--store` chose. One type for both
+/// stores (no trait of its own: it is a [`Decider`], plus what a host needs beside deciding).
+pub enum Gate {
+    /// The in-memory store, in this process.
+    Memory(Engine),
+    /// Redis, shared with other processes.
+    Redis(RedisGate),
+}
 
-    /// The engine to await a decision on, when the store is reached asynchronously (Redis):
-    /// an async host decides there instead of blocking a thread on [`Decider::evaluate`].
-    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
-        None
+impl Gate {
+    /// Swaps the policy in (counters kept where window and reset are unchanged).
+    pub fn reload(&self, policy: Policy) {
+        match self {
+            Gate::Memory(engine) => engine.reload(policy),
+            Gate::Redis(gate) => gate.engine.reload(policy),
+        }
+    }
+
+    /// The engine to await a decision on, when the store is reached asynchronously (Redis,
+    /// with a connection per event loop): an async host decides there instead of blocking a
+    /// thread on [`Decider::evaluate`].
+    pub fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
+        match self {
+            Gate::Redis(gate) if !gate.engine.store().on_loops.is_empty() => Some(&gate.engine),
+            _ => None,
+        }
     }
 }
 
-impl<C: Clock> Gate for Engine<C> {
-    fn reload(&self, policy: Policy) {
-        Engine::reload(self, policy);
+impl Decider for Gate {
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        match self {
+            Gate::Memory(engine) => engine.evaluate(tool, args, grant),
+            Gate::Redis(gate) => gate.evaluate(tool, args, grant),
+        }
+    }
+    fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
+        match self {
+            Gate::Memory(engine) => engine.record_approval(approval_id),
+            Gate::Redis(gate) => gate.record_approval(approval_id),
+        }
+    }
+    fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
+        match self {
+            Gate::Memory(engine) => engine.release(reservation),
+            Gate::Redis(gate) => gate.release(reservation),
+        }
+    }
+    fn policy(&self) -> Arc<Policy> {
+        match self {
+            Gate::Memory(engine) => engine.policy(),
+            Gate::Redis(gate) => gate.policy(),
+        }
+    }
+    fn shares_approvals(&self) -> bool {
+        match self {
+            Gate::Memory(_) => false,
+            Gate::Redis(gate) => gate.shares_approvals(),
+        }
     }
 }
 
@@ -242,22 +286,10 @@ impl Decider for RedisGate {
     }
 }
 
-impl Gate for RedisGate {
-    fn reload(&self, policy: Policy) {
-        self.engine.reload(policy);
-    }
-    fn async_engine(&self) -> Option<&AsyncEngine<SystemClock, Connections>> {
-        match self.engine.store().on_loops.is_empty() {
-            true => None,
-            false => Some(&self.engine),
-        }
-    }
-}
-
 /// The store a host decides with, as `--store` chose it.
 pub struct Opened {
     /// The engine over it.
-    pub gate: Arc<dyn Gate>,
+    pub gate: Arc<Gate>,
     /// The command a human runs to approve a call out of band (a shared store only).
     pub approve_command: Option<String>,
     /// Whether the store answers without blocking (memory): a host may then decide on its
@@ -275,12 +307,14 @@ pub fn open(
 ) -> Result<Opened, Error> {
     Ok(match url {
         StoreUrl::Memory => Opened {
-            gate: Arc::new(Engine::new(policy)),
+            gate: Arc::new(Gate::Memory(Engine::new(policy))),
             approve_command: None,
             inline: true,
         },
         StoreUrl::Redis(url) => Opened {
-            gate: Arc::new(RedisGate::connect_on(url, policy, event_loops).map_err(Error::Store)?),
+            gate: Arc::new(Gate::Redis(
+                RedisGate::connect_on(url, policy, event_loops).map_err(Error::Store)?,
+            )),
             approve_command: Some(format!("mcp-policy approve ID --store {}", redact(url))),
             inline: false,
         },

@@ -15,7 +15,7 @@ use crate::store::{self, Gate};
 /// A host's engine, audit log and gateway options.
 pub struct Context {
     /// The engine, over the store `--store` chose.
-    pub engine: Arc<dyn Gate>,
+    pub engine: Arc<Gate>,
     /// The audit log.
     pub audit: Audit,
     /// What each session's (or the relay's) core gateway is made with.

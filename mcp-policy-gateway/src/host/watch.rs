@@ -79,7 +79,7 @@ fn may_change(kind: &notify::EventKind) -> bool {
 /// A new policy text: swapped in when it loads (counters kept where their window and reset
 /// are unchanged), else reported on stderr and in the audit log while the running policy
 /// stays.
-pub fn reload_policy(gate: &dyn Gate, audit: &Audit, shown: &str, text: &str) {
+pub fn reload_policy(gate: &Gate, audit: &Audit, shown: &str, text: &str) {
     match Policy::from_json_str(text) {
         Ok(policy) => {
             let revision = policy.revision().to_owned();
@@ -115,7 +115,7 @@ pub fn watch_policy<H: Send + Sync + 'static>(
     host: &std::sync::Arc<H>,
     path: &Path,
     text: String,
-    parts: fn(&H) -> (&dyn Gate, &Audit),
+    parts: fn(&H) -> (&Gate, &Audit),
 ) -> Option<notify::RecommendedWatcher> {
     let weak = std::sync::Arc::downgrade(host);
     let shown = path.display().to_string();

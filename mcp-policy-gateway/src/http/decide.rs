@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
+use mcp_policy::Decider;
 use mcp_policy::Decision;
 use mcp_policy::mcp::{ClientMessage, Output};
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mcp_policy::Decider;
+
 use crate::error::Error;
 use crate::host::context::Context;
 use crate::host::sync::lock;
