@@ -8,8 +8,6 @@
 //! Without python3 (or node, for the end-to-end test) they are skipped with a loud message,
 //! except in CI (the `CI` environment variable set), where a missing part fails them.
 
-#[path = "../../mcp-policy-redis/tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcp_policy_test_support::redis as common;
 use serde_json::{Value, json};
 use support::{Temp, need, peers, repo};
 
