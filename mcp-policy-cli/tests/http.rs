@@ -8,8 +8,6 @@
 //! Without python3 (or node, for the end-to-end test) they are skipped with a loud message,
 //! except in CI (the `CI` environment variable set), where a missing part fails them.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,9 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcp_policy_test_support::Temp;
+use mcp_policy_test_support::peers::{need, peers, repo};
 use mcp_policy_test_support::redis as common;
 use serde_json::{Value, json};
-use support::{Temp, need, peers, repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
 
