@@ -6,21 +6,17 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use mcp_policy_test_support::Temp;
+use mcp_policy_test_support::peers::repo;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
-
-/// The repository root: the example policies and docs live there.
-fn root() -> PathBuf {
-    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.parent().map_or(crate_dir.clone(), PathBuf::from)
-}
 
 /// Starts the binary in the repository root with all three standard streams piped.
 fn spawn(args: &[&str]) -> std::process::Child {
     Command::new(BIN)
         .args(args)
-        .current_dir(root())
+        .current_dir(repo())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -54,30 +50,6 @@ fn lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// A temporary directory removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Temp {
-        let dir =
-            std::env::temp_dir().join(format!("mcp-policy-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 const SCANNER: &str = "examples/policies/security-scanner.json";
 
 // ---------- eval ----------
@@ -87,7 +59,7 @@ fn eval_sample_stream_is_deterministic_and_exits_0() {
     let o = run(&["eval", "--policy", SCANNER, "examples/calls.jsonl"], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = lines(&o);
-    let input = std::fs::read_to_string(root().join("examples/calls.jsonl")).unwrap();
+    let input = std::fs::read_to_string(repo().join("examples/calls.jsonl")).unwrap();
     assert_eq!(
         out.len(),
         input.lines().filter(|l| !l.trim().is_empty()).count()
@@ -110,7 +82,7 @@ fn eval_sample_stream_is_deterministic_and_exits_0() {
 #[test]
 fn eval_timed_replay_keeps_its_time_on_lines_without_at() {
     let t = Temp::new("timed");
-    let policy = t.file(
+    let policy = t.write(
         "p.json",
         r#"{"version":"1","default":"deny","tools":{
           "scan":{"limits":[{"counter":"c","window":"minute","max":1}]},
@@ -142,7 +114,7 @@ fn eval_timed_replay_keeps_its_time_on_lines_without_at() {
 #[test]
 fn eval_denies_arguments_deeper_than_the_json_readers_limit() {
     let t = Temp::new("deep");
-    let policy = t.file("p.json", r#"{"version":"1","default":"allow"}"#);
+    let policy = t.write("p.json", r#"{"version":"1","default":"allow"}"#);
     let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
     let input = format!(
         "{{\"tool\":\"t\",\"args\":{{\"a\":{}}}}}\n{{\"tool\":\"t\",\"args\":{{\"a\":{}}}}}\n{{\"tool\":\"t\",\"args\":{{\"a\":{}}}}}\n",
@@ -161,7 +133,7 @@ fn eval_denies_arguments_deeper_than_the_json_readers_limit() {
 #[test]
 fn eval_prints_fields_in_the_documented_order() {
     let t = Temp::new("order");
-    let policy = t.file(
+    let policy = t.write(
         "p.json",
         r#"{"version":"1","default":"deny","tools":{
           "scan":{"limits":[{"counter":"c","window":"minute","max":1}]},
@@ -356,7 +328,7 @@ fn eval_flushes_each_answer_before_the_next_line_is_written() {
 #[test]
 fn eval_unusable_policy_exits_2_with_positions() {
     let t = Temp::new("eval2");
-    let policy = t.file(
+    let policy = t.write(
         "bad.json",
         "{\n  \"version\": \"1\",\n  \"default\": \"deny\",\n  \"tools\": { \"stop_scan\": { \"limits\": [ { \"counter\": \"c\", \"window\": \"minutes\", \"max\": 1 } ] } }\n}\n",
     );
@@ -402,8 +374,8 @@ fn check_examples_are_clean() {
 #[test]
 fn check_prints_errors_and_warnings_with_positions() {
     let t = Temp::new("check");
-    let bad = t.file("bad.json", "{\n  \"version\": \"1\",\n  \"default\": \"deny\",\n  \"tools\": {\n    \"a\": { \"limit\": [] }\n  }\n}\n");
-    let warn = t.file(
+    let bad = t.write("bad.json", "{\n  \"version\": \"1\",\n  \"default\": \"deny\",\n  \"tools\": {\n    \"a\": { \"limit\": [] }\n  }\n}\n");
+    let warn = t.write(
         "warn.json",
         concat!(
             "{\n",
@@ -449,7 +421,7 @@ fn check_prints_errors_and_warnings_with_positions() {
 #[test]
 fn check_warns_about_entries_shadowed_by_hide() {
     let t = Temp::new("shadow");
-    let p = t.file("p.json", r#"{"version":"1","default":"deny","hide":["db_*"],"tools":{"db_drop":{"rate_limit":"1/hour"},"db_x_*":{},"db_y":{"action":"deny"}}}"#);
+    let p = t.write("p.json", r#"{"version":"1","default":"deny","hide":["db_*"],"tools":{"db_drop":{"rate_limit":"1/hour"},"db_x_*":{},"db_y":{"action":"deny"}}}"#);
     let o = run(&["check", &p], None);
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 2, "{out}");
@@ -466,11 +438,11 @@ fn check_warns_about_entries_shadowed_by_hide() {
 #[test]
 fn check_against_lists_counters_a_reload_resets() {
     let t = Temp::new("against");
-    let old = t.file(
+    let old = t.write(
         "old.json",
         r#"{"version":"1","default":"deny","tools":{"a":{"limits":[{"counter":"keep","window":"minute","max":5},{"counter":"change","window":"minute","max":5}]},"b":{"rate_limit":"3/hour"}}}"#,
     );
-    let new = t.file(
+    let new = t.write(
         "new.json",
         r#"{"version":"1","default":"deny","tools":{"a":{"limits":[{"counter":"keep","window":60,"max":9},{"counter":"change","window":"hour","max":5}]}}}"#,
     );
@@ -511,11 +483,11 @@ fn example_test_files_pass() {
 #[test]
 fn test_command_reports_failures_with_expected_and_actual() {
     let t = Temp::new("testcmd");
-    t.file(
+    t.write(
         "p.json",
         r#"{"version":"1","default":"deny","tools":{"t":{"rate_limit":"1/minute"}}}"#,
     );
-    let file = t.file(
+    let file = t.write(
         "p.test.json",
         r#"{"policy":"p.json","cases":[
           {"name":"passes","calls":[{"tool":"t","expect":{"decision":"allow","remaining":0}},{"tool":"t","at":30000,"expect":{"decision":"limit","retry_after_ms":30000}}]},
@@ -535,7 +507,7 @@ fn test_command_reports_failures_with_expected_and_actual() {
     );
     assert!(out.ends_with("1 passed, 1 failed\n"), "{out}");
     // A broken test file is unusable: exit 2.
-    let broken = t.file(
+    let broken = t.write(
         "broken.test.json",
         r#"{"policy":"p.json","cases":[],"extra":1}"#,
     );
@@ -613,13 +585,13 @@ fn explain_traces_stages_and_agrees_with_evaluate() {
 fn schema_output_is_the_shipped_file() {
     let o = run(&["schema"], None);
     assert_eq!(o.status.code(), Some(0));
-    let file = std::fs::read_to_string(root().join("docs/policy.schema.json")).unwrap();
+    let file = std::fs::read_to_string(repo().join("docs/policy.schema.json")).unwrap();
     assert_eq!(stdout(&o), file);
 }
 
 fn policy_validator() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/policy.schema.json")).unwrap(),
+        &std::fs::read_to_string(repo().join("docs/policy.schema.json")).unwrap(),
     )
     .unwrap();
     jsonschema::options()
@@ -630,7 +602,7 @@ fn policy_validator() -> jsonschema::Validator {
 }
 
 fn example_policies() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("examples/policies"))
+    let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join("examples/policies"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
@@ -703,7 +675,7 @@ fn assert_classes(fixture: &str, expected: &[(&str, &str)]) {
     assert_eq!(policy["default"], "deny");
     let tools = policy["tools"].as_object().unwrap();
     let fixture_tools: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join(format!(
+        &std::fs::read_to_string(repo().join(format!(
             "mcp-policy-cli/tests/data/tools_list/{fixture}.json"
         )))
         .unwrap(),
@@ -850,7 +822,7 @@ fn scaffold_github_server_without_annotations() {
 #[test]
 fn scaffold_execute_and_financial_tools_from_a_json_rpc_response() {
     let t = Temp::new("scaffold");
-    let path = t.file(
+    let path = t.write(
         "tools.json",
         r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[
           {"name":"run_query","description":"Run a SQL query","annotations":{"readOnlyHint":false,"destructiveHint":false}},
@@ -866,7 +838,7 @@ fn scaffold_execute_and_financial_tools_from_a_json_rpc_response() {
     assert_eq!(v["tools"]["create_refund"]["x-risk"], "Financial");
     assert_eq!(v["tools"]["list_refunds"]["x-risk"], "Read");
     // The scaffold passes `check` without warnings.
-    let out = t.file("policy.json", &stdout(&o));
+    let out = t.write("policy.json", &stdout(&o));
     let c = run(&["check", &out], None);
     assert_eq!((c.status.code(), stdout(&c)), (Some(0), String::new()));
     assert_eq!(
@@ -888,7 +860,7 @@ fn scaffolded_real_servers_check_clean() {
         "git",
     ] {
         let v = scaffold(fixture);
-        let path = t.file(&format!("{fixture}.json"), &v.to_string());
+        let path = t.write(&format!("{fixture}.json"), &v.to_string());
         let c = run(&["check", &path], None);
         assert_eq!(
             (c.status.code(), stdout(&c)),
@@ -901,7 +873,7 @@ fn scaffolded_real_servers_check_clean() {
 #[test]
 fn example_test_files_validate_against_the_test_schema() {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/policy-test.schema.json")).unwrap(),
+        &std::fs::read_to_string(repo().join("docs/policy-test.schema.json")).unwrap(),
     )
     .unwrap();
     let validator = jsonschema::options()
@@ -910,7 +882,7 @@ fn example_test_files_validate_against_the_test_schema() {
         .build(&schema)
         .unwrap();
     for name in ["security-scanner", "github", "payments", "filesystem"] {
-        let path = root().join(format!("examples/policies/{name}.test.json"));
+        let path = repo().join(format!("examples/policies/{name}.test.json"));
         let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&value)

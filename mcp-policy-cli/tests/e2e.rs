@@ -12,10 +12,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use mcp_policy_test_support::Temp;
+use mcp_policy_test_support::peers::{peer, peers};
 use serde_json::{Value, json};
-use support::{Temp, peer, peers};
-
-mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
 

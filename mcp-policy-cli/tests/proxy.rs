@@ -10,6 +10,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use mcp_policy_test_support::Temp;
+use mcp_policy_test_support::process::{Stderr, alive, wait_dead, wait_exit};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
@@ -18,47 +20,20 @@ fn server_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/line_server.py")
 }
 
-/// A temporary directory removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Temp {
-        let dir =
-            std::env::temp_dir().join(format!("mcp-policy-proxy-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The proxy under test, with the test as its client.
 struct Proxy {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
+    stderr: Stderr,
 }
 
 const WAIT: Duration = Duration::from_secs(15);
 
 impl Proxy {
-    fn start(policy: &Path, extra: &[&str], server_env: &[(&str, &str)]) -> Proxy {
+    fn start(policy: impl AsRef<Path>, extra: &[&str], server_env: &[(&str, &str)]) -> Proxy {
         let mut cmd = Command::new(BIN);
-        cmd.arg("proxy").arg("--policy").arg(policy);
+        cmd.arg("proxy").arg("--policy").arg(policy.as_ref());
         cmd.args(extra);
         cmd.arg("--").arg("python3").arg(server_script());
         for (k, v) in server_env {
@@ -71,7 +46,7 @@ impl Proxy {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let err_pipe = child.stderr.take().unwrap();
+        let stderr = Stderr::capture(&mut child);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -79,13 +54,6 @@ impl Proxy {
                 if tx.send(line).is_err() {
                     break;
                 }
-            }
-        });
-        let (etx, stderr) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines() {
-                let Ok(line) = line else { break };
-                let _ = etx.send(line);
             }
         });
         let stdin = child.stdin.take();
@@ -152,23 +120,14 @@ impl Proxy {
     }
 
     fn wait(&mut self) -> Option<i32> {
-        let until = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < until, "the proxy did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut self.child, WAIT)
+            .expect("the proxy did not exit")
+            .code()
     }
 
+    /// What the proxy wrote to stderr since the last call, up to a pause of 200 ms.
     fn stderr_text(&self) -> String {
-        let mut out = String::new();
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
+        self.stderr.fresh(Duration::from_millis(200))
     }
 }
 
@@ -177,27 +136,6 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn alive(pid: u64) -> bool {
-    // A zombie has exited; only a running (or sleeping) process counts.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        })
-        .unwrap_or(false)
-}
-
-fn wait_dead(pid: u64) -> bool {
-    let until = Instant::now() + WAIT;
-    while Instant::now() < until {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 fn text(answer: &Value) -> &str {

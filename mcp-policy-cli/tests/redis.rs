@@ -1,27 +1,15 @@
 //! The command on a shared Redis store: `eval --store`, `proxy --store` and `approve`, as
 //! subprocesses, against a real `redis-server` each test starts on a free loopback port.
 
-#[path = "../../mcp-policy-redis/tests/common/mod.rs"]
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::RedisServer;
+use mcp_policy_test_support::Temp;
+use mcp_policy_test_support::redis::RedisServer;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mcp-policy-cli-redis-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 const POLICY: &str = r#"{"version":"1","default":"deny","tools":{
   "scan":{"limits":[{"counter":"scan","window":"minute","max":10}]},
@@ -31,7 +19,7 @@ const POLICY: &str = r#"{"version":"1","default":"deny","tools":{
 #[test]
 fn two_eval_processes_share_one_budget() {
     let redis = RedisServer::start();
-    let dir = temp("eval");
+    let dir = Temp::new("eval");
     let policy = dir.join("p.json");
     std::fs::write(&policy, POLICY).unwrap();
     // Both replays run at once, 15 calls each, all inside one minute: 10 admitted in all.
@@ -174,7 +162,7 @@ impl Drop for Proxy {
 #[test]
 fn proxies_share_budgets_and_out_of_band_approvals() {
     let redis = RedisServer::start();
-    let dir = temp("proxy");
+    let dir = Temp::new("proxy");
     let policy = dir.join("p.json");
     std::fs::write(&policy, POLICY).unwrap();
     let url = redis.url();

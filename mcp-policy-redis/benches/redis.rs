@@ -13,9 +13,6 @@
 //! 3. Redis memory per live counter key: sliding with `max` 10 and 1,000 (full windows), and
 //!    calendar, by `MEMORY USAGE` and by `used_memory` deltas.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +28,7 @@ use redis::Script;
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
-use common::RedisServer;
+use mcp_policy_test_support::redis::RedisServer;
 
 const POLICY: &str = r#"{"version":"1","default":"deny","tools":{
   "scan": { "limits": [ { "counter": "scan", "window": "1m", "max": 100000000, "scope": "grant" } ] } }}"#;

@@ -6,8 +6,6 @@
 //! A second property runs whole policies through `Engine` (memory) and `AsyncEngine` (Redis)
 //! and compares the decisions.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mcp_policy::document::Reset;
@@ -17,6 +15,7 @@ use mcp_policy::{
     MemoryStore, Outcome, Plan, Policy, Reservation,
 };
 use mcp_policy_redis::{Options, RedisStore, TimeSource};
+use mcp_policy_test_support::redis::{RedisServer, runtime};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use redis::aio::MultiplexedConnection;
@@ -166,8 +165,8 @@ fn store(conn: &MultiplexedConnection) -> RedisStore<MultiplexedConnection> {
 
 #[test]
 fn plans_match_the_memory_store() {
-    let server = common::RedisServer::start();
-    let rt = common::runtime();
+    let server = RedisServer::start();
+    let rt = runtime();
     let conn = rt.block_on(async {
         redis::Client::open(server.url())
             .unwrap()
@@ -292,8 +291,8 @@ fn call() -> impl Strategy<Value = Call> {
 
 #[test]
 fn decisions_match_the_sync_engine() {
-    let server = common::RedisServer::start();
-    let rt = common::runtime();
+    let server = RedisServer::start();
+    let rt = runtime();
     let conn = rt.block_on(async {
         redis::Client::open(server.url())
             .unwrap()

@@ -2,15 +2,13 @@
 //! flushed, out of memory, unreachable at start. Every call is answered within the timeout,
 //! denied while Redis cannot serve it, and served again once it can — with the same store.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use mcp_policy::{AsyncEngine, Decision, Grant, HostError, Policy, SystemClock, Verdict};
 use mcp_policy_redis::{Error, Options, RedisStore};
 use serde_json::json;
 
-use common::RedisServer;
+use mcp_policy_test_support::redis::{RedisServer, runtime};
 
 const TIMEOUT: Duration = Duration::from_millis(200);
 /// Room for a loaded two-core machine on top of the timeout.
@@ -80,7 +78,7 @@ fn assert_denied_in_time(d: &Decision, elapsed: Duration, needle: &str) {
 #[test]
 fn killed_redis_denies_within_the_timeout_and_recovers_after_restart() {
     let mut server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let engine = engine(&server, "kill").await;
         let (d, _) = scan(&engine, "alice").await;
         assert_eq!((d.verdict, d.remaining), (Verdict::Allow, Some(999)));
@@ -108,7 +106,7 @@ fn killed_redis_denies_within_the_timeout_and_recovers_after_restart() {
 #[test]
 fn paused_redis_times_out_then_serves_again() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let engine = engine(&server, "pause").await;
         assert_eq!(scan(&engine, "alice").await.0.remaining, Some(999));
 
@@ -135,7 +133,7 @@ fn paused_redis_times_out_then_serves_again() {
 #[test]
 fn script_flush_is_recovered_by_reloading() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let engine = engine(&server, "flush").await;
         assert_eq!(scan(&engine, "alice").await.0.remaining, Some(999));
         let _: String = server.cmd(&["SCRIPT", "FLUSH"]);
@@ -151,7 +149,7 @@ fn script_flush_is_recovered_by_reloading() {
 #[test]
 fn out_of_memory_denies_and_charges_nothing() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let engine = engine(&server, "oom").await;
         assert_eq!(scan(&engine, "alice").await.0.remaining, Some(999));
         let keys = |server: &RedisServer| {
@@ -186,7 +184,7 @@ fn out_of_memory_denies_and_charges_nothing() {
 #[test]
 fn eviction_policy_warning() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(&server.url(), options("warn"))
             .await
             .expect("connects");
@@ -204,7 +202,7 @@ fn eviction_policy_warning() {
 fn unreachable_at_start() {
     let port = RedisServer::free_port();
     let url = format!("redis://127.0.0.1:{port}/");
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let start = Instant::now();
         let connect_timeout = Duration::from_millis(500);
         match RedisStore::connect(&url, options("down").connect_timeout(connect_timeout)).await {
@@ -231,7 +229,7 @@ fn unreachable_at_start() {
 
 #[test]
 fn bad_configuration_is_refused_up_front() {
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         for prefix in ["", "a{b", "x}"] {
             match RedisStore::connect_lazy("redis://127.0.0.1:1/", Options::new().prefix(prefix)) {
                 Err(Error::InvalidPrefix(p)) => assert_eq!(p, prefix),

@@ -2,8 +2,6 @@
 //! hammering one key. No window, judged by the times the store recorded, ever admits more
 //! than `max` — also when the replicas' clocks are seconds apart.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +9,7 @@ use mcp_policy::{AsyncEngine, Clock, Grant, ManualClock, Policy, SystemClock, Ve
 use mcp_policy_redis::{Options, RedisStore, TimeSource};
 use serde_json::json;
 
-use common::RedisServer;
+use mcp_policy_test_support::redis::{RedisServer, runtime};
 
 const MAX: usize = 5;
 const WINDOW: u64 = 1_000;
@@ -131,7 +129,7 @@ fn check(tool: &str, times: &[u64], calls: usize) {
 #[test]
 fn two_replicas_never_over_admit() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let engines = engines(
             &server,
             [SystemClock, SystemClock],
@@ -149,7 +147,7 @@ fn two_replicas_never_over_admit() {
 #[test]
 fn skewed_clocks_with_server_time_never_over_admit() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         // Plan clocks five seconds apart (and frozen): the server's clock decides.
         let now = SystemClock.now_ms();
         let clocks = [ManualClock::new(now), ManualClock::new(now - 5_000)];
@@ -173,7 +171,7 @@ fn skewed_clocks_with_plan_time_keep_each_key_monotonic() {
     // With plan time, a call stamped before a key's latest charge is judged at that charge's
     // time: on the key's own timeline no window over-admits, whatever the skew.
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let now = SystemClock.now_ms();
         let fast = ManualClock::new(now + 3_000);
         let slow = ManualClock::new(now);

@@ -3,8 +3,6 @@
 //! refund after the window passed changes nothing), refusals of what cannot be counted
 //! exactly, and errors that tell an unknown approval from an unreachable store.
 
-mod common;
-
 use std::time::Duration;
 
 use mcp_policy::document::Reset;
@@ -16,7 +14,7 @@ use mcp_policy::{
 use mcp_policy_redis::{MAX_EXACT, Options, RedisStore, TimeSource};
 use serde_json::json;
 
-use common::RedisServer;
+use mcp_policy_test_support::redis::{RedisServer, runtime};
 
 fn charge(
     counter: &'static str,
@@ -54,7 +52,7 @@ fn remaining(outcome: &Outcome) -> Option<u64> {
 #[test]
 fn keys_carry_the_hash_tag_and_expire_with_their_window() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(&server.url(), Options::new().prefix("tenant-a"))
             .await
             .expect("connects");
@@ -127,7 +125,7 @@ fn keys_carry_the_hash_tag_and_expire_with_their_window() {
 #[test]
 fn releases_refund_once_and_not_after_the_window() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(
             &server.url(),
             Options::new().prefix("rel").time(TimeSource::Plan),
@@ -205,7 +203,7 @@ fn releases_refund_once_and_not_after_the_window() {
 #[test]
 fn approvals_unknown_versus_unreachable() {
     let mut server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(
             &server.url(),
             Options::new()
@@ -243,7 +241,7 @@ fn approvals_unknown_versus_unreachable() {
 #[test]
 fn numbers_it_cannot_count_exactly_are_refused() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(
             &server.url(),
             Options::new().prefix("big").time(TimeSource::Plan),
@@ -269,7 +267,7 @@ fn numbers_it_cannot_count_exactly_are_refused() {
 
 #[test]
 fn an_empty_plan_needs_no_round_trip() {
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store =
             RedisStore::connect_lazy("redis://127.0.0.1:1/", Options::new()).expect("a lazy store");
         let outcome = store.apply(&Plan::new(0)).await;
@@ -300,7 +298,7 @@ fn an_empty_plan_needs_no_round_trip() {
 #[test]
 fn large_windows_match_the_memory_store() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(
             &server.url(),
             Options::new()
@@ -403,7 +401,7 @@ fn large_windows_match_the_memory_store() {
 #[test]
 fn counters_in_the_earlier_text_layout_are_read() {
     let server = RedisServer::start();
-    common::runtime().block_on(async {
+    runtime().block_on(async {
         let store = RedisStore::connect(
             &server.url(),
             Options::new().prefix("compat").time(TimeSource::Plan),

@@ -1,7 +1,9 @@
-//! What the command's subprocess tests share: temporary directories, the repository root,
-//! and the pinned MCP clients and servers of `tests/e2e/` (installed once per test run).
-
-#![allow(dead_code)]
+//! The repository root, the tools a test needs, and the pinned MCP clients and servers of
+//! `mcp-policy-cli/tests/e2e/` (`setup.sh` installs them once into `target/e2e` and lists
+//! them in `target/e2e/paths.json`).
+//!
+//! A missing tool skips the test with a loud message, except in CI (the `CI` environment
+//! variable set), where it fails it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,40 +15,6 @@ use serde_json::Value;
 pub fn repo() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     dir.parent().map_or(dir.clone(), Path::to_path_buf)
-}
-
-/// A temporary directory removed on drop.
-pub struct Temp(pub PathBuf);
-
-impl Temp {
-    /// A fresh directory named after the test binary, `name` and this process.
-    pub fn new(name: &str) -> Temp {
-        let binary = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("mcp-policy-{binary}-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-    /// A path inside the directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    /// Writes a file; returns its path as text.
-    pub fn write(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn have(tool: &str) -> bool {
@@ -100,4 +68,13 @@ pub fn peer(peers: &Value, key: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{key} missing from paths.json"))
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_repository_root_holds_the_workspace_manifest() {
+        let manifest = std::fs::read_to_string(super::repo().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("[workspace]"));
+    }
 }

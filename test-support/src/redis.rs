@@ -1,14 +1,16 @@
-//! A real `redis-server` per test: on a free loopback port, persistence off, killed on drop.
+//! A real `redis-server` per test ([`RedisServer`]: on a free loopback port, persistence
+//! off, killed on drop; paused, resumed, killed and restarted on demand), and [`runtime`], the
+//! multi-threaded runtime the async store tests run on.
 //!
-//! Debian's package (`apt-get install redis-server`) provides the binary; `.ci/run` installs it.
+//! Debian's package (`apt-get install redis-server`) provides the binary; `scripts/test.sh`
+//! installs it. Without it a test using this module fails, naming the package.
 
-#![allow(dead_code)]
-
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::http::free_port;
 
 /// A running `redis-server`.
 pub struct RedisServer {
@@ -16,13 +18,6 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn binary() -> &'static str {
@@ -96,9 +91,9 @@ impl RedisServer {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answered = redis::Client::open(self.url())
+            let answered = ::redis::Client::open(self.url())
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+                .and_then(|mut conn| ::redis::cmd("PING").query::<String>(&mut conn));
             if answered.is_ok() {
                 return;
             }
@@ -111,10 +106,12 @@ impl RedisServer {
         }
     }
 
+    /// The server's address, as a `redis://` URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The server's process id (it must be running).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
     }
@@ -152,16 +149,16 @@ impl RedisServer {
     }
 
     /// A plain blocking connection, for setting up and inspecting.
-    pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
+    pub fn conn(&self) -> ::redis::Connection {
+        ::redis::Client::open(self.url())
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
             .expect("a connection")
     }
 
     /// Runs one command and returns its answer.
-    pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+    pub fn cmd<T: ::redis::FromRedisValue>(&self, args: &[&str]) -> T {
         let (name, rest) = args.split_first().expect("a command");
-        let mut cmd = redis::cmd(name);
+        let mut cmd = ::redis::cmd(name);
         for a in rest {
             cmd.arg(*a);
         }
@@ -191,4 +188,21 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisServer;
+    use crate::process::{alive, wait_dead};
+
+    #[test]
+    fn a_server_answers_until_dropped() {
+        let server = RedisServer::start();
+        let pong: String = server.cmd(&["PING"]);
+        assert_eq!(pong, "PONG");
+        let pid = server.pid();
+        assert!(alive(pid));
+        drop(server);
+        assert!(wait_dead(pid));
+    }
 }
