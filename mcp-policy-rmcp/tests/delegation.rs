@@ -505,11 +505,11 @@ async fn drive<S: ServerHandler>(
     service: S,
     requests: &BTreeSet<String>,
     notifications: &BTreeSet<String>,
-    modern: bool,
+    stateless: bool,
 ) -> BTreeMap<String, Value> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
-        if modern {
+        if stateless {
             // 2026-07-28: no handshake; every request carries its envelope in `_meta`.
             let running =
                 rmcp::service::serve_directly::<RoleServer, _, _, _, _>(service, server_io, None);
@@ -532,7 +532,7 @@ async fn drive<S: ServerHandler>(
         line.push(b'\n');
         write.write_all(&line).await.unwrap();
     };
-    if !modern {
+    if !stateless {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25",
             "capabilities": {"elicitation": {}, "roots": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
@@ -562,7 +562,7 @@ async fn drive<S: ServerHandler>(
         id += 1;
         let mut r = json!({"jsonrpc": "2.0", "id": id, "method": method});
         r["params"] = params(method).unwrap_or(json!({}));
-        if modern {
+        if stateless {
             r["params"]["_meta"] = meta.clone();
         }
         send(&mut write, r).await;
@@ -593,10 +593,10 @@ async fn every_kind_reaches_the_inner_handler() {
         }
 
         let mut seen = BTreeSet::new();
-        for modern in [false, true] {
+        for stateless in [false, true] {
             let alone = Recorder::default();
             let alone_log = alone.log.clone();
-            let plain_answers = drive(alone, &requests, &notifications, modern).await;
+            let plain_answers = drive(alone, &requests, &notifications, stateless).await;
 
             let inner = Recorder::default();
             let guarded_log = inner.log.clone();
@@ -606,13 +606,13 @@ async fn every_kind_reaches_the_inner_handler() {
                 Engine::new(policy),
                 GrantSource::Fixed(Grant::new("a")),
             );
-            let guarded_answers = drive(guarded, &requests, &notifications, modern).await;
+            let guarded_answers = drive(guarded, &requests, &notifications, stateless).await;
 
             // The same answers, and the same handler methods ran, in the same order.
-            assert_eq!(plain_answers, guarded_answers, "modern: {modern}");
+            assert_eq!(plain_answers, guarded_answers, "stateless: {stateless}");
             let (alone_log, guarded_log) = (alone_log.lock().clone(), guarded_log.lock().clone());
-            assert_eq!(alone_log, guarded_log, "modern: {modern}");
-            eprintln!("modern: {modern}: recorded {guarded_log:?}");
+            assert_eq!(alone_log, guarded_log, "stateless: {stateless}");
+            eprintln!("stateless: {stateless}: recorded {guarded_log:?}");
             seen.extend(guarded_log);
         }
         // And the inner handler did run for the kinds rmcp dispatches to it.

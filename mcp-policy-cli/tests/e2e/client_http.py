@@ -93,9 +93,9 @@ def main() -> int:
             )
             async with client:
                 session = client.session
-                modern = session.discover_result is not None
+                stateless = session.discover_result is not None
                 info = {
-                    "era": "modern" if modern else "legacy",
+                    "era": "stateless" if stateless else "legacy",
                     "transport": "streamable-http",
                     "mode": args.mode,
                     "protocol_version": client.protocol_version,
@@ -103,7 +103,7 @@ def main() -> int:
                     "capabilities": common.dump(client.server_capabilities),
                     "wire": rec.step["wire"],
                 }
-                await body(NewOps(client, modern, args.input_required == "raw"), info)
+                await body(NewOps(client, stateless, args.input_required == "raw"), info)
 
     connect = connect_legacy if args.mode == "legacy" else connect_new
     return anyio.run(common.run_all, "http", args, steps, connect)

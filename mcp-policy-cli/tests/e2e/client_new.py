@@ -62,9 +62,9 @@ def target(server: list[str], args):
 
 
 class NewOps(common.Ops):
-    def __init__(self, client: Client, modern: bool, raw_input_required: bool) -> None:
+    def __init__(self, client: Client, stateless: bool, raw_input_required: bool) -> None:
         self.c = client
-        self.level_via_request = not modern  # modern: Client(log_level=...) stamps each request
+        self.level_via_request = not stateless  # stateless: Client(log_level=...) stamps each request
         self.raw = raw_input_required
 
     async def list_tools(self) -> Any:
@@ -114,16 +114,16 @@ def main() -> int:
         )
         async with client:
             session = client.session
-            modern = session.discover_result is not None
+            stateless = session.discover_result is not None
             info = {
-                "era": "modern" if modern else "legacy",
+                "era": "stateless" if stateless else "legacy",
                 "mode": args.mode,
                 "protocol_version": client.protocol_version,
                 "server_info": common.dump(client.server_info),
                 "capabilities": common.dump(client.server_capabilities),
                 "wire": rec.step["wire"],
             }
-            await body(NewOps(client, modern, args.input_required == "raw"), info)
+            await body(NewOps(client, stateless, args.input_required == "raw"), info)
 
     status = anyio.run(common.run_all, "new", args, steps, connect)
     return status

@@ -253,7 +253,7 @@ const TIME_POLICY: &str = r#"{"version":"1","default":"deny","tools":{
 #[test]
 fn python_sdk_2026_07_28_and_the_inspector_over_http() {
     let Some(peers) = peers() else { return };
-    let t = Temp::new("modern-sdk");
+    let t = Temp::new("stateless-sdk");
     let keys = t.write("keys.json", &keys_file(&[("tok-ada", "ada")]));
 
     // 1. mcp.Client in 2026-07-28 mode (no handshake, no session) in front of

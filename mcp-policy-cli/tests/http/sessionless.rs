@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::gateway::{ACCEPT, all_gone, pids, setup, text};
 
 /// A 2026-07-28 request: no session, the version in a header and in `params._meta`.
-fn modern(addr: &str, token: &str, id: Value, method: &str, params: Value) -> Resp {
+fn stateless(addr: &str, token: &str, id: Value, method: &str, params: Value) -> Resp {
     let auth = format!("Bearer {token}");
     let mut params = params;
     params["_meta"] = json!({
@@ -36,7 +36,7 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
     if !need(&["python3"]) {
         return;
     }
-    let s = setup("modern");
+    let s = setup("stateless");
     // Two serving threads here (the default is one): concurrent callers cross threads.
     let gw = s.gateway(&["--keys", &s.keys, "--threads", "2"]);
     let addr = gw.addr.clone();
@@ -49,7 +49,10 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
             std::thread::spawn(move || {
                 let args =
                     json!({"name": "slow", "arguments": {"ms": 150, "tag": format!("-{k}")}});
-                (k, modern(&addr, "tok-alice", json!(1), "tools/call", args))
+                (
+                    k,
+                    stateless(&addr, "tok-alice", json!(1), "tools/call", args),
+                )
             })
         })
         .collect();
@@ -64,7 +67,7 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
 
     // The policy, in 2026-07-28 terms: limits, hidden tools, approvals as input_required.
     for _ in 0..3 {
-        let res = modern(
+        let res = stateless(
             &addr,
             "tok-alice",
             json!("e"),
@@ -73,7 +76,7 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
         );
         assert_eq!(text(&res.answer()), "ran echo");
     }
-    let limited = modern(
+    let limited = stateless(
         &addr,
         "tok-alice",
         json!("e"),
@@ -88,7 +91,7 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
         "limit"
     );
     // Bob's budget is his own.
-    let bob = modern(
+    let bob = stateless(
         &addr,
         "tok-bob",
         json!(9),
@@ -96,7 +99,7 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
         json!({"name": "echo"}),
     );
     assert_eq!(text(&bob.answer()), "ran echo");
-    let hidden = modern(
+    let hidden = stateless(
         &addr,
         "tok-alice",
         json!(2),
@@ -105,24 +108,24 @@ fn session_less_2026_07_28_requests_share_one_upstream_per_caller() {
     );
     assert_eq!(hidden.answer()["error"]["code"], -32602);
     let transfer = json!({"name": "transfer", "arguments": {"amount": 5}});
-    let asked = modern(&addr, "tok-alice", json!(3), "tools/call", transfer.clone()).answer();
+    let asked = stateless(&addr, "tok-alice", json!(3), "tools/call", transfer.clone()).answer();
     assert_eq!(asked["id"], 3);
     assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
     let mut retry = transfer.clone();
     retry["requestState"] = asked["result"]["requestState"].clone();
     retry["inputResponses"] =
         json!({"approve": {"action": "accept", "content": {"approve": true}}});
-    let done = modern(&addr, "tok-alice", json!(4), "tools/call", retry.clone()).answer();
+    let done = stateless(&addr, "tok-alice", json!(4), "tools/call", retry.clone()).answer();
     assert_eq!(done["id"], 4);
     assert_eq!(text(&done), "ran transfer", "{done}");
     // The same state again approves nothing; another caller's state neither.
-    let replay = modern(&addr, "tok-alice", json!(5), "tools/call", retry.clone()).answer();
+    let replay = stateless(&addr, "tok-alice", json!(5), "tools/call", retry.clone()).answer();
     assert_eq!(replay["result"]["resultType"], "input_required", "{replay}");
-    let stolen = modern(&addr, "tok-bob", json!(5), "tools/call", retry).answer();
+    let stolen = stateless(&addr, "tok-bob", json!(5), "tools/call", retry).answer();
     assert_eq!(stolen["result"]["resultType"], "input_required", "{stolen}");
 
     // Anything else passes through; a notification is acknowledged and goes nowhere.
-    let listed = modern(&addr, "tok-alice", json!(6), "tools/list", json!({})).answer();
+    let listed = stateless(&addr, "tok-alice", json!(6), "tools/list", json!({})).answer();
     let names = listed["result"]["tools"].to_string();
     assert!(
         names.contains("echo") && !names.contains("secret"),
