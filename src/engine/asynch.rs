@@ -11,10 +11,15 @@ use serde_json::Value;
 
 use super::shell::Shell;
 
-// Through the crate's public names only: the engine's async half uses nothing private.
-use crate::{
-    AsyncCounterStore, Clock, Decision, Grant, HostError, Policy, Reservation, Step, StoreError,
-};
+// Public names only (each from its own module, not the crate root's re-exports): the
+// engine's async half uses nothing private.
+use crate::clock::Clock;
+use crate::compile::Policy;
+use crate::decide::Step;
+use crate::decision::Decision;
+use crate::error::{HostError, StoreError};
+use crate::grant::Grant;
+use crate::store::{AsyncCounterStore, Reservation};
 
 /// Decides tool calls against a store reached asynchronously, such as Redis shared by
 /// several gateway replicas.
