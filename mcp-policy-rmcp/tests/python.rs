@@ -11,17 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use mcp_policy_test_support::peers::{peers, repo};
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    dir.parent().map_or(dir.clone(), Path::to_path_buf)
-}
 
 struct Env {
     python: String,
@@ -33,31 +29,8 @@ struct Env {
 fn env() -> Option<&'static Env> {
     static ENV: OnceLock<Option<Env>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let python = Command::new("python3")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !python {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI: python3 missing; the Python SDK tests never skip in CI"
-            );
-            eprintln!(
-                "\n*** SKIPPING the Python SDK tests of mcp-policy-rmcp: python3 not found. ***\n"
-            );
-            return None;
-        }
-        let dir = repo().join("target/e2e");
-        let status = Command::new("bash")
-            .arg(repo().join("mcp-policy-cli/tests/e2e/setup.sh"))
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .status()
-            .expect("setup.sh runs");
-        assert!(status.success(), "mcp-policy-cli/tests/e2e/setup.sh failed");
-        let paths: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("paths.json")).unwrap())
-                .unwrap();
+        // The pinned Python SDK (setup.sh, once; it needs Node too, for the npm parts).
+        let paths = peers()?;
         // The example, built by the same cargo with the same profile.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);

@@ -12,73 +12,19 @@
 #[allow(dead_code)]
 mod demo;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use demo::Demo;
 use mcp_policy::mcp::{DECISION_META, GatewayOptions};
 use mcp_policy::{AsyncEngine, Grant, Policy, SystemClock};
 use mcp_policy_redis::{Options, RedisStore};
 use mcp_policy_rmcp::{GrantSource, Guarded};
+use mcp_policy_test_support::peers::need;
+use mcp_policy_test_support::redis::RedisServer;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use serde_json::{Value, json};
-
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_server() -> Option<Server> {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: redis-server missing; this test never skips in CI"
-        );
-        eprintln!(
-            "\n*** SKIPPING the Redis test of mcp-policy-rmcp: redis-server not found. ***\n"
-        );
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--daemonize", "no"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(server)
-}
 
 async fn engine(url: &str) -> AsyncEngine<SystemClock, RedisStore> {
     let store = RedisStore::connect(url, Options::new().prefix("rmcp-test"))
@@ -127,8 +73,11 @@ fn decision(r: &CallToolResult) -> Value {
 
 #[tokio::test]
 async fn replicas_share_budgets_and_approvals() {
-    let Some(server) = redis_server() else { return };
-    let url = format!("redis://127.0.0.1:{}/", server.1);
+    if !need(&["redis-server"]) {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}/", server.port);
     tokio::time::timeout(Duration::from_secs(30), async {
         let (a, b) = (replica(&url).await, replica(&url).await);
 
