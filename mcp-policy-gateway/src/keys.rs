@@ -95,6 +95,17 @@ pub fn digest(token: &str) -> [u8; 32] {
 
 impl Keys {
     /// Parses a keys file's text.
+    ///
+    /// ```
+    /// use mcp_policy_gateway::keys::{Keys, digest, hex};
+    /// let file = format!(r#"{{"keys":[{{"sha256":"{}","grant":"alice","attrs":{{"team":"sec"}}}}]}}"#,
+    ///                    hex(&digest("tok-a")));
+    /// let keys = Keys::parse(&file).unwrap();
+    /// let (_, key) = keys.lookup("tok-a").unwrap();
+    /// assert_eq!(key.grant, "alice");
+    /// assert!(keys.lookup("tok-b").is_none());
+    /// assert!(Keys::parse(r#"{"keys":[{"sha256":"nothex","grant":"a"}]}"#).is_err());
+    /// ```
     pub fn parse(text: &str) -> Result<Keys, String> {
         let doc: FileDoc =
             serde_json::from_str(text).map_err(|e| format!("not a keys file: {e}"))?;

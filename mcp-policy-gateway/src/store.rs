@@ -33,6 +33,14 @@ pub enum StoreUrl {
 
 impl StoreUrl {
     /// Parses `memory` or a Redis URL.
+    ///
+    /// ```
+    /// use mcp_policy_gateway::StoreUrl;
+    /// assert_eq!(StoreUrl::parse("memory"), Ok(StoreUrl::Memory));
+    /// assert!(matches!(StoreUrl::parse("redis://127.0.0.1:6379/0"), Ok(StoreUrl::Redis(_))));
+    /// // The error never repeats a password.
+    /// assert!(!StoreUrl::parse("postgres://u:secret@h/db").unwrap_err().contains("secret"));
+    /// ```
     pub fn parse(text: &str) -> Result<StoreUrl, String> {
         if text == "memory" {
             return Ok(StoreUrl::Memory);
@@ -49,6 +57,12 @@ impl StoreUrl {
 }
 
 /// The URL with any password replaced by `***`, for messages that a client or a log may see.
+///
+/// ```
+/// use mcp_policy_gateway::store::redact;
+/// assert_eq!(redact("redis://u:secret@h:6379/0"), "redis://u:***@h:6379/0");
+/// assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+/// ```
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

@@ -20,6 +20,17 @@ pub struct Audit(Mutex<Option<Box<dyn Write + Send>>>);
 
 impl Audit {
     /// Opens `--audit FILE|-` (`-` is standard error; the protocol owns standard output).
+    ///
+    /// ```
+    /// use mcp_policy_gateway::host::audit::Audit;
+    /// let path = std::env::temp_dir().join(format!("audit-doc-{}.jsonl", std::process::id()));
+    /// let audit = Audit::open(Some(path.to_str().unwrap())).unwrap();
+    /// audit.line(vec![("event", "start".into())]);
+    /// let text = std::fs::read_to_string(&path).unwrap();
+    /// assert!(text.starts_with(r#"{"ts":"#) && text.ends_with("\"event\":\"start\"}\n"));
+    /// std::fs::remove_file(path).unwrap();
+    /// assert!(!Audit::open(None).unwrap().enabled());
+    /// ```
     pub fn open(target: Option<&str>) -> Result<Audit, Error> {
         let out: Option<Box<dyn Write + Send>> = match target {
             None => None,

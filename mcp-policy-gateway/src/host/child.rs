@@ -36,6 +36,14 @@ impl std::fmt::Debug for Child {
 
 /// Starts `command` (a program and its arguments); returns the server and its output, to be
 /// read with [`crate::host::lines::Lines`].
+///
+/// ```
+/// use mcp_policy_gateway::host::{child, lines::Lines};
+/// let (server, output) = child::spawn(&["cat".to_string()]).unwrap();
+/// server.send(b"ping");
+/// assert_eq!(Lines::new(output).next().unwrap(), b"ping");
+/// server.stop(); // input closed; `cat` ends; reaped
+/// ```
 pub fn spawn(command: &[String]) -> Result<(Child, ChildStdout), Error> {
     let Some((program, args)) = command.split_first() else {
         return Err(Error::Usage("no upstream command".into()));

@@ -27,6 +27,15 @@ pub struct Lines<R> {
 
 impl<R: Read> Lines<R> {
     /// Reads from `input`.
+    ///
+    /// ```
+    /// use mcp_policy_gateway::host::lines::{Line, Lines};
+    /// let mut lines = Lines::new("{\"a\":1}\r\nxxxxxxxxxxxx\n".as_bytes());
+    /// assert_eq!(lines.read(Some(10)).unwrap(), Line::Text);
+    /// assert_eq!(lines.line(), br#"{"a":1}"#);
+    /// assert_eq!(lines.read(Some(10)).unwrap(), Line::TooLong);
+    /// assert_eq!(lines.read(Some(10)).unwrap(), Line::End);
+    /// ```
     pub fn new(input: R) -> Self {
         Lines {
             reader: BufReader::with_capacity(BUFFER, input),

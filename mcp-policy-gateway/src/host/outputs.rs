@@ -18,6 +18,24 @@ pub trait Sides {
 
 /// Carries out `outputs` for the message `line`, read from the client when `from_client`
 /// (else from the server); whether anything went to the client.
+///
+/// ```
+/// use mcp_policy::mcp::Output;
+/// use mcp_policy_gateway::host::audit::Audit;
+/// use mcp_policy_gateway::host::outputs::{Sides, carry_out};
+///
+/// #[derive(Default)]
+/// struct Pipes { server: Vec<String>, client: Vec<String> }
+/// impl Sides for Pipes {
+///     fn to_server(&mut self, line: &[u8]) { self.server.push(String::from_utf8_lossy(line).into()) }
+///     fn to_client(&mut self, line: &[u8], _as_read: bool) { self.client.push(String::from_utf8_lossy(line).into()) }
+/// }
+/// let mut pipes = Pipes::default();
+/// let outputs = vec![Output::Forward, Output::ToClient(serde_json::json!({"id": 1}))];
+/// assert!(carry_out(outputs, b"LINE", true, &Audit::open(None).unwrap(), &mut pipes));
+/// assert_eq!(pipes.server, ["LINE"]);
+/// assert_eq!(pipes.client, [r#"{"id":1}"#]);
+/// ```
 pub fn carry_out(
     outputs: Vec<Output>,
     line: &[u8],

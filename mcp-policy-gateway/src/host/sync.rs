@@ -4,6 +4,12 @@
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 /// The lock, waiting for it; a poisoned one is taken as it is.
+///
+/// ```
+/// let m = std::sync::Mutex::new(1);
+/// *mcp_policy_gateway::host::sync::lock(&m) += 1;
+/// assert_eq!(*mcp_policy_gateway::host::sync::lock(&m), 2);
+/// ```
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
