@@ -62,10 +62,11 @@ impl<R: Read> Lines<R> {
 impl<R: Read> Iterator for Lines<R> {
     type Item = Vec<u8>;
 
-    /// Each line in turn (read errors end the lines, as the end of input does).
+    /// Each line in turn, in a buffer of its own (the reader keeps none of a long line's
+    /// capacity); read errors end the lines, as the end of input does.
     fn next(&mut self) -> Option<Vec<u8>> {
         match self.read(None) {
-            Ok(Line::Text) => Some(self.buf.clone()),
+            Ok(Line::Text) => Some(std::mem::take(&mut self.buf)),
             Ok(Line::TooLong) => Some(Vec::new()),
             Ok(Line::End) | Err(_) => None,
         }
@@ -157,6 +158,17 @@ mod tests {
             lines.by_ref().collect::<Vec<_>>(),
             [b"a".to_vec(), b"b".to_vec()]
         );
+    }
+
+    #[test]
+    fn lines_taken_one_by_one_keep_no_buffer_behind() {
+        let long = "x".repeat(100_000);
+        let input = format!("{long}\nshort\n");
+        let mut lines = Lines::new(input.as_bytes());
+        assert_eq!(lines.next().map(|l| l.len()), Some(100_000));
+        assert!(lines.buf.capacity() < 100_000);
+        assert_eq!(lines.next(), Some(b"short".to_vec()));
+        assert_eq!(lines.next(), None);
     }
 
     #[test]
