@@ -9,10 +9,10 @@
 //! Without Python or Node these tests are skipped with a loud message, except in CI (the
 //! `CI` environment variable set), where a missing part fails them.
 
-use std::path::Path;
 use std::process::Command;
 
 use mcp_policy_test_support::Temp;
+use mcp_policy_test_support::mcp::{EVERYTHING_POLICY, audit_records, decision, text};
 use mcp_policy_test_support::peers::{peer, peers};
 use serde_json::{Value, json};
 
@@ -66,38 +66,6 @@ fn client(peers: &Value, script: &str, args: &[&str], proxy: &[String], server: 
 fn everything(peers: &Value) -> Vec<String> {
     vec![peer(peers, "E2E_SERVER_EVERYTHING"), "stdio".into()]
 }
-
-fn decision(step: &Value) -> &Value {
-    &step["result"]["_meta"]["io.mcp-policy/decision"]
-}
-
-fn text(step: &Value) -> String {
-    step["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn audit_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-const EVERYTHING_POLICY: &str = r#"{
-  "version": "1", "default": "deny",
-  "hide": ["get-env"],
-  "tools": {
-    "echo": { "rate_limit": "2/minute" },
-    "get-sum": { "action": "deny", "reason": "Sums are off today" },
-    "trigger-long-running-operation": {},
-    "trigger-sampling-request": {},
-    "trigger-elicitation-request": {},
-    "get-structured-content": { "action": "approve", "reason": "a person checks each lookup" }
-  }
-}"#;
 
 #[test]
 fn legacy_client_list_allow_deny_limit_hidden_and_passthrough() {
@@ -205,7 +173,7 @@ fn legacy_client_list_allow_deny_limit_hidden_and_passthrough() {
     assert_eq!(run.step(10)["status"], "ok");
 
     // One audit line per call that reached the policy.
-    let audit = audit_lines(&audit);
+    let audit = audit_records(&audit);
     let calls: Vec<&Value> = audit.iter().filter(|l| l.get("tool").is_some()).collect();
     assert_eq!(calls.len(), 8, "{audit:#?}");
     assert_eq!(calls[0]["upstream"], "ok");

@@ -11,24 +11,10 @@ use mcp_policy_test_support::peers::repo;
 use mcp_policy_test_support::process::{KillOnDrop, Stderr};
 use serde_json::Value;
 
-use crate::gateway::text;
+pub(crate) use mcp_policy_test_support::mcp::{EVERYTHING_POLICY, decision};
 
 /// How long a server may take to say it listens.
 const STARTS: Duration = Duration::from_secs(60);
-
-/// The policy in front of server-everything.
-pub(crate) const EVERYTHING_POLICY: &str = r#"{
-  "version": "1", "default": "deny",
-  "hide": ["get-env"],
-  "tools": {
-    "echo": { "rate_limit": "2/minute" },
-    "get-sum": { "action": "deny", "reason": "Sums are off today" },
-    "trigger-long-running-operation": {},
-    "trigger-sampling-request": {},
-    "trigger-elicitation-request": {},
-    "get-structured-content": { "action": "approve", "reason": "a person checks each lookup" }
-  }
-}"#;
 
 /// The policy in front of the fixture server.
 pub(crate) const FIXTURE_POLICY: &str = r#"{"version":"1","default":"allow","tools":{
@@ -82,16 +68,6 @@ fn sdk_script(name: &str, peers: &Value, url: &str, token: &str, args: &[&str]) 
         String::from_utf8_lossy(&out.stderr)
     );
     lines.into_iter().filter(|l| l["kind"] == "step").collect()
-}
-
-/// The policy decision a step's result carries in its `_meta`.
-pub(crate) fn decision(step: &Value) -> &Value {
-    &step["result"]["_meta"]["io.mcp-policy/decision"]
-}
-
-/// A step's first text content.
-pub(crate) fn step_text(step: &Value) -> String {
-    text(step)
 }
 
 /// server-everything in its streamable-HTTP mode on this port.

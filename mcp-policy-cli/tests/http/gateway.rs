@@ -13,6 +13,8 @@ use mcp_policy_test_support::http::{Resp, http};
 use mcp_policy_test_support::process::{Stderr, alive, wait_exit, wait_until};
 use serde_json::{Value, json};
 
+pub(crate) use mcp_policy_test_support::mcp::{audit_records, text};
+
 /// The command under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
 
@@ -225,22 +227,6 @@ pub(crate) fn post_and_leave(addr: &str, sid: &str, body: &Value, after: Duratio
     );
     stream.write_all(req.as_bytes()).unwrap();
     std::thread::sleep(after);
-}
-
-/// The audit log's records (one JSON object a line), read now.
-pub(crate) fn audit_records(audit: &Path) -> Vec<Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-pub(crate) fn text(answer: &Value) -> String {
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 pub(crate) fn pids(dir: &Path) -> Vec<u32> {

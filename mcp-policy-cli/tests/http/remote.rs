@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::e2e::{
     EVERYTHING, EVERYTHING_POLICY, FIXTURE, FIXTURE_POLICY, everything_http_on, fixture_http,
-    fixture_http_on, sdk_client, sdk_new, step_text,
+    fixture_http_on, sdk_client, sdk_new,
 };
 use crate::gateway::{
     BIN, Gateway, POLICY, audit_records, call, initialize, post_and_leave, session_with, text,
@@ -281,10 +281,10 @@ fn https_upstream_trusts_the_system_roots_or_the_given_ca() {
         let steps = json!([{"op": "call", "name": "echo", "args": {"text": "tls"}},
                            {"op": "call", "name": "fail", "args": {"message": "x"}}]);
         let run = sdk_client(peers, &url, "unused", &["steps", &steps.to_string()]);
-        assert_eq!(step_text(&run[0]), "echo: tls", "{host}: {}", run[0]);
-        assert_eq!(step_text(&run[1]), "no failing");
+        assert_eq!(text(&run[0]), "echo: tls", "{host}: {}", run[0]);
+        assert_eq!(text(&run[1]), "no failing");
         let run = sdk_new(peers, &url, "unused", &["steps", &steps.to_string()]);
-        assert_eq!(step_text(&run[0]), "echo: tls", "{host}: {}", run[0]);
+        assert_eq!(text(&run[0]), "echo: tls", "{host}: {}", run[0]);
     }
 
     // Not trusted (the system's roots only): every request is answered -32603, naming TLS.

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 
 use crate::e2e::{
     EVERYTHING_POLICY, FIXTURE_POLICY, decision, everything_http_on, fixture_http, sdk_client,
-    sdk_new, sdk_new_approving, step_text,
+    sdk_new, sdk_new_approving,
 };
-use crate::gateway::{Gateway, audit_records, keys_file};
+use crate::gateway::{Gateway, audit_records, keys_file, text};
 
 #[test]
 fn python_sdk_over_streamable_http_through_the_gateway() {
@@ -67,19 +67,15 @@ fn python_sdk_over_streamable_http_through_the_gateway() {
     for removed in ["get-sum", "get-env", "get-tiny-image"] {
         assert!(!names.contains(&removed), "{removed} listed: {names:?}");
     }
-    assert_eq!(step_text(&run[1]), "Echo: one");
+    assert_eq!(text(&run[1]), "Echo: one");
     assert_eq!(run[2]["status"], "ok");
     assert_eq!(decision(&run[3])["decision"], "limit", "{}", run[3]);
-    assert_eq!(step_text(&run[4]), "Sums are off today");
+    assert_eq!(text(&run[4]), "Sums are off today");
     assert_eq!(run[5]["error"]["message"], "Unknown tool: get-env");
     assert_eq!(run[6]["status"], "ok", "{}", run[6]);
     assert_eq!(run[6]["events"]["progress"].as_array().unwrap().len(), 3);
     assert_eq!(run[7]["events"]["sampling"].as_array().unwrap().len(), 1);
-    assert!(
-        step_text(&run[7]).contains("fixed sampled reply"),
-        "{}",
-        run[7]
-    );
+    assert!(text(&run[7]).contains("fixed sampled reply"), "{}", run[7]);
     assert!(run[8]["result"].to_string().contains("Ada"), "{}", run[8]);
     assert_eq!(run[9]["status"], "ok", "{}", run[9]);
 
@@ -176,8 +172,8 @@ fn upstream_url_server_everything_over_streamable_http() {
         names.contains("\"echo\"") && !names.contains("get-sum"),
         "{names}"
     );
-    assert_eq!(step_text(&run[1]), "Echo: one");
-    assert_eq!(step_text(&run[2]), "Sums are off today");
+    assert_eq!(text(&run[1]), "Echo: one");
+    assert_eq!(text(&run[2]), "Sums are off today");
     assert_eq!(run[3]["error"]["message"], "Unknown tool: get-env");
     assert_eq!(
         run[4]["events"]["progress"].as_array().unwrap().len(),
@@ -185,11 +181,7 @@ fn upstream_url_server_everything_over_streamable_http() {
         "{}",
         run[4]
     );
-    assert!(
-        step_text(&run[5]).contains("fixed sampled reply"),
-        "{}",
-        run[5]
-    );
+    assert!(text(&run[5]).contains("fixed sampled reply"), "{}", run[5]);
     assert_eq!(run[6]["status"], "ok", "{}", run[6]);
     assert_eq!(run[6]["events"]["elicitation"].as_array().unwrap().len(), 1);
     // The Inspector CLI over HTTP, through the gateway, to the server's HTTP mode.
@@ -282,7 +274,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
     assert_eq!(decision(&run[3])["decision"], "limit", "{}", run[3]);
     assert_eq!(run[3]["result"]["resultType"], "complete", "{}", run[3]);
     assert_eq!(run[4]["status"], "ok", "{}", run[4]);
-    assert!(step_text(&run[4]).contains("Europe/Paris"), "{}", run[4]);
+    assert!(text(&run[4]).contains("Europe/Paris"), "{}", run[4]);
     assert_eq!(run[4]["events"]["elicitation"].as_array().unwrap().len(), 1);
     let declined = json!([{"op": "call", "name": "convert_time", "args": convert}]);
     let run = sdk_new(
@@ -293,7 +285,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
     );
     assert_eq!(run[0]["status"], "is-error", "{}", run[0]);
     assert!(
-        step_text(&run[0]).contains("not approved: the user declined"),
+        text(&run[0]).contains("not approved: the user declined"),
         "{}",
         run[0]
     );
@@ -316,7 +308,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
         "tok-ada",
         &["--mode", "auto", "steps", &steps.to_string()],
     );
-    assert_eq!(step_text(&run[0]), "Echo: auto", "{}", run[0]);
+    assert_eq!(text(&run[0]), "Echo: auto", "{}", run[0]);
     inspector_lists_and_echoes(peers, &url, Some("tok-ada"), "hi");
     let args = [
         "--method",
@@ -354,7 +346,7 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
         {"op": "call", "name": "fail", "args": {"message": "x"}}
     ]);
     let run = sdk_new_approving(peers, &url, &steps);
-    assert_eq!(step_text(&run[0]), "approved: deploy", "{}", run[0]);
+    assert_eq!(text(&run[0]), "approved: deploy", "{}", run[0]);
     assert_eq!(run[1]["status"], "ok", "{}", run[1]);
     assert_eq!(
         run[1]["events"]["progress"].as_array().unwrap().len(),
@@ -362,9 +354,9 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
         "{}",
         run[1]
     );
-    assert_eq!(step_text(&run[2]), "echo: a");
+    assert_eq!(text(&run[2]), "echo: a");
     assert_eq!(decision(&run[4])["decision"], "limit", "{}", run[4]);
-    assert_eq!(step_text(&run[5]), "no failing");
+    assert_eq!(text(&run[5]), "no failing");
     let steps = json!([
         {"op": "call", "name": "approve_action", "args": {"action": "ship"}},
         {"op": "call", "name": "ask_llm", "args": {"prompt": "hi"}}
@@ -382,8 +374,8 @@ fn python_sdk_2026_07_28_and_the_inspector_over_http() {
             &steps.to_string(),
         ],
     );
-    assert_eq!(step_text(&run[0]), "approved: ship", "{}", run[0]);
-    assert!(step_text(&run[1]).contains("sampled"), "{}", run[1]);
+    assert_eq!(text(&run[0]), "approved: ship", "{}", run[0]);
+    assert!(text(&run[1]).contains("sampled"), "{}", run[1]);
     drop(gw);
     drop(server);
 }
@@ -420,7 +412,7 @@ fn a_servers_own_input_round_continues_an_approved_call_without_asking_again() {
     ]);
     let run = sdk_new_approving(peers, &url, &steps);
     // The gateway's question, then the server's: two, not three.
-    assert_eq!(step_text(&run[0]), "approved: deploy", "{}", run[0]);
+    assert_eq!(text(&run[0]), "approved: deploy", "{}", run[0]);
     assert_eq!(run[0]["failures"], json!([]), "{}", run[0]);
     // Charged once: the same call again, approved, is over its limit of 1 a minute.
     assert_eq!(decision(&run[1])["decision"], "limit", "{}", run[1]);
