@@ -132,6 +132,12 @@ pub enum Gate {
 }
 
 impl Gate {
+    /// Whether the store answers without blocking (memory): a host may then decide on its
+    /// event loop.
+    pub fn answers_inline(&self) -> bool {
+        matches!(self, Gate::Memory(_))
+    }
+
     /// Swaps the policy in (counters kept where window and reset are unchanged).
     pub fn reload(&self, policy: Policy) {
         match self {
@@ -306,9 +312,6 @@ pub struct Opened {
     pub gate: Arc<Gate>,
     /// The command a human runs to approve a call out of band (a shared store only).
     pub approve_command: Option<String>,
-    /// Whether the store answers without blocking (memory): a host may then decide on its
-    /// event loop.
-    pub inline: bool,
 }
 
 /// Opens the store `url` names with `policy`: the in-memory one, or Redis with a connection
@@ -323,14 +326,12 @@ pub fn open(
         StoreUrl::Memory => Opened {
             gate: Arc::new(Gate::Memory(Engine::new(policy))),
             approve_command: None,
-            inline: true,
         },
         StoreUrl::Redis(url) => Opened {
             gate: Arc::new(Gate::Redis(
                 RedisGate::connect_on(url, policy, event_loops).map_err(Error::Store)?,
             )),
             approve_command: Some(format!("mcp-policy approve ID --store {}", redact(url))),
-            inline: false,
         },
     })
 }

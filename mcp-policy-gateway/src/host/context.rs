@@ -20,9 +20,6 @@ pub struct Context {
     pub audit: Audit,
     /// What each session's (or the relay's) core gateway is made with.
     pub options: GatewayOptions,
-    /// Whether the store answers without blocking (memory): a decision may then be made on
-    /// an event loop.
-    pub inline_store: bool,
 }
 
 impl Context {
@@ -45,8 +42,13 @@ impl Context {
             engine: opened.gate,
             audit,
             options: gateway,
-            inline_store: opened.inline,
         })
+    }
+
+    /// Whether the store answers without blocking (memory): a decision may then be made on
+    /// an event loop.
+    pub fn inline_store(&self) -> bool {
+        self.engine.answers_inline()
     }
 
     /// Watches the policy file: each change that loads is swapped into the engine (see

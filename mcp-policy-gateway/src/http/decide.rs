@@ -30,7 +30,7 @@ pub async fn run(
     is_call: bool,
     seq: Option<u64>,
 ) -> Result<(), ()> {
-    if app.ctx.inline_store && session.nonblocking_upstream() {
+    if app.ctx.inline_store() && session.nonblocking_upstream() {
         // The message was read before the lock: the session's other messages wait only for
         // the decision.
         let message = read.unwrap_or_else(|| ClientMessage::read(&line));

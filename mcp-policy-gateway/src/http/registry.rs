@@ -172,7 +172,7 @@ impl Registry {
             })
         };
         let ctx = Arc::downgrade(&self.ctx);
-        if self.ctx.inline_store {
+        if self.ctx.inline_store() {
             let me = Arc::clone(me);
             let sink: Handler = Arc::new(move |line: &[u8]| {
                 let session = me.get().and_then(Weak::upgrade);

@@ -352,7 +352,7 @@ impl Session {
         lock(&self.parked).clear();
         self.close_get();
         self.upstream.stop();
-        if self.upstream.nonblocking() && ctx.inline_store {
+        if self.upstream.nonblocking() && ctx.inline_store() {
             // No reader thread: the calls still waiting are answered here.
             let outputs = lock(&self.gateway).upstream_gone(ctx.engine.as_ref());
             self.carry_out(ctx, outputs, &[], false, None);
