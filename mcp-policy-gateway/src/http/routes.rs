@@ -211,7 +211,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
             (taken.session, false)
         }
         (None, Kind::Request { method, .. }) if method == "initialize" => {
-            match sessionless::start_session(&app, &principal, false).await {
+            match app.start_session(&principal, false).await {
                 Ok(s) => (s, true),
                 Err(res) => return res,
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use mcp_policy::mcp::{INTERNAL_ERROR, PARSE_ERROR};
+use mcp_policy::mcp::PARSE_ERROR;
 use serde_json::Value;
 
 use crate::http::app::App;
@@ -114,50 +114,7 @@ async fn stateless_session(
         s.touch();
         return Ok(s);
     }
-    start_session(app, principal, true).await
-}
-
-/// Starts a session for `principal` (on a blocking thread: a child takes a while to start),
-/// unless the gateway is stopping or full.
-pub async fn start_session(
-    app: &Arc<App>,
-    principal: &Principal,
-    stateless: bool,
-) -> Result<Arc<Session>, Response<ResBody>> {
-    if app.is_stopping() {
-        return Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            -32000,
-            "the gateway is stopping",
-        ));
-    }
-    if app.registry.full() {
-        return Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            -32000,
-            "too many sessions; try again later",
-        ));
-    }
-    let registry = Arc::clone(&app.registry);
-    let name = principal.name.to_string();
-    let grant = app.guard.grant_of(principal);
-    tokio::task::spawn_blocking(move || registry.start(name, grant, stateless))
-        .await
-        .map_err(|_| {
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                INTERNAL_ERROR,
-                "internal error",
-            )
-        })?
-        .map_err(|e| {
-            eprintln!("mcp-policy proxy: {e}");
-            refuse(
-                StatusCode::BAD_GATEWAY,
-                INTERNAL_ERROR,
-                "the MCP server could not be started",
-            )
-        })
+    app.start_session(principal, true).await
 }
 
 /// A session-less request, ready to go up the caller's shared session.
