@@ -97,6 +97,33 @@ pub fn binding(grant_id: &str, tool: &str, args: &Value, revision: &str) -> Stri
     into_string(out)
 }
 
+/// The binding of a resource or prompt request: as [`binding`], with the kind after the
+/// revision, so that no tool's approval is ever a resource's or a prompt's of the same name.
+///
+/// ```
+/// use mcp_policy::approval::{binding, binding_of};
+/// use mcp_policy::subject::Kind;
+/// let args = serde_json::json!({});
+/// assert_ne!(binding_of(Kind::Prompt, "alice", "greet", &args, "r1"), binding("alice", "greet", &args, "r1"));
+/// assert!(binding_of(Kind::Prompt, "alice", "greet", &args, "r1").ends_with(r#","prompt"]"#));
+/// ```
+pub fn binding_of(
+    kind: crate::subject::Kind,
+    grant_id: &str,
+    name: &str,
+    args: &Value,
+    revision: &str,
+) -> String {
+    let mut out = binding(grant_id, name, args, revision);
+    if kind != crate::subject::Kind::Tool {
+        out.pop();
+        out.push_str(",\"");
+        out.push_str(kind.as_str());
+        out.push_str("\"]");
+    }
+    out
+}
+
 /// 128-bit FNV-1a.
 pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;

@@ -70,6 +70,9 @@ pub struct Decision {
     pub approval_id: Option<String>,
     /// On allow, when counters were charged: what [`Engine::release`](crate::Engine::release) refunds.
     pub reservation: Option<Reservation>,
+    /// On deny: the tool, resource or prompt is hidden (by `hide` or `action: "hide"`), so a
+    /// host answers as if it did not exist.
+    pub hidden: bool,
 }
 
 impl Decision {
@@ -83,11 +86,18 @@ impl Decision {
             remaining: None,
             approval_id: None,
             reservation: None,
+            hidden: false,
         }
     }
 
     pub(crate) fn deny(rule: &Text, message: impl Into<Text>) -> Decision {
         Decision::new(Verdict::Deny, rule.clone(), Some(message.into()))
+    }
+
+    pub(crate) fn hide(rule: &Text, message: impl Into<Text>) -> Decision {
+        let mut d = Decision::new(Verdict::Deny, rule.clone(), Some(message.into()));
+        d.hidden = true;
+        d
     }
 
     /// Whether the call may go through.

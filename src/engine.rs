@@ -12,6 +12,7 @@ use crate::decision::{Decision, Verdict};
 use crate::error::{HostError, StoreError};
 use crate::grant::Grant;
 use crate::store::{CounterStore, MemoryStore, Plan, Reservation};
+use crate::subject::Subject;
 
 mod asynch;
 mod decider;
@@ -98,17 +99,40 @@ impl<C: Clock, S: CounterStore> Engine<C, S> {
         &self.shell.store
     }
 
-    /// Decides one call (see [`Decider::evaluate`]).
+    /// Decides one tool call (see [`Decider::evaluate`]).
+    #[inline]
     pub fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        self.decide(Subject::Tool(tool), args, grant)
+    }
+
+    /// Decides one request for a tool, a resource or a prompt (see [`Decider::decide`]).
+    /// A resource's arguments are `{}`; a prompt's are its `arguments`.
+    ///
+    /// ```
+    /// use mcp_policy::subject::Subject;
+    /// use mcp_policy::uri::Uri;
+    /// use mcp_policy::{Engine, Grant, Policy, Verdict};
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///   "resources":{"file:///srv/docs/*":{"rate_limit":"100/minute"}}}"#).unwrap();
+    /// let engine = Engine::new(policy);
+    /// let (args, alice) = (serde_json::json!({}), Grant::new("alice"));
+    /// let uri = Uri::parse("file:///srv/docs/guide.md").unwrap();
+    /// let d = engine.decide(Subject::Resource(&uri), &args, &alice);
+    /// assert_eq!((d.verdict, d.remaining), (Verdict::Allow, Some(99)));
+    /// let escape = Uri::parse("file:///srv/docs/%2e%2e/%2e%2e/etc/shadow").unwrap();
+    /// assert_eq!(engine.decide(Subject::Resource(&escape), &args, &alice).verdict, Verdict::Deny);
+    /// ```
+    pub fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision {
         let policy = self.shell.policy.load();
         // The same steps as `Policy::plan`, then `Policy::conclude`, with the plan built in
         // this frame and never moved.
         let mut plan = Plan::new(self.shell.clock.now_ms());
-        match policy.prepare(tool, args, grant, &mut plan) {
+        match policy.prepare(subject, args, grant, &mut plan) {
             Prepared::Allow(rule) => Decision::new(Verdict::Allow, rule.clone(), None),
             Prepared::Deny(rule, message) => {
                 Decision::new(Verdict::Deny, rule.clone(), Some(message))
             }
+            Prepared::Hidden(rule, message) => Decision::hide(rule, message),
             Prepared::Store(context) => {
                 let outcome = catch_unwind(AssertUnwindSafe(|| self.shell.store.apply(&plan)))
                     .unwrap_or_else(|_| {

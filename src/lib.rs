@@ -69,13 +69,15 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod grant;
-mod listing;
+pub mod listing;
 pub mod mcp;
 pub mod path;
 pub mod pattern;
 pub mod source;
 pub mod store;
+pub mod subject;
 pub mod text;
+pub mod uri;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::Policy;

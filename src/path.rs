@@ -1,11 +1,14 @@
 //! Condition paths: `args.a.b.0.c`, `/args/a~1b/0`, `grant.id`, `grant.session`,
-//! `grant.attrs.NAME`, `tool`.
+//! `grant.attrs.NAME`, `tool`, `prompt`, and a resource's `uri` (`uri.scheme`, `uri.host`,
+//! `uri.path`, `uri.query`).
 
 use std::fmt;
 
 use serde_json::Value;
 
 use crate::grant::Grant;
+use crate::subject::Subject;
+use crate::uri::Uri;
 
 /// Where a path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,25 @@ pub enum Root {
     GrantAttrs,
     /// The called tool's name (`tool`).
     Tool,
+    /// The prompt's name (`prompt`).
+    Prompt,
+    /// The resource's URI in normal form, or one of its parts (`uri`, `uri.path`, …).
+    Uri(UriPart),
+}
+
+/// Which part of a resource URI a `uri` path reads (see [`Uri`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriPart {
+    /// The whole URI in normal form (`uri`).
+    Whole,
+    /// `uri.scheme`, lowercased.
+    Scheme,
+    /// `uri.host`, lowercased (`""` when the URI has none).
+    Host,
+    /// `uri.path`, normalised and percent-decoded.
+    Path,
+    /// `uri.query`, as written (missing when the URI has none).
+    Query,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +122,36 @@ impl Path {
                 }
                 (Root::Tool, rest)
             }
+            "prompt" => {
+                if !rest.is_empty() {
+                    return Err(format!(
+                        "path {text:?}: `prompt` is a string and has no fields"
+                    ));
+                }
+                (Root::Prompt, rest)
+            }
+            "uri" => {
+                let part = match rest.as_slice() {
+                    [] => UriPart::Whole,
+                    [one] => match one.as_str() {
+                        "scheme" => UriPart::Scheme,
+                        "host" => UriPart::Host,
+                        "path" => UriPart::Path,
+                        "query" => UriPart::Query,
+                        _ => {
+                            return Err(format!(
+                                "path {text:?}: expected uri, uri.scheme, uri.host, uri.path or uri.query"
+                            ));
+                        }
+                    },
+                    _ => {
+                        return Err(format!(
+                            "path {text:?}: expected uri, uri.scheme, uri.host, uri.path or uri.query"
+                        ));
+                    }
+                };
+                (Root::Uri(part), Vec::new())
+            }
             "grant" => {
                 let mut it = rest.into_iter();
                 match it.next().as_deref() {
@@ -120,7 +172,7 @@ impl Path {
             }
             _ => {
                 return Err(format!(
-                    "path {text:?} must start with args, grant or tool (for example args.amount or /args/a~1b)"
+                    "path {text:?} must start with args, grant, tool, prompt or uri (for example args.amount or /args/a~1b)"
                 ));
             }
         };
@@ -165,15 +217,39 @@ impl Path {
         self.root
     }
 
-    /// Finds the value at this path in a call; `None` when it is missing.
+    /// Finds the value at this path in a request; `None` when it is missing (`tool` on a
+    /// prompt, `uri` on a tool, …).
+    ///
+    /// ```
+    /// use mcp_policy::path::{Found, Path};
+    /// use mcp_policy::subject::Subject;
+    /// use mcp_policy::uri::Uri;
+    /// use mcp_policy::Grant;
+    /// let uri = Uri::parse("file:///srv/docs/a.txt").unwrap();
+    /// let (args, grant) = (serde_json::json!({}), Grant::new("alice"));
+    /// let path = Path::parse("uri.path").unwrap();
+    /// assert_eq!(path.resolve(Subject::Resource(&uri), &args, &grant), Some(Found::Str("/srv/docs/a.txt")));
+    /// assert_eq!(path.resolve(Subject::Tool("scan"), &args, &grant), None);
+    /// ```
     pub fn resolve<'a>(
         &self,
-        tool: &'a str,
+        subject: Subject<'a>,
         args: &'a Value,
         grant: &'a Grant,
     ) -> Option<Found<'a>> {
         let start: &Value = match self.root {
-            Root::Tool => return Some(Found::Str(tool)),
+            Root::Tool => match subject {
+                Subject::Tool(name) => return Some(Found::Str(name)),
+                _ => return None,
+            },
+            Root::Prompt => match subject {
+                Subject::Prompt(name) => return Some(Found::Str(name)),
+                _ => return None,
+            },
+            Root::Uri(part) => match subject {
+                Subject::Resource(uri) => return uri_part(uri, part).map(Found::Str),
+                _ => return None,
+            },
             Root::GrantId => return Some(Found::Str(&grant.id)),
             Root::GrantSession => return grant.session.as_deref().map(Found::Str),
             Root::Args => args,
@@ -197,6 +273,17 @@ impl Path {
             };
         }
         Some(value)
+    }
+}
+
+/// A part of a resource URI.
+fn uri_part<'a>(uri: &'a Uri<'a>, part: UriPart) -> Option<&'a str> {
+    match part {
+        UriPart::Whole => Some(uri.as_str()),
+        UriPart::Scheme => Some(uri.scheme()),
+        UriPart::Host => Some(uri.host()),
+        UriPart::Path => Some(uri.path()),
+        UriPart::Query => uri.query(),
     }
 }
 
@@ -232,16 +319,25 @@ mod tests {
         let args = json!({"a": {"b": [{"c": 5}]}, "0": "zero"});
         let g = grant();
         let p = Path::parse("args.a.b.0.c").unwrap();
-        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&json!(5))));
+        assert_eq!(
+            p.resolve(Subject::Tool("t"), &args, &g),
+            Some(Found::Json(&json!(5)))
+        );
         // A decimal segment is a key on an object.
         let p = Path::parse("args.0").unwrap();
-        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&json!("zero"))));
+        assert_eq!(
+            p.resolve(Subject::Tool("t"), &args, &g),
+            Some(Found::Json(&json!("zero")))
+        );
         let p = Path::parse("args.a.b.1.c").unwrap();
-        assert_eq!(p.resolve("t", &args, &g), None);
+        assert_eq!(p.resolve(Subject::Tool("t"), &args, &g), None);
         let p = Path::parse("args.a.b.01").unwrap();
-        assert_eq!(p.resolve("t", &args, &g), None);
+        assert_eq!(p.resolve(Subject::Tool("t"), &args, &g), None);
         let p = Path::parse("args").unwrap();
-        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&args)));
+        assert_eq!(
+            p.resolve(Subject::Tool("t"), &args, &g),
+            Some(Found::Json(&args))
+        );
     }
 
     #[test]
@@ -249,7 +345,10 @@ mod tests {
         let args = json!({"a/b": {"c.d": 1}});
         let g = grant();
         let p = Path::parse("/args/a~1b/c.d").unwrap();
-        assert_eq!(p.resolve("t", &args, &g), Some(Found::Json(&json!(1))));
+        assert_eq!(
+            p.resolve(Subject::Tool("t"), &args, &g),
+            Some(Found::Json(&json!(1)))
+        );
     }
 
     #[test]
@@ -257,30 +356,34 @@ mod tests {
         let args = json!({});
         let g = grant();
         assert_eq!(
-            Path::parse("grant.id").unwrap().resolve("t", &args, &g),
+            Path::parse("grant.id")
+                .unwrap()
+                .resolve(Subject::Tool("t"), &args, &g),
             Some(Found::Str("alice"))
         );
         assert_eq!(
             Path::parse("grant.session")
                 .unwrap()
-                .resolve("t", &args, &g),
+                .resolve(Subject::Tool("t"), &args, &g),
             Some(Found::Str("s1"))
         );
         assert_eq!(
             Path::parse("grant.attrs.team.name")
                 .unwrap()
-                .resolve("t", &args, &g),
+                .resolve(Subject::Tool("t"), &args, &g),
             Some(Found::Json(&json!("sec")))
         );
         assert_eq!(
-            Path::parse("tool").unwrap().resolve("run", &args, &g),
+            Path::parse("tool")
+                .unwrap()
+                .resolve(Subject::Tool("run"), &args, &g),
             Some(Found::Str("run"))
         );
         let anonymous = Grant::new("x");
         assert_eq!(
             Path::parse("grant.session")
                 .unwrap()
-                .resolve("t", &args, &anonymous),
+                .resolve(Subject::Tool("t"), &args, &anonymous),
             None
         );
     }
@@ -298,6 +401,9 @@ mod tests {
             "grant.id.x",
             "/args/~2",
             "/x",
+            "prompt.x",
+            "uri.port",
+            "uri.path.x",
         ] {
             assert!(Path::parse(bad).is_err(), "{bad:?}");
         }

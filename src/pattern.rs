@@ -102,9 +102,89 @@ impl Glob {
     }
 }
 
+impl Glob {
+    /// Whether some name matches both patterns (a `*` or `?` on either side may stand for
+    /// what the other writes). Used to judge a resource template against the policy's URI
+    /// patterns. Past a million steps it answers `true` (the caller keeps what it cannot
+    /// judge in a list; listing never grants a read).
+    ///
+    /// ```
+    /// use mcp_policy::pattern::Glob;
+    /// assert!(Glob::new("file:///srv/*").intersects(&Glob::new("file:///*/docs")));
+    /// assert!(!Glob::new("file:///srv/*").intersects(&Glob::new("file:///etc/*")));
+    /// assert!(Glob::new("a?c").intersects(&Glob::new("*c")));
+    /// ```
+    pub fn intersects(&self, other: &Glob) -> bool {
+        let (a, b) = (&self.tokens, &other.tokens);
+        let (n, m) = (a.len(), b.len());
+        let width = m + 1;
+        let Some(cells) = (n + 1).checked_mul(width).filter(|c| *c <= 1_000_000) else {
+            return true;
+        };
+        // can[i * width + j]: the rest a[i..] and b[j..] match some common name.
+        let mut can = vec![false; cells];
+        let at = |i: usize, j: usize| i * width + j;
+        for i in (0..=n).rev() {
+            for j in (0..=m).rev() {
+                let get = |can: &Vec<bool>, i: usize, j: usize| {
+                    can.get(at(i, j)).copied().unwrap_or(false)
+                };
+                let value = match (a.get(i), b.get(j)) {
+                    (None, None) => true,
+                    (Some(Token::Any), _) => get(&can, i + 1, j) || (j < m && get(&can, i, j + 1)),
+                    (_, Some(Token::Any)) => get(&can, i, j + 1) || (i < n && get(&can, i + 1, j)),
+                    (Some(Token::Literal(x)), Some(Token::Literal(y))) => {
+                        x == y && get(&can, i + 1, j + 1)
+                    }
+                    (Some(_), Some(_)) => get(&can, i + 1, j + 1),
+                    _ => false,
+                };
+                if let Some(cell) = can.get_mut(at(i, j)) {
+                    *cell = value;
+                }
+            }
+        }
+        can.first().copied().unwrap_or(false)
+    }
+
+    /// The literal text before the first `*` or `?`, and whether the only wildcard is one
+    /// trailing `*` (the pattern is then "everything under this prefix").
+    pub(crate) fn prefix_only(&self) -> Option<String> {
+        let (last, body) = self.tokens.split_last()?;
+        if *last != Token::Any {
+            return None;
+        }
+        body.iter()
+            .map(|t| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intersections() {
+        let g = |p: &str| Glob::new(p);
+        assert!(g("*").intersects(&g("")));
+        assert!(g("abc").intersects(&g("abc")));
+        assert!(!g("abc").intersects(&g("abd")));
+        assert!(g("a*").intersects(&g("*z")));
+        assert!(!g("a*").intersects(&g("b*")));
+        assert!(g("x://docs/*").intersects(&g("x://docs/*.md")));
+        assert!(!g("??").intersects(&g("???")));
+        assert!(g("a*b*c").intersects(&g("*bbb*")));
+        assert_eq!(
+            g("file:///srv/*").prefix_only().as_deref(),
+            Some("file:///srv/")
+        );
+        assert_eq!(g("a*b").prefix_only(), None);
+        assert_eq!(g("ab").prefix_only(), None);
+    }
 
     #[test]
     fn star_and_question() {

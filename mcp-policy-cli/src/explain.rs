@@ -255,6 +255,12 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
             ));
             return Some(format!("{}/action", entry.pointer));
         }
+        Action::Hide => {
+            t.line(format!(
+                "3. action: hide → denied as if it did not exist, and left out of lists"
+            ));
+            return Some(format!("{}/action", entry.pointer));
+        }
         Action::Allow => t.line("3. action: allow"),
         Action::Approve => t.line("3. action: approve (checked at stage 6)"),
     }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use mcp_policy::Decider;
+use mcp_policy::subject::Subject;
 use mcp_policy::{
     AsyncCounterStore, AsyncEngine, Decision, Engine, Grant, HostError, Outcome, Plan, Policy,
     Reservation, StoreError, SystemClock,
@@ -158,10 +159,10 @@ impl Gate {
 }
 
 impl Decider for Gate {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+    fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision {
         match self {
-            Gate::Memory(engine) => engine.evaluate(tool, args, grant),
-            Gate::Redis(gate) => gate.evaluate(tool, args, grant),
+            Gate::Memory(engine) => engine.decide(subject, args, grant),
+            Gate::Redis(gate) => gate.decide(subject, args, grant),
         }
     }
     fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
@@ -289,8 +290,8 @@ impl RedisGate {
 }
 
 impl Decider for RedisGate {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        self.block_on(self.engine.evaluate(tool, args, grant))
+    fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision {
+        self.block_on(self.engine.decide(subject, args, grant))
     }
     fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
         self.block_on(self.engine.record_approval(approval_id))

@@ -10,12 +10,13 @@ use serde_json::Value;
 
 use crate::approval::{canonical_json, fnv1a_128};
 use crate::document::{
-    Action, Clause, Cost, DefaultAction, Document, Limit, Reset, Scope, Stage, read,
+    Action, Clause, Cost, DefaultAction, Document, Entry, Limit, Reset, Scope, Stage, read,
 };
 use crate::duration::format_duration;
 use crate::error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::pattern::{Glob, is_pattern};
 use crate::source::{locate, parse_strict};
+use crate::subject::Kind;
 use condition::CompiledCondition;
 
 /// A loaded and compiled policy, ready to decide calls. Cheap to share (`Arc`).
@@ -33,17 +34,27 @@ pub struct Policy {
     pub(crate) document: Document,
     pub(crate) revision: Text,
     pub(crate) default_rule: Text,
-    pub(crate) default_message: Text,
     pub(crate) input_rule: Text,
     pub(crate) hide_exact: HashMap<Box<str>, usize>,
     pub(crate) hide_patterns: Vec<(Glob, usize)>,
     pub(crate) hide_rules: Vec<Text>,
-    pub(crate) hidden_message: Text,
+    pub(crate) tools: Section,
+    pub(crate) resources: Section,
+    pub(crate) prompts: Section,
+    pub(crate) all_tools: CompiledStage,
+}
+
+/// One section of entries (`tools`, `resources` or `prompts`), compiled for lookup.
+#[derive(Debug)]
+pub(crate) struct Section {
     pub(crate) exact: HashMap<Box<str>, usize>,
     /// Patterns, most literal characters first; ties in document order.
     pub(crate) patterns: Vec<(Glob, usize)>,
     pub(crate) entries: Vec<CompiledEntry>,
-    pub(crate) all_tools: CompiledStage,
+    /// The message of `default: deny` for this kind.
+    pub(crate) default_message: Text,
+    /// The message of a hidden tool, resource or prompt.
+    pub(crate) hidden_message: Text,
 }
 
 #[derive(Debug)]
@@ -170,6 +181,15 @@ impl Policy {
         &self.all_tools
     }
 
+    /// The compiled section of `kind`.
+    pub(crate) fn section(&self, kind: Kind) -> &Section {
+        match kind {
+            Kind::Tool => &self.tools,
+            Kind::Resource => &self.resources,
+            Kind::Prompt => &self.prompts,
+        }
+    }
+
     pub(crate) fn default_action(&self) -> DefaultAction {
         self.document.default
     }
@@ -223,53 +243,47 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
         }
         out
     };
-    let default_deny: Text = "this tool is denied by policy".into();
-    let default_approve: Text = "this tool needs human approval before each call".into();
-    let mut entries = Vec::new();
-    let mut exact = HashMap::new();
-    let mut patterns = Vec::new();
-    for (i, tool) in document.tools.iter().enumerate() {
-        let stage = compile_stage(&tool.stage, errors);
-        let schema = tool.schema.as_ref().and_then(|schema| {
-            let pointer = format!("{}/schema", tool.pointer);
-            match compile_schema(schema) {
-                Ok(validator) => Some(CompiledSchema {
-                    rule: pointer.as_str().into(),
-                    validator,
-                }),
-                Err(message) => {
-                    errors.push(LoadError::invalid(pointer, message));
-                    None
-                }
-            }
-        });
-        let rule: Text = tool.pointer.as_str().into();
-        // The action's rule and messages are only ever used by deny and approve entries.
-        let action_rule: Text = match tool.action {
-            Action::Allow => rule.clone(),
-            _ => format!("{}/action", tool.pointer).into(),
+    let section = |kind: Kind, errors: &mut Vec<LoadError>| -> Section {
+        let what = kind.as_str();
+        let default_deny: Text = format!("this {what} is denied by policy").into();
+        let each = match kind {
+            Kind::Tool => "call",
+            Kind::Resource => "read",
+            Kind::Prompt => "use",
         };
-        let reason: Option<Text> = tool.reason.as_deref().map(Text::from);
-        let deny_message = reason.clone().unwrap_or_else(|| default_deny.clone());
-        let approve_message = reason.unwrap_or_else(|| default_approve.clone());
-        entries.push(CompiledEntry {
-            key: tool.key.as_str().into(),
-            rule,
-            action: tool.action,
-            action_rule,
-            deny_message,
-            approve_message,
-            schema,
-            stage,
-        });
-        if is_pattern(&tool.key) {
-            patterns.push((Glob::new(&tool.key), i));
-        } else {
-            exact.insert(tool.key.clone().into_boxed_str(), i);
+        let default_approve: Text =
+            format!("this {what} needs human approval before each {each}").into();
+        let mut entries = Vec::new();
+        let mut exact = HashMap::new();
+        let mut patterns = Vec::new();
+        for (i, entry) in document.section(kind).iter().enumerate() {
+            entries.push(compile_entry(
+                entry,
+                &default_deny,
+                &default_approve,
+                errors,
+                &compile_stage,
+            ));
+            if is_pattern(&entry.key) {
+                patterns.push((Glob::new(&entry.key), i));
+            } else {
+                exact.insert(entry.key.clone().into_boxed_str(), i);
+            }
         }
-    }
-    // Most literal characters first; stable sort keeps document order on ties.
-    patterns.sort_by_key(|(glob, _)| std::cmp::Reverse(glob.literal_count()));
+        // Most literal characters first; stable sort keeps document order on ties.
+        patterns.sort_by_key(|(glob, _)| std::cmp::Reverse(glob.literal_count()));
+        Section {
+            exact,
+            patterns,
+            entries,
+            default_message: format!("this {what} is not allowed by this policy (default: deny)")
+                .into(),
+            hidden_message: format!("this {what} is hidden by policy").into(),
+        }
+    };
+    let tools = section(Kind::Tool, errors);
+    let resources = section(Kind::Resource, errors);
+    let prompts = section(Kind::Prompt, errors);
     let all_tools = compile_stage(&document.all_tools, errors);
     let mut hide_exact = HashMap::new();
     let mut hide_patterns = Vec::new();
@@ -291,17 +305,58 @@ fn compile(document: Document, value: &Value, errors: &mut Vec<LoadError>) -> Op
         document,
         revision,
         default_rule: "/default".into(),
-        default_message: "this tool is not allowed by this policy (default: deny)".into(),
         input_rule: "".into(),
         hide_exact,
         hide_patterns,
         hide_rules,
-        hidden_message: "this tool is hidden by policy".into(),
-        exact,
-        patterns,
-        entries,
+        tools,
+        resources,
+        prompts,
         all_tools,
     })
+}
+
+/// One entry: its stage, schema, rules and messages.
+fn compile_entry(
+    entry: &Entry,
+    default_deny: &Text,
+    default_approve: &Text,
+    errors: &mut Vec<LoadError>,
+    compile_stage: &dyn Fn(&Stage, &mut Vec<LoadError>) -> CompiledStage,
+) -> CompiledEntry {
+    let stage = compile_stage(&entry.stage, errors);
+    let schema = entry.schema.as_ref().and_then(|schema| {
+        let pointer = format!("{}/schema", entry.pointer);
+        match compile_schema(schema) {
+            Ok(validator) => Some(CompiledSchema {
+                rule: pointer.as_str().into(),
+                validator,
+            }),
+            Err(message) => {
+                errors.push(LoadError::invalid(pointer, message));
+                None
+            }
+        }
+    });
+    let rule: Text = entry.pointer.as_str().into();
+    // The action's rule and messages are only ever used by deny, approve and hide entries.
+    let action_rule: Text = match entry.action {
+        Action::Allow => rule.clone(),
+        _ => format!("{}/action", entry.pointer).into(),
+    };
+    let reason: Option<Text> = entry.reason.as_deref().map(Text::from);
+    let deny_message = reason.clone().unwrap_or_else(|| default_deny.clone());
+    let approve_message = reason.unwrap_or_else(|| default_approve.clone());
+    CompiledEntry {
+        key: entry.key.as_str().into(),
+        rule,
+        action: entry.action,
+        action_rule,
+        deny_message,
+        approve_message,
+        schema,
+        stage,
+    }
 }
 
 fn compile_limit(limit: &Limit) -> CompiledLimit {
@@ -328,12 +383,15 @@ fn compile_limit(limit: &Limit) -> CompiledLimit {
 }
 
 /// Every limit naming a counter must agree on window, max, scope and reset; a conflict is
-/// reported at the later limit (tools in document order, then `all_tools`).
+/// reported at the later limit (tools, resources and prompts in document order, then
+/// `all_tools`).
 fn check_counters(document: &Document, errors: &mut Vec<LoadError>) {
     let mut first: HashMap<&str, &Limit> = HashMap::new();
     let stages = document
         .tools
         .iter()
+        .chain(&document.resources)
+        .chain(&document.prompts)
         .map(|t| &t.stage)
         .chain(std::iter::once(&document.all_tools));
     for limit in stages.flat_map(|s| &s.limits) {

@@ -10,6 +10,7 @@ use crate::compile::condition::{CompiledCondition, NormalPath, Test, normalize_i
 use crate::document::Op;
 use crate::grant::Grant;
 use crate::path::Found;
+use crate::subject::Subject;
 
 /// An evaluation error: a present value of the wrong type. Always denies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +20,13 @@ pub(crate) struct EvalError {
 
 impl CompiledCondition {
     /// Whether the condition holds for this call.
-    pub(crate) fn holds(&self, tool: &str, args: &Value, grant: &Grant) -> Result<bool, EvalError> {
-        let found = self.path.resolve(tool, args, grant);
+    pub(crate) fn holds(
+        &self,
+        subject: Subject<'_>,
+        args: &Value,
+        grant: &Grant,
+    ) -> Result<bool, EvalError> {
+        let found = self.path.resolve(subject, args, grant);
         let Some(found) = found else {
             // A missing path makes every condition false except `exists: false`.
             return Ok(matches!(self.test, Test::Exists(false)));
@@ -82,7 +88,16 @@ impl CompiledCondition {
                 let s = found
                     .as_str()
                     .ok_or_else(|| self.type_error(found, "a string"))?;
-                path_under(s, dir)
+                // A `file:` URI is judged by its path in normal form.
+                match crate::uri::file_path(s) {
+                    None => path_under(s, dir),
+                    Some(Ok(path)) => path_under(&path, dir),
+                    Some(Err(error)) => {
+                        return Err(EvalError {
+                            message: format!("cannot evaluate `{}` path_under: {error}", self.path),
+                        });
+                    }
+                }
             }
         };
         Ok(result)
@@ -143,7 +158,8 @@ pub(crate) fn compare_numbers(a: &Number, b: &Number) -> Ordering {
     x.partial_cmp(&y).unwrap_or(Ordering::Equal)
 }
 
-/// Whether `path`, normalised lexically, lies at or below `dir`.
+/// Whether `path`, normalised lexically, lies at or below `dir` (a `file:` URI is read
+/// into its path by the caller).
 pub(crate) fn path_under(path: &str, dir: &NormalPath) -> bool {
     let mut parts: SmallVec<[&str; 16]> = SmallVec::new();
     let absolute = normalize_into(path, &mut parts);

@@ -11,6 +11,7 @@ use crate::document::{Cost, Scope};
 use crate::grant::Grant;
 use crate::path::Found;
 use crate::store::{Charge, CounterKey, ScopeKey};
+use crate::subject::Subject;
 
 impl Policy {
     /// The limit at `index` in a call's limit list: the entry's limits, then `all_tools`'.
@@ -58,7 +59,7 @@ pub(super) fn merge_same_keys(charges: &mut SmallVec<[Charge<'_>; 2]>) {
 #[inline(always)]
 pub(super) fn counter_key<'a>(
     limit: &'a CompiledLimit,
-    tool: &'a str,
+    subject: Subject<'a>,
     args: &'a Value,
     grant: &'a Grant,
 ) -> Result<CounterKey<'a>, String> {
@@ -66,8 +67,8 @@ pub(super) fn counter_key<'a>(
         Scope::Grant => ScopeKey::Grant(&grant.id),
         Scope::Session => ScopeKey::Session(&grant.id, grant.session.as_deref()),
         Scope::Global => ScopeKey::Global,
-        Scope::Tool => ScopeKey::Tool(tool),
-        Scope::Arg(path) => arg_scope(limit, path, tool, args, grant)?,
+        Scope::Tool => ScopeKey::Tool(subject.name()),
+        Scope::Arg(path) => arg_scope(limit, path, subject, args, grant)?,
     };
     Ok(CounterKey {
         counter: &limit.counter_name,
@@ -82,11 +83,11 @@ pub(super) fn counter_key<'a>(
 fn arg_scope<'a>(
     limit: &CompiledLimit,
     path: &crate::path::Path,
-    tool: &'a str,
+    subject: Subject<'a>,
     args: &'a Value,
     grant: &'a Grant,
 ) -> Result<ScopeKey<'a>, String> {
-    match path.resolve(tool, args, grant) {
+    match path.resolve(subject, args, grant) {
         None => Err(format!(
             "counter `{}` is kept per value of `{path}`, which is missing from the call",
             limit.counter
@@ -105,13 +106,13 @@ fn arg_scope<'a>(
 #[inline(always)]
 pub(super) fn limit_cost(
     limit: &CompiledLimit,
-    tool: &str,
+    subject: Subject<'_>,
     args: &Value,
     grant: &Grant,
 ) -> Result<u64, String> {
     match &limit.cost {
         Cost::Fixed(c) => Ok(*c),
-        Cost::Path(path) => path_cost(limit, path, tool, args, grant),
+        Cost::Path(path) => path_cost(limit, path, subject, args, grant),
     }
 }
 
@@ -120,11 +121,11 @@ pub(super) fn limit_cost(
 fn path_cost(
     limit: &CompiledLimit,
     path: &crate::path::Path,
-    tool: &str,
+    subject: Subject<'_>,
     args: &Value,
     grant: &Grant,
 ) -> Result<u64, String> {
-    let found = path.resolve(tool, args, grant);
+    let found = path.resolve(subject, args, grant);
     let bad = |what: &str| {
         format!(
             "the cost of counter `{}` is read from `{path}`, which {what}",

@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::approval::{approval_id, binding};
+use crate::approval::{approval_id, binding, binding_of};
 use crate::args::check_args;
 use crate::compile::{CompiledClause, CompiledEntry, CompiledStage, Policy};
 use crate::decision::{Decision, Verdict};
@@ -23,6 +23,7 @@ use crate::document::{Action, DefaultAction};
 use crate::error::StoreError;
 use crate::grant::Grant;
 use crate::store::{ApprovalCheck, Charge, Outcome, Plan};
+use crate::subject::{Kind, Subject};
 use crate::text::Text;
 use limits::{counter_key, limit_cost, merge_same_keys};
 
@@ -60,6 +61,8 @@ pub(crate) enum Prepared<'a> {
     Allow(&'a Text),
     /// Denied by this rule, with this message.
     Deny(&'a Text, Text),
+    /// Hidden by this rule, with this message.
+    Hidden(&'a Text, Text),
     /// The plan must go to the store.
     Store(Context<'a>),
 }
@@ -104,12 +107,38 @@ impl Policy {
         grant: &'a Grant,
         now_ms: u64,
     ) -> Step<'a> {
+        self.plan_for(Subject::Tool(tool), args, grant, now_ms)
+    }
+
+    /// [`plan`](Self::plan) for any [`Subject`]: a tool, a resource or a prompt.
+    ///
+    /// ```
+    /// use mcp_policy::{Grant, Policy, Step, Verdict};
+    /// use mcp_policy::subject::Subject;
+    /// use mcp_policy::uri::Uri;
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///     "resources":{"file:///srv/docs/*":{}}}"#).unwrap();
+    /// let (args, grant) = (serde_json::json!({}), Grant::new("alice"));
+    /// let uri = Uri::parse("file:///srv/docs/../../etc/shadow").unwrap();
+    /// let Step::Done(d) = policy.plan_for(Subject::Resource(&uri), &args, &grant, 0) else { unreachable!() };
+    /// assert_eq!(d.verdict, Verdict::Deny);
+    /// assert_eq!(&*d.rule, "/default");
+    /// ```
+    #[inline]
+    pub fn plan_for<'a>(
+        &'a self,
+        subject: Subject<'a>,
+        args: &'a Value,
+        grant: &'a Grant,
+        now_ms: u64,
+    ) -> Step<'a> {
         let mut plan = Plan::new(now_ms);
-        match self.prepare(tool, args, grant, &mut plan) {
+        match self.prepare(subject, args, grant, &mut plan) {
             Prepared::Allow(rule) => Step::Done(Decision::new(Verdict::Allow, rule.clone(), None)),
             Prepared::Deny(rule, message) => {
                 Step::Done(Decision::new(Verdict::Deny, rule.clone(), Some(message)))
             }
+            Prepared::Hidden(rule, message) => Step::Done(Decision::hide(rule, message)),
             Prepared::Store(context) => Step::Apply(Pending { plan, context }),
         }
     }
@@ -120,11 +149,14 @@ impl Policy {
     #[inline]
     pub(crate) fn prepare<'a>(
         &'a self,
-        tool: &'a str,
+        subject: Subject<'a>,
         args: &'a Value,
         grant: &'a Grant,
         plan: &mut Plan<'a>,
     ) -> Prepared<'a> {
+        let kind = subject.kind();
+        let name = subject.name();
+        let section = self.section(kind);
         let args: &'a Value = if args.is_null() { &EMPTY_ARGS } else { args };
         if !args.is_object() {
             return Prepared::deny(
@@ -138,22 +170,27 @@ impl Policy {
         if let Err(message) = check_args(args) {
             return Prepared::deny(&self.input_rule, message);
         }
-        // 1. hidden
-        if let Some(i) = self.hidden_by(tool) {
+        // 1. hidden (the top-level `hide` names tools)
+        if kind == Kind::Tool
+            && let Some(i) = self.hidden_by(name)
+        {
             let rule = self.hide_rules.get(i).unwrap_or(&self.input_rule);
-            return Prepared::deny(rule, self.hidden_message.clone());
+            return Prepared::Hidden(rule, section.hidden_message.clone());
         }
         // 2. matching entry, else default
-        let entry = self.entry_for(tool);
+        let entry = section.entry_for(name);
         let allow_rule = match entry {
             None if self.document.default == DefaultAction::Deny => {
-                return Prepared::deny(&self.default_rule, self.default_message.clone());
+                return Prepared::deny(&self.default_rule, section.default_message.clone());
             }
             None => &self.default_rule,
             Some(e) => &e.rule,
         };
-        // 3. action deny
+        // 3. action deny (or hide)
         if let Some(e) = entry {
+            if e.action == Action::Hide {
+                return Prepared::Hidden(&e.action_rule, section.hidden_message.clone());
+            }
             if e.action == Action::Deny {
                 return Prepared::deny(&e.action_rule, e.deny_message.clone());
             }
@@ -180,11 +217,16 @@ impl Policy {
             Some(e) => std::slice::from_ref(&e.stage),
             None => &[],
         };
-        let stages = tool_stage.iter().chain(std::iter::once(&self.all_tools));
+        // `all_tools` applies to tools only.
+        let all_tools: &[CompiledStage] = match kind {
+            Kind::Tool => std::slice::from_ref(&self.all_tools),
+            _ => &[],
+        };
+        let stages = tool_stage.iter().chain(all_tools);
         // 5. require, then deny_if: the tool's, then all_tools'
         for stage in stages.clone() {
             for condition in &stage.require {
-                match condition.holds(tool, args, grant) {
+                match condition.holds(subject, args, grant) {
                     Ok(true) => {}
                     Ok(false) => {
                         return Prepared::deny(&condition.rule, condition.message.clone());
@@ -193,7 +235,7 @@ impl Policy {
                 }
             }
             for clause in &stage.deny_if {
-                match clause_matches(clause, tool, args, grant) {
+                match clause_matches(clause, subject, args, grant) {
                     Ok(false) => {}
                     Ok(true) => {
                         return Prepared::deny(&clause.rule, clause.message.clone());
@@ -212,7 +254,7 @@ impl Policy {
         }
         for stage in stages.clone() {
             for clause in &stage.approve_if {
-                match clause_matches(clause, tool, args, grant) {
+                match clause_matches(clause, subject, args, grant) {
                     Ok(true) => {
                         if approve.is_none() {
                             approve = Some((&clause.rule, &clause.message));
@@ -224,7 +266,10 @@ impl Policy {
             }
         }
         let approval = approve.map(|_| {
-            let binding = binding(&grant.id, tool, args, &self.revision);
+            let binding = match kind {
+                Kind::Tool => binding(&grant.id, name, args, &self.revision),
+                _ => binding_of(kind, &grant.id, name, args, &self.revision),
+            };
             Box::new(ApprovalCheck {
                 id: approval_id(&binding),
                 binding,
@@ -236,11 +281,11 @@ impl Policy {
         let mut index = 0usize;
         for stage in stages.clone() {
             for limit in &stage.limits {
-                let key = match counter_key(limit, tool, args, grant) {
+                let key = match counter_key(limit, subject, args, grant) {
                     Ok(key) => key,
                     Err(message) => return Prepared::deny(&limit.rule, message),
                 };
-                let cost = match limit_cost(limit, tool, args, grant) {
+                let cost = match limit_cost(limit, subject, args, grant) {
                     Ok(cost) => cost,
                     Err(message) => return Prepared::deny(&limit.rule, message),
                 };
@@ -364,6 +409,7 @@ impl Policy {
                 },
                 approval_id: None,
                 reservation,
+                hidden: false,
             },
         }
     }
@@ -371,14 +417,14 @@ impl Policy {
 
 fn clause_matches<'p>(
     clause: &'p CompiledClause,
-    tool: &str,
+    subject: Subject<'_>,
     args: &Value,
     grant: &Grant,
 ) -> Result<bool, (&'p Text, String)> {
     // Every condition is evaluated, so that an evaluation error anywhere denies.
     let mut all = true;
     for condition in &clause.conditions {
-        match condition.holds(tool, args, grant) {
+        match condition.holds(subject, args, grant) {
             Ok(true) => {}
             Ok(false) => all = false,
             Err(e) => return Err((&condition.rule, e.message)),

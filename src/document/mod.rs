@@ -1,12 +1,14 @@
 //! The policy document (sections 2–6 of the spec): a typed model read from JSON, accepting the
-//! three dialects (`limits`, `rate_limit`, `action`/`reason`/`on_deny` aliases) mixed freely.
+//! three dialects (`limits`, `rate_limit`, `action`/`reason`/`on_deny` aliases) mixed freely,
+//! with its three sections of entries: `tools`, `resources` (keyed by URI patterns) and
+//! `prompts`.
 //!
 //! Reading never stops at the first problem: every error is collected with the JSON Pointer
 //! of the offending value, so a policy author sees all of them at once.
 
 // The reader follows the document's own sections: `read` and the shared helpers here, `top`
-// (the top level, `hide`, `approvals`), `tool` (a `tools` entry, its action and `rate_limit`,
-// and the constraint lists it shares with `all_tools`), `condition` (conditions and
+// (the top level, `hide`, `approvals`, the three sections), `tool` (an entry of any section,
+// its action and `rate_limit`, and the constraint lists it shares with `all_tools`), `condition` (conditions and
 // `deny_if`/`approve_if` clauses) and `limit` (limits, windows, scopes, costs).
 
 mod condition;
@@ -21,7 +23,7 @@ use crate::error::{LoadError, LoadErrorKind, type_name};
 use crate::path::Path;
 use crate::source::{escape_pointer_token, object_keys};
 
-/// What happens to a tool no `tools` key matches.
+/// What happens to a tool, resource or prompt no key of its section matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultAction {
     /// Let it through (after `all_tools`).
@@ -30,7 +32,7 @@ pub enum DefaultAction {
     Deny,
 }
 
-/// A tool entry's `action`.
+/// An entry's `action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Allowed, subject to the entry's constraints.
@@ -39,6 +41,8 @@ pub enum Action {
     Deny,
     /// Every call needs a recorded human approval.
     Approve,
+    /// Denied as if it did not exist, and removed from lists (like the top-level `hide`).
+    Hide,
 }
 
 /// A condition operator (section 4).
@@ -220,22 +224,25 @@ pub struct Stage {
     pub limits: Vec<Limit>,
 }
 
-/// One `tools` entry.
+/// One entry of `tools`, `resources` or `prompts`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ToolEntry {
-    /// The key as written (a name or a pattern).
+pub struct Entry {
+    /// The key as written (a name, a URI, or a pattern).
     pub key: String,
-    /// `/tools/KEY`.
+    /// `/tools/KEY`, `/resources/KEY` or `/prompts/KEY`.
     pub pointer: String,
-    /// allow, deny or approve.
+    /// allow, deny, approve or hide.
     pub action: Action,
     /// `reason` / `on_deny`.
     pub reason: Option<String>,
-    /// JSON Schema for the arguments.
+    /// JSON Schema for the arguments (tools and prompts).
     pub schema: Option<Value>,
     /// Conditions and limits.
     pub stage: Stage,
 }
+
+/// The name entries had when only tools had them.
+pub type ToolEntry = Entry;
 
 /// A whole policy document.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,11 +254,40 @@ pub struct Document {
     /// `all_tools`.
     pub all_tools: Stage,
     /// `tools`, in document order.
-    pub tools: Vec<ToolEntry>,
+    pub tools: Vec<Entry>,
+    /// `resources` (keys are URI patterns), in document order.
+    pub resources: Vec<Entry>,
+    /// `prompts`, in document order.
+    pub prompts: Vec<Entry>,
+    /// Whether the document has a `resources` section (even an empty one).
+    pub has_resources: bool,
+    /// Whether the document has a `prompts` section (even an empty one).
+    pub has_prompts: bool,
     /// `approvals.ttl` in milliseconds (default 15 minutes).
     pub approval_ttl_ms: u64,
     /// `description`, if any.
     pub description: Option<String>,
+}
+
+impl Document {
+    /// The entries of one section, in document order.
+    ///
+    /// ```
+    /// use mcp_policy::Policy;
+    /// use mcp_policy::subject::Kind;
+    /// let p = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///   "resources":{"file:///srv/docs/*":{}},"prompts":{"greet":{"action":"approve"}}}"#).unwrap();
+    /// assert_eq!(p.document().section(Kind::Resource)[0].key, "file:///srv/docs/*");
+    /// assert_eq!(p.document().section(Kind::Prompt)[0].pointer, "/prompts/greet");
+    /// assert!(p.document().section(Kind::Tool).is_empty());
+    /// ```
+    pub fn section(&self, kind: crate::subject::Kind) -> &[Entry] {
+        match kind {
+            crate::subject::Kind::Tool => &self.tools,
+            crate::subject::Kind::Resource => &self.resources,
+            crate::subject::Kind::Prompt => &self.prompts,
+        }
+    }
 }
 
 /// The default approval TTL: 15 minutes.
@@ -411,7 +447,10 @@ fn expected_list(allowed: &[&str]) -> &'static str {
     // The field lists are constants; map each to its message once.
     match allowed.first().copied() {
         Some("version") => {
-            "version, default, hide, all_tools, tools, approvals, description, $schema (or an x- key)"
+            "version, default, hide, all_tools, tools, resources, prompts, approvals, description, $schema (or an x- key)"
+        }
+        Some("action") if !allowed.contains(&"schema") => {
+            "action, reason, on_deny, require, deny_if, approve_if, limits, rate_limit (or an x- key)"
         }
         Some("action") => {
             "action, reason, on_deny, schema, require, deny_if, approve_if, limits, rate_limit (or an x- key)"

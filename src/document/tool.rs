@@ -1,9 +1,11 @@
-//! A `tools` entry: its action, `reason`, `schema`, `rate_limit`, and the constraint lists
-//! (`require`, `deny_if`, `approve_if`, `limits`) it shares with `all_tools`.
+//! An entry of `tools`, `resources` or `prompts`: its action, `reason`, `schema` (not for
+//! resources: they have no arguments), `rate_limit`, and the constraint lists (`require`,
+//! `deny_if`, `approve_if`, `limits`) it shares with `all_tools`.
 
 use serde_json::{Map, Value};
 
-use super::{Action, Cost, Limit, Reader, Reset, Scope, Stage, ToolEntry, child};
+use super::{Action, Cost, Entry, Limit, Reader, Reset, Scope, Stage, child};
+use crate::subject::Kind;
 
 const TOOL_FIELDS: &[&str] = &[
     "action",
@@ -16,17 +18,33 @@ const TOOL_FIELDS: &[&str] = &[
     "limits",
     "rate_limit",
 ];
+/// A resource entry's fields: a tool's but `schema` (a resource request has no arguments).
+const RESOURCE_FIELDS: &[&str] = &[
+    "action",
+    "reason",
+    "on_deny",
+    "require",
+    "deny_if",
+    "approve_if",
+    "limits",
+    "rate_limit",
+];
 const RATE_LIMIT_FIELDS: &[&str] = &["max", "window"];
 
 impl Reader<'_> {
-    /// One `tools` entry: `key` as written, at `pointer` (`/tools/KEY`).
-    pub(super) fn tool_entry(
+    /// One entry of the `kind` section: `key` as written, at `pointer` (`/tools/KEY`, …).
+    pub(super) fn entry(
         &mut self,
+        kind: Kind,
         key: &str,
         value: &Value,
         pointer: &str,
-    ) -> Option<ToolEntry> {
-        let map = self.object(value, pointer, TOOL_FIELDS)?;
+    ) -> Option<Entry> {
+        let fields = match kind {
+            Kind::Resource => RESOURCE_FIELDS,
+            Kind::Tool | Kind::Prompt => TOOL_FIELDS,
+        };
+        let map = self.object(value, pointer, fields)?;
         let action = self.action(map.get("action"), pointer);
         if map.contains_key("reason") && map.contains_key("on_deny") {
             self.invalid(
@@ -46,11 +64,15 @@ impl Reader<'_> {
         let mut stage = self.stage(map, pointer);
         if let Some(value) = map.get("rate_limit") {
             let limit_pointer = child(pointer, "rate_limit");
-            if let Some(limit) = self.rate_limit(key, value, &limit_pointer) {
+            let counter = match kind {
+                Kind::Tool => format!("{key}.rate_limit"),
+                _ => format!("{}/{key}.rate_limit", kind.section()),
+            };
+            if let Some(limit) = self.rate_limit(counter, value, &limit_pointer) {
                 stage.limits.push(limit);
             }
         }
-        Some(ToolEntry {
+        Some(Entry {
             key: key.to_owned(),
             pointer: pointer.to_owned(),
             action,
@@ -68,8 +90,9 @@ impl Reader<'_> {
                 "allow" => Action::Allow,
                 "deny" => Action::Deny,
                 "approve" | "require_approval" => Action::Approve,
+                "hide" => Action::Hide,
                 _ => {
-                    self.invalid(&child(pointer, "action"), format!("unknown action {s:?}; expected \"allow\", \"deny\", \"approve\" or \"require_approval\""));
+                    self.invalid(&child(pointer, "action"), format!("unknown action {s:?}; expected \"allow\", \"deny\", \"approve\" (or \"require_approval\") or \"hide\""));
                     Action::Deny
                 }
             },
@@ -100,8 +123,8 @@ impl Reader<'_> {
     }
 
     /// `rate_limit`: `"N/WINDOW"` or `{"max", "window"}`, a grant-scoped sliding limit on
-    /// the counter `KEY.rate_limit`.
-    fn rate_limit(&mut self, key: &str, value: &Value, pointer: &str) -> Option<Limit> {
+    /// the counter `KEY.rate_limit` (`resources/KEY.rate_limit`, `prompts/KEY.rate_limit`).
+    fn rate_limit(&mut self, counter: String, value: &Value, pointer: &str) -> Option<Limit> {
         let (max, window_ms) = match value {
             Value::String(s) => {
                 let Some((n, w)) = s.split_once('/') else {
@@ -144,7 +167,7 @@ impl Reader<'_> {
         };
         Some(Limit {
             pointer: pointer.to_owned(),
-            counter: format!("{key}.rate_limit"),
+            counter,
             window_ms,
             max,
             scope: Scope::Grant,

@@ -1,11 +1,14 @@
-//! The top level of a document: `version`, `default`, `hide`, `all_tools`, `tools` (each
-//! entry read by `tool`), `approvals` and `description`.
+//! The top level of a document: `version`, `default`, `hide`, `all_tools`, the sections
+//! `tools`, `resources` and `prompts` (each entry read by `tool`), `approvals` and
+//! `description`.
 
 use serde_json::{Map, Value};
 
-use super::{DEFAULT_APPROVAL_TTL_MS, DefaultAction, Document, Reader, Stage, ToolEntry, child};
+use super::{DEFAULT_APPROVAL_TTL_MS, DefaultAction, Document, Entry, Reader, Stage, child};
 use crate::duration::duration_from_value;
 use crate::error::LoadErrorKind;
+use crate::subject::Kind;
+use crate::uri::Uri;
 
 const TOP_FIELDS: &[&str] = &[
     "version",
@@ -13,6 +16,8 @@ const TOP_FIELDS: &[&str] = &[
     "hide",
     "all_tools",
     "tools",
+    "resources",
+    "prompts",
     "approvals",
     "description",
     "$schema",
@@ -60,14 +65,9 @@ impl Reader<'_> {
             },
             None => Stage::default(),
         };
-        let tools = match map.get("tools") {
-            Some(Value::Object(entries)) => self.tools(entries),
-            Some(other) => {
-                self.wrong_type("/tools", "an object mapping tool names to entries", other);
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
+        let tools = self.section(Kind::Tool, map.get("tools"));
+        let resources = self.section(Kind::Resource, map.get("resources"));
+        let prompts = self.section(Kind::Prompt, map.get("prompts"));
         let approval_ttl_ms = match map.get("approvals") {
             Some(value) => self.approvals(value),
             None => DEFAULT_APPROVAL_TTL_MS,
@@ -81,6 +81,10 @@ impl Reader<'_> {
             hide,
             all_tools,
             tools,
+            resources,
+            prompts,
+            has_resources: map.contains_key("resources"),
+            has_prompts: map.contains_key("prompts"),
             approval_ttl_ms,
             description,
         })
@@ -104,20 +108,71 @@ impl Reader<'_> {
         hide
     }
 
-    /// `tools`, in document order (see [`Reader::members`]).
-    fn tools(&mut self, entries: &Map<String, Value>) -> Vec<ToolEntry> {
-        let mut tools = Vec::new();
-        for (key, entry) in self.members(entries, "/tools") {
-            let pointer = child("/tools", key);
+    /// A section (`tools`, `resources` or `prompts`), in document order (see
+    /// [`Reader::members`]).
+    fn section(&mut self, kind: Kind, value: Option<&Value>) -> Vec<Entry> {
+        let name = kind.section();
+        let at = format!("/{name}");
+        let entries: &Map<String, Value> = match value {
+            None => return Vec::new(),
+            Some(Value::Object(entries)) => entries,
+            Some(other) => {
+                let expected = match kind {
+                    Kind::Tool => "an object mapping tool names to entries",
+                    Kind::Resource => "an object mapping resource URI patterns to entries",
+                    Kind::Prompt => "an object mapping prompt names to entries",
+                };
+                self.wrong_type(&at, expected, other);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (key, entry) in self.members(entries, &at) {
+            let pointer = child(&at, key);
             if key.is_empty() {
-                self.invalid(&pointer, "a tool name must not be empty");
+                let what = match kind {
+                    Kind::Tool => "a tool name",
+                    Kind::Resource => "a resource URI or pattern",
+                    Kind::Prompt => "a prompt name",
+                };
+                self.invalid(&pointer, format!("{what} must not be empty"));
                 continue;
             }
-            if let Some(entry) = self.tool_entry(key, entry, &pointer) {
-                tools.push(entry);
+            if kind == Kind::Resource && !self.resource_key(key, &pointer) {
+                continue;
+            }
+            if let Some(entry) = self.entry(kind, key, entry, &pointer) {
+                out.push(entry);
             }
         }
-        tools
+        out
+    }
+
+    /// Whether `key` is usable as a `resources` key: URIs are matched in their normal form
+    /// ([`Uri`]), so a key that is a URI must be written in that form, or it would never
+    /// match (a pattern that is not a URI, such as `*`, is taken as written).
+    fn resource_key(&mut self, key: &str, pointer: &str) -> bool {
+        match Uri::parse(key) {
+            Ok(uri) if uri.as_str() != key => {
+                self.invalid(
+                    pointer,
+                    format!(
+                        "resource URIs are matched in their normal form (scheme and host lowercased, percent-encoding decoded, `.` and `..` resolved, the fragment dropped); write this key as {:?}",
+                        uri.as_str()
+                    ),
+                );
+                false
+            }
+            Ok(_) => true,
+            Err(error) if !crate::pattern::is_pattern(key) => {
+                self.invalid(
+                    pointer,
+                    format!("a resource key must be a URI or a URI pattern: {error}"),
+                );
+                false
+            }
+            Err(_) => true,
+        }
     }
 
     /// `approvals`: the approval TTL in milliseconds (the default when absent or wrong).

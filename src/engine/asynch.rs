@@ -20,6 +20,7 @@ use crate::decision::Decision;
 use crate::error::{HostError, StoreError};
 use crate::grant::Grant;
 use crate::store::{AsyncCounterStore, Reservation};
+use crate::subject::Subject;
 
 /// Decides tool calls against a store reached asynchronously, such as Redis shared by
 /// several gateway replicas.
@@ -99,9 +100,21 @@ impl<C: Clock, S: AsyncCounterStore> AsyncEngine<C, S> {
         args: &'a Value,
         grant: &'a Grant,
     ) -> impl Future<Output = Decision> + Send + 'a {
+        self.decide(Subject::Tool(tool), args, grant)
+    }
+
+    /// Decides one request for a tool, a resource or a prompt (see
+    /// [`Engine::decide`](super::Engine::decide)).
+    #[allow(clippy::manual_async_fn)]
+    pub fn decide<'a>(
+        &'a self,
+        subject: Subject<'a>,
+        args: &'a Value,
+        grant: &'a Grant,
+    ) -> impl Future<Output = Decision> + Send + 'a {
         async move {
             let policy = self.shell.policy.load_full();
-            match policy.plan(tool, args, grant, self.shell.clock.now_ms()) {
+            match policy.plan_for(subject, args, grant, self.shell.clock.now_ms()) {
                 Step::Done(decision) => decision,
                 Step::Apply(pending) => {
                     let outcome = {

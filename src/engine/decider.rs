@@ -16,6 +16,7 @@ use crate::decision::Decision;
 use crate::error::{HostError, StoreError};
 use crate::grant::Grant;
 use crate::store::{AsyncCounterStore, CounterStore, Reservation};
+use crate::subject::Subject;
 
 /// Decides tool calls: what a host needs from a policy engine. [`Engine`] implements it; a
 /// host with another store (a remote one, say) implements it over that. Every `Decider` that
@@ -35,7 +36,28 @@ pub trait Decider {
     /// assert_eq!(verdict(&engine, "write"), Verdict::Deny);
     /// # Ok::<(), mcp_policy::LoadErrors>(())
     /// ```
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision;
+    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+        self.decide(Subject::Tool(tool), args, grant)
+    }
+
+    /// Decides one request for a tool, a resource or a prompt: `args` is a tool call's or a
+    /// prompt's `arguments` (`Value::Null` when absent), `{}` for a resource. Total, as
+    /// [`evaluate`](Self::evaluate).
+    ///
+    /// ```
+    /// use mcp_policy::subject::Subject;
+    /// use mcp_policy::{Decider, Engine, Grant, Policy, Verdict};
+    /// let policy = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///   "prompts":{"greet":{"require":[{"path":"args.name","op":"exists","value":true}]}}}"#)?;
+    /// let decider: &dyn Decider = &Engine::new(policy);
+    /// let alice = Grant::new("alice");
+    /// let with = serde_json::json!({"name": "Ada"});
+    /// assert_eq!(decider.decide(Subject::Prompt("greet"), &with, &alice).verdict, Verdict::Allow);
+    /// let without = serde_json::json!({});
+    /// assert_eq!(decider.decide(Subject::Prompt("greet"), &without, &alice).verdict, Verdict::Deny);
+    /// # Ok::<(), mcp_policy::LoadErrors>(())
+    /// ```
+    fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision;
 
     /// Records that a human approved `approval_id`: the next call with exactly that binding,
     /// within the policy's approval TTL, goes on to the limits stage, once.
@@ -82,8 +104,8 @@ pub trait Decider {
 }
 
 impl<C: Clock, S: CounterStore> Decider for Engine<C, S> {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        Engine::evaluate(self, tool, args, grant)
+    fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision {
+        Engine::decide(self, subject, args, grant)
     }
     fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
         Engine::record_approval(self, approval_id)
@@ -97,8 +119,8 @@ impl<C: Clock, S: CounterStore> Decider for Engine<C, S> {
 }
 
 impl<D: Decider + ?Sized> Decider for Arc<D> {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
-        (**self).evaluate(tool, args, grant)
+    fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision {
+        (**self).decide(subject, args, grant)
     }
     fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
         (**self).record_approval(approval_id)
@@ -144,6 +166,16 @@ pub trait AsyncDecider: Send + Sync {
         tool: &'a str,
         args: &'a Value,
         grant: &'a Grant,
+    ) -> impl Future<Output = Decision> + Send + 'a {
+        self.decide(Subject::Tool(tool), args, grant)
+    }
+
+    /// Decides one request for a tool, a resource or a prompt (see [`Decider::decide`]).
+    fn decide<'a>(
+        &'a self,
+        subject: Subject<'a>,
+        args: &'a Value,
+        grant: &'a Grant,
     ) -> impl Future<Output = Decision> + Send + 'a;
 
     /// Records a human's approval (see [`Decider::record_approval`]).
@@ -169,13 +201,13 @@ pub trait AsyncDecider: Send + Sync {
 }
 
 impl<D: Decider + Send + Sync + ?Sized> AsyncDecider for D {
-    fn evaluate<'a>(
+    fn decide<'a>(
         &'a self,
-        tool: &'a str,
+        subject: Subject<'a>,
         args: &'a Value,
         grant: &'a Grant,
     ) -> impl Future<Output = Decision> + Send + 'a {
-        std::future::ready(Decider::evaluate(self, tool, args, grant))
+        std::future::ready(Decider::decide(self, subject, args, grant))
     }
     fn record_approval<'a>(
         &'a self,
@@ -198,13 +230,13 @@ impl<D: Decider + Send + Sync + ?Sized> AsyncDecider for D {
 }
 
 impl<C: Clock, S: AsyncCounterStore> AsyncDecider for AsyncEngine<C, S> {
-    fn evaluate<'a>(
+    fn decide<'a>(
         &'a self,
-        tool: &'a str,
+        subject: Subject<'a>,
         args: &'a Value,
         grant: &'a Grant,
     ) -> impl Future<Output = Decision> + Send + 'a {
-        AsyncEngine::evaluate(self, tool, args, grant)
+        AsyncEngine::decide(self, subject, args, grant)
     }
     fn record_approval<'a>(
         &'a self,
@@ -224,13 +256,13 @@ impl<C: Clock, S: AsyncCounterStore> AsyncDecider for AsyncEngine<C, S> {
 }
 
 impl<C: Clock, S: AsyncCounterStore> AsyncDecider for Arc<AsyncEngine<C, S>> {
-    fn evaluate<'a>(
+    fn decide<'a>(
         &'a self,
-        tool: &'a str,
+        subject: Subject<'a>,
         args: &'a Value,
         grant: &'a Grant,
     ) -> impl Future<Output = Decision> + Send + 'a {
-        AsyncEngine::evaluate(self, tool, args, grant)
+        AsyncEngine::decide(self, subject, args, grant)
     }
     fn record_approval<'a>(
         &'a self,

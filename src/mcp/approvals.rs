@@ -12,6 +12,7 @@ use super::wire::{DECISION_META, INPUT_REQUIRED, OWN_ID_PREFIX, STATELESS_VERSIO
 use crate::approval::canonical_json;
 use crate::decision::Decision;
 use crate::grant::Grant;
+use crate::subject::Kind;
 
 /// How a human can be asked about a call, given what the client supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,7 @@ impl Asker {
 #[derive(Debug)]
 pub(crate) struct Issued {
     grant: String,
+    kind: Kind,
     tool: String,
     args_canonical: String,
     pub(crate) approval_id: String,
@@ -82,8 +84,11 @@ pub(crate) struct Issued {
 impl Issued {
     /// Whether it was issued for this very call (the tool and the canonical arguments) of
     /// this grant.
-    pub(crate) fn is_for(&self, grant: &Grant, tool: &str, args: &Value) -> bool {
-        self.grant == grant.id && self.tool == tool && self.args_canonical == canonical_json(args)
+    pub(crate) fn is_for(&self, grant: &Grant, kind: Kind, tool: &str, args: &Value) -> bool {
+        self.grant == grant.id
+            && self.kind == kind
+            && self.tool == tool
+            && self.args_canonical == canonical_json(args)
     }
 }
 
@@ -117,6 +122,9 @@ pub(crate) struct Approval {
 /// One call to ask about.
 pub(crate) struct Ask<'a> {
     pub(crate) decision: &'a Decision,
+    /// What is asked for: a tool call, a resource read, a prompt.
+    pub(crate) kind: Kind,
+    /// The tool's or prompt's name, or the resource's URI in normal form.
     pub(crate) tool: &'a str,
     pub(crate) args: &'a Value,
     pub(crate) grant: &'a Grant,
@@ -134,6 +142,7 @@ impl Ask<'_> {
     ) -> Approval {
         let Ask {
             decision,
+            kind,
             tool,
             args,
             grant,
@@ -146,14 +155,15 @@ impl Ask<'_> {
         let decision_json = decision.to_json(None);
         let asking = match channel {
             Channel::Elicitation { form_mode } => {
-                let prompt = approval_prompt(tool, grant, args, reason, &approval_id);
+                let prompt = approval_prompt(kind, tool, grant, args, reason, &approval_id);
                 Asking::Elicit(elicitation_params(&prompt, form_mode))
             }
             Channel::InputRequired => {
-                let prompt = approval_prompt(tool, grant, args, reason, &approval_id);
+                let prompt = approval_prompt(kind, tool, grant, args, reason, &approval_id);
                 let state = format!("{OWN_ID_PREFIX}state/{}/{approval_id}", next());
                 let issued = Issued {
                     grant: grant.id.clone(),
+                    kind,
                     tool: tool.to_owned(),
                     args_canonical: canonical_json(args),
                     approval_id: approval_id.clone(),
@@ -223,7 +233,14 @@ pub(crate) fn accepts(response: Option<&Value>) -> bool {
 
 /// What the human is shown: the tool, the caller, the arguments (cut at 1,500 bytes), why,
 /// and the approval id.
-fn approval_prompt(tool: &str, grant: &Grant, args: &Value, reason: &str, id: &str) -> String {
+fn approval_prompt(
+    kind: Kind,
+    tool: &str,
+    grant: &Grant,
+    args: &Value,
+    reason: &str,
+    id: &str,
+) -> String {
     const SHOWN: usize = 1500;
     let canonical = canonical_json(args);
     let summary = if canonical.len() > SHOWN {
@@ -239,8 +256,13 @@ fn approval_prompt(tool: &str, grant: &Grant, args: &Value, reason: &str, id: &s
     } else {
         canonical
     };
+    let (what, label) = match kind {
+        Kind::Tool => ("this tool call", "Tool"),
+        Kind::Resource => ("this resource read", "Resource"),
+        Kind::Prompt => ("this prompt", "Prompt"),
+    };
     format!(
-        "Approve this tool call?\nTool: {tool}\nCaller: {}\nArguments: {summary}\nWhy approval is needed: {reason}\nApproval id: {id}",
+        "Approve {what}?\n{label}: {tool}\nCaller: {}\nArguments: {summary}\nWhy approval is needed: {reason}\nApproval id: {id}",
         grant.id
     )
 }

@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 
-/// One audited `tools/call` (spec: the audit log). The host adds `ts`, and hashes
+use crate::subject::Kind;
+
+/// One audited `tools/call`, `resources/read`, `resources/subscribe` or `prompts/get` (spec:
+/// the audit log). The host adds `ts`, and hashes
 /// [`AuditRecord::args_canonical`] into `args_sha256`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
@@ -10,8 +13,11 @@ pub struct AuditRecord {
     pub grant: String,
     /// The grant's session.
     pub session: Option<String>,
-    /// The called tool.
+    /// The called tool, the resource's URI in normal form, or the prompt's name.
     pub tool: String,
+    /// What `tool` names: a tool, a resource (its URI in normal form) or a prompt; the
+    /// record's field is named after it (`tool`, `resource`, `prompt`).
+    pub kind: Kind,
     /// The decision in the `mcp-policy eval` output format (no reservation label).
     pub decision: Value,
     /// The arguments as canonical JSON (keys sorted, no whitespace).
@@ -39,7 +45,7 @@ impl AuditRecord {
                 "session",
                 self.session.as_deref().map_or(Value::Null, Value::from),
             ),
-            ("tool", self.tool.as_str().into()),
+            (self.kind.as_str(), self.tool.as_str().into()),
         ];
         if let Value::Object(map) = &self.decision {
             for key in [

@@ -1,5 +1,6 @@
-//! The gateway: the state machine of one client connection. It decides each `tools/call`
-//! through a policy engine, filters `tools/list` results, holds calls while a human is asked,
+//! The gateway: the state machine of one client connection. It decides each `tools/call`,
+//! `resources/read`, `resources/subscribe` and `prompts/get` through a policy engine, checks
+//! `completion/complete` references, filters the four list results, holds calls while a human is asked,
 //! and keeps what it needs to audit and refund each call until the server answers. Its
 //! methods are split by side: `client` (messages from the client, and deciding calls),
 //! `asking` (approvals), `server` (messages from the server, and its going away).
@@ -17,10 +18,13 @@ use crate::approval::canonical_json;
 use crate::decision::Decision;
 use crate::engine::Decider;
 use crate::grant::Grant;
+use crate::listing::List;
 use crate::store::Reservation;
+use crate::subject::Kind;
 
 mod asking;
 mod client;
+mod requests;
 mod server;
 
 pub use client::CallToDecide;
@@ -70,7 +74,7 @@ const MAX_CONTINUATIONS: usize = 1024;
 #[derive(Debug)]
 enum Waiting {
     Call(Box<InFlight>),
-    List,
+    List(List),
     Initialize,
     Other,
 }
@@ -80,6 +84,8 @@ enum Waiting {
 struct Held {
     /// The call as it came, with its id.
     request: Value,
+    /// What it asks for, and the name as it came (a resource's URI as sent).
+    kind: Kind,
     tool: String,
     args: Value,
     approval_id: String,
@@ -193,12 +199,20 @@ impl Gateway {
         self.options.audit.then(Instant::now)
     }
 
-    fn record(&self, tool: &str, decision: &Decision, args: &Value, policy_us: u64) -> AuditRecord {
+    fn record(
+        &self,
+        kind: Kind,
+        tool: &str,
+        decision: &Decision,
+        args: &Value,
+        policy_us: u64,
+    ) -> AuditRecord {
         if !self.options.audit {
             return AuditRecord {
                 grant: String::new(),
                 session: None,
                 tool: String::new(),
+                kind,
                 decision: Value::Null,
                 args_canonical: String::new(),
                 args: None,
@@ -212,6 +226,7 @@ impl Gateway {
             grant: self.grant.id.clone(),
             session: self.grant.session.clone(),
             tool: tool.to_owned(),
+            kind,
             decision: decision.to_json(None),
             args_canonical: canonical_json(args),
             args: self.options.audit_args.then(|| args.clone()),

@@ -67,8 +67,9 @@ pub use options::GatewayOptions;
 pub use read::{ClientMessage, MESSAGE_DEPTH, ServerMessage};
 pub use wire::{
     DECISION_META, INPUT_REQUIRED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
-    META_CLIENT_INFO, META_PROTOCOL_VERSION, OWN_ID_PREFIX, PARSE_ERROR, STATELESS_VERSION,
-    error_response, refusal, tool_error,
+    META_CLIENT_INFO, META_PROTOCOL_VERSION, OWN_ID_PREFIX, PARSE_ERROR, POLICY_REFUSED,
+    RESOURCE_NOT_FOUND, STATELESS_VERSION, error_response, refusal, refusal_of, refused,
+    request_error, tool_error, unknown,
 };
 
 #[cfg(test)]

@@ -15,6 +15,10 @@ pub struct GatewayOptions {
     /// Fill the audit records (default true). A host that writes no audit log turns this off:
     /// its records then carry only the outcome, not the decision and the arguments.
     pub audit: bool,
+    /// The longest `ttlMs` a filtered 2026-07-28 list result may carry (default 50 ms, the
+    /// policy watcher's own reload delay): a client's cached list never outlives a reload
+    /// by more than this.
+    pub list_ttl_max: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -24,6 +28,7 @@ impl Default for GatewayOptions {
             approve_command: None,
             audit_args: false,
             audit: true,
+            list_ttl_max: Duration::from_millis(50),
         }
     }
 }

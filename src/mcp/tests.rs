@@ -178,7 +178,7 @@ fn other_messages_pass_through_and_ids_are_kept_apart() {
     let (e, mut gw) = (engine(), gateway());
     for line in [
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"x"}}"#,
+        r#"{"jsonrpc":"2.0","id":7,"method":"logging/setLevel","params":{"level":"info"}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#,
     ] {
         assert_eq!(gw.from_client(&e, line.as_bytes()), [Output::Forward]);
@@ -587,9 +587,14 @@ struct Counting<'a> {
 }
 
 impl Decider for Counting<'_> {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+    fn decide(
+        &self,
+        subject: crate::subject::Subject<'_>,
+        args: &Value,
+        grant: &Grant,
+    ) -> Decision {
         self.store_calls.set(self.store_calls.get() + 1);
-        self.inner.evaluate(tool, args, grant)
+        self.inner.decide(subject, args, grant)
     }
     fn record_approval(&self, approval_id: &str) -> Result<(), HostError> {
         self.store_calls.set(self.store_calls.get() + 1);

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::subject::Kind;
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -135,7 +136,7 @@ impl Approvals {
         let Some(issued) = self.issued.lock().remove(state) else {
             return Redeemed::Nothing;
         };
-        if issued.deadline <= Instant::now() || !issued.is_for(grant, tool, args) {
+        if issued.deadline <= Instant::now() || !issued.is_for(grant, Kind::Tool, tool, args) {
             return Redeemed::Nothing;
         }
         let response = responses.and_then(|r| r.get("approve"));
@@ -171,7 +172,7 @@ impl Approvals {
     ) -> CallAnswer {
         match decision.verdict {
             Verdict::Allow => CallAnswer::Forward,
-            Verdict::Deny if decision.rule.starts_with("/hide/") => CallAnswer::Error {
+            Verdict::Deny if decision.hidden => CallAnswer::Error {
                 code: INVALID_PARAMS,
                 message: format!("Unknown tool: {tool}"),
             },
@@ -192,6 +193,7 @@ impl Approvals {
         stateless: bool,
     ) -> CallAnswer {
         let ask = Ask {
+            kind: Kind::Tool,
             decision,
             tool,
             args,

@@ -37,6 +37,7 @@ impl Context {
             approve_command: opened.approve_command,
             audit_args: options.audit_args,
             audit: audit.enabled(),
+            ..GatewayOptions::default()
         };
         Ok(Context {
             engine: opened.gate,

@@ -12,7 +12,8 @@ use crate::engine::Decider;
 use crate::mcp::approvals::{Approval, Ask, Asker, Asking, Channel, accepts, why_not_approved};
 use crate::mcp::audit::AuditRecord;
 use crate::mcp::read::key;
-use crate::mcp::wire::{OWN_ID_PREFIX, tool_error};
+use crate::mcp::wire::{OWN_ID_PREFIX, refused};
+use crate::subject::Kind;
 
 /// What a retry's `requestState` was.
 pub(super) enum StateAnswer {
@@ -40,6 +41,7 @@ impl Gateway {
         &mut self,
         request: Value,
         id: Value,
+        kind: Kind,
         tool: String,
         args: Value,
         decision: &Decision,
@@ -56,11 +58,12 @@ impl Gateway {
         } else {
             Channel::OutOfBand
         };
-        let record = self.record(&tool, decision, &args, policy_us);
+        let record = self.record(kind, &tool, decision, &args, policy_us);
         self.next += 1;
         let n = self.next;
         let ask = Ask {
             decision,
+            kind,
             tool: &tool,
             args: &args,
             grant: &self.grant,
@@ -92,6 +95,7 @@ impl Gateway {
                     key(&Value::String(own_id)),
                     Held {
                         request,
+                        kind,
                         tool,
                         args,
                         approval_id,
@@ -104,7 +108,7 @@ impl Gateway {
                 vec![Output::ToClient(ask)]
             }
             Asking::OutOfBand(text) => {
-                let answer = tool_error(&id, &text, decision, stateless);
+                let answer = refused(&id, kind, &text, decision, stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
         }
@@ -140,7 +144,7 @@ impl Gateway {
         }
         // Approved: decide again (the call still has to pass its limits).
         let id = held.request.get("id").cloned().unwrap_or(Value::Null);
-        let mut outputs = self.call(decider, held.request.clone(), id, held.started);
+        let mut outputs = self.examine(decider, held.request.clone(), id, held.started);
         // The call went out as a message of its own, not as the line just read.
         for out in &mut outputs {
             if matches!(out, Output::Forward) {
@@ -158,6 +162,7 @@ impl Gateway {
         decider: &dyn Decider,
         state: &Value,
         params: &Value,
+        kind: Kind,
         tool: &str,
         args: &Value,
     ) -> StateAnswer {
@@ -169,7 +174,7 @@ impl Gateway {
         let Some(issued) = self.issued.remove(state) else {
             return StateAnswer::Used;
         };
-        if !issued.is_for(&self.grant, tool, args) {
+        if !issued.is_for(&self.grant, kind, tool, args) {
             return StateAnswer::Used;
         }
         let response = params.get("inputResponses").and_then(|r| r.get("approve"));
@@ -190,11 +195,12 @@ impl Gateway {
     /// Answers a held call that was not approved (`text` says why), and audits it.
     pub(super) fn refuse_held(&mut self, held: Held, text: &str) -> Vec<Output> {
         let id = held.request.get("id").cloned().unwrap_or(Value::Null);
-        let answer = tool_error(&id, text, held.decision.clone(), false);
+        let answer = refused(&id, held.kind, text, held.decision.clone(), false);
         let record = AuditRecord {
             grant: self.grant.id.clone(),
             session: self.grant.session.clone(),
             tool: held.tool.clone(),
+            kind: held.kind,
             decision: held.decision.clone(),
             args_canonical: canonical_json(&held.args),
             args: self.options.audit_args.then(|| held.args.clone()),

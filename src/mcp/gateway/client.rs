@@ -1,32 +1,52 @@
 //! The gateway's client side: messages from the client, and the decision of each
-//! `tools/call`.
+//! `tools/call` (and, read by `requests`, of each resource and prompt request).
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
 use super::asking::{StateAnswer, strip_approval_fields};
+use super::requests::examined;
 use super::{Gateway, InFlight, Output, Waiting, audit, micros_since};
 use crate::approval::canonical_json;
 use crate::decision::{Decision, Verdict};
 use crate::engine::Decider;
 use crate::grant::Grant;
+use crate::listing::List;
 use crate::mcp::envelope::CallRequest;
 use crate::mcp::read::{ClientMessage, ClientRead, key, parse_line};
 use crate::mcp::wire::{
     GONE, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, META_CLIENT_INFO, META_PROTOCOL_VERSION,
-    STATELESS_VERSION, error_response, refusal, tool_error,
+    STATELESS_VERSION, error_response, refusal_of, unknown,
 };
+use crate::subject::{Kind, Subject};
+use crate::uri::Uri;
 
 /// What a call's decision needs.
-struct Call<'a> {
-    id: Value,
-    tool: &'a str,
-    args: &'a Value,
+pub(super) struct Call<'a> {
+    pub(super) id: Value,
+    /// What is asked for: a tool call, a resource read or subscription, a prompt.
+    pub(super) kind: Kind,
+    /// The tool's or prompt's name, or the resource's URI in normal form.
+    pub(super) tool: &'a str,
+    /// The resource's URI (a resource request only).
+    pub(super) uri: Option<&'a Uri<'a>>,
+    pub(super) args: &'a Value,
     /// The call speaks the 2026-07-28 version.
-    stateless: bool,
+    pub(super) stateless: bool,
     /// The human refused this very call (its `requestState` answer).
-    refused: Option<&'static str>,
+    pub(super) refused: Option<&'static str>,
+}
+
+impl<'a> Call<'a> {
+    /// The subject the policy decides.
+    fn subject(&self) -> Subject<'a> {
+        match (self.kind, self.uri) {
+            (Kind::Resource, Some(uri)) => Subject::Resource(uri),
+            (Kind::Prompt, _) => Subject::Prompt(self.tool),
+            _ => Subject::Tool(self.tool),
+        }
+    }
 }
 
 /// A `tools/call` of the plain shape, as read by [`ClientMessage::read`].
@@ -58,7 +78,7 @@ static EMPTY_ARGS: std::sync::LazyLock<Value> =
     clippy::large_enum_variant,
     reason = "passed by value down one call; boxing would allocate for every decision"
 )]
-enum Deciding<'e> {
+pub(super) enum Deciding<'e> {
     /// The gateway asks the decider.
     Ask(&'e dyn Decider),
     /// The host made it ([`Gateway::from_client_decided`]), in so many microseconds.
@@ -66,7 +86,7 @@ enum Deciding<'e> {
 }
 
 /// A call's request as the gateway has it.
-enum Request<'a> {
+pub(super) enum Request<'a> {
     /// The line as read (forwarded as it is).
     Line(&'a [u8]),
     /// Read whole.
@@ -119,15 +139,12 @@ impl Gateway {
             }
             ClientRead::Envelope(envelope) => match (envelope.method.as_deref(), envelope.id()) {
                 (Some("tools/call" | "initialize"), Some(_)) => {}
+                (Some(method), Some(_)) if examined(method) => {}
                 (Some(_), Some(id)) if self.gone => {
                     return vec![Output::ToClient(error_response(id, INTERNAL_ERROR, GONE))];
                 }
                 (Some(method), Some(id)) => {
-                    let kind = if method == "tools/list" {
-                        Waiting::List
-                    } else {
-                        Waiting::Other
-                    };
+                    let kind = List::of_method(method).map_or(Waiting::Other, Waiting::List);
                     self.waiting.insert(key(id), kind);
                     return vec![Output::Forward];
                 }
@@ -164,14 +181,18 @@ impl Gateway {
                 // Nothing would ever answer it.
                 vec![Output::ToClient(error_response(id, INTERNAL_ERROR, GONE))]
             }
+            (Some(method), Some(id)) if examined(method) => {
+                let (method, id) = (method.to_owned(), id.clone());
+                let started = self.clock();
+                self.request(decider, message, &method, id, started)
+            }
             (Some(method), Some(id)) => {
                 let kind = match method {
-                    "tools/list" => Waiting::List,
                     "initialize" => {
                         self.initialize(map);
                         Waiting::Initialize
                     }
-                    _ => Waiting::Other,
+                    _ => List::of_method(method).map_or(Waiting::Other, Waiting::List),
                 };
                 self.waiting.insert(key(id), kind);
                 vec![Output::Forward]
@@ -257,7 +278,14 @@ impl Gateway {
             Some(params) if params.get("requestState").is_some() => {
                 let args = params.get("arguments").filter(|a| a.is_object());
                 let state = params.get("requestState").unwrap_or(&Value::Null);
-                self.answer_request_state(decider, state, params, &tool, args.unwrap_or(&empty))
+                self.answer_request_state(
+                    decider,
+                    state,
+                    params,
+                    Kind::Tool,
+                    &tool,
+                    args.unwrap_or(&empty),
+                )
             }
             _ => StateAnswer::NotOurs,
         };
@@ -268,9 +296,14 @@ impl Gateway {
             let args = params
                 .and_then(|p| p.get("arguments"))
                 .filter(|a| a.is_object());
-            if let Some(out) =
-                self.continuation(decider, server_state, &id, &tool, args.unwrap_or(&empty))
-            {
+            if let Some(out) = self.continuation(
+                decider,
+                server_state,
+                &id,
+                Kind::Tool,
+                &tool,
+                args.unwrap_or(&empty),
+            ) {
                 return out;
             }
         }
@@ -294,7 +327,9 @@ impl Gateway {
         };
         let call = Call {
             id,
+            kind: Kind::Tool,
             tool: &tool,
+            uri: None,
             args,
             stateless,
             refused,
@@ -315,7 +350,9 @@ impl Gateway {
         let line = call.line;
         let call = Call {
             id: call.id,
+            kind: Kind::Tool,
             tool: call.tool,
+            uri: None,
             args: call.args.unwrap_or(&empty),
             stateless,
             refused: None,
@@ -404,7 +441,7 @@ impl Gateway {
 
     /// Reads a request's `params._meta` (2026-07-28 requests carry the client's identity
     /// there); whether the call speaks the stateless version (its own, or the session's).
-    fn read_meta(&mut self, meta: Option<&Value>) -> bool {
+    pub(super) fn read_meta(&mut self, meta: Option<&Value>) -> bool {
         if let Some(info) = meta.and_then(|m| m.get(META_CLIENT_INFO)) {
             self.client_info(info);
         }
@@ -416,29 +453,32 @@ impl Gateway {
     }
 
     /// Decides a call and says what happens to it.
-    fn decide(
+    pub(super) fn decide(
         &mut self,
         deciding: Deciding<'_>,
         request: Request<'_>,
         call: Call<'_>,
         started: Option<Instant>,
     ) -> Vec<Output> {
+        let subject = call.subject();
         let Call {
             id,
+            kind,
             tool,
             args,
             stateless,
             refused,
+            ..
         } = call;
         let (decision, policy_us, decider) = match deciding {
             Deciding::Made(decision, policy_us) => (decision, policy_us, None),
             Deciding::Ask(decider) => {
                 let t0 = self.clock();
-                let decision = decider.evaluate(tool, args, &self.grant);
+                let decision = decider.decide(subject, args, &self.grant);
                 (decision, micros_since(t0), Some(decider))
             }
         };
-        let record = self.record(tool, &decision, args, policy_us);
+        let record = self.record(kind, tool, &decision, args, policy_us);
         match decision.verdict {
             Verdict::Allow if self.gone => {
                 // Decided while the server went away: never forwarded, refunded.
@@ -467,7 +507,7 @@ impl Gateway {
                         record,
                         reservation: decision.reservation,
                         started,
-                        binding: stateless.then(|| self.binding(tool, args)),
+                        binding: stateless.then(|| self.binding(kind, tool, args)),
                     })),
                 );
                 match request {
@@ -475,19 +515,20 @@ impl Gateway {
                     _ => vec![Output::Forward],
                 }
             }
-            Verdict::Deny if decision.rule.starts_with("/hide/") => {
-                let answer = error_response(&id, INVALID_PARAMS, &format!("Unknown tool: {tool}"));
+            Verdict::Deny if decision.hidden => {
+                let answer = unknown(&id, kind, tool);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Deny | Verdict::Limit => {
-                let answer = refusal(&id, &decision, stateless);
+                let answer = refusal_of(&id, kind, &decision, stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Approve if let Some(why) = refused => {
                 // The human said no to this very call: answered, not asked again.
                 let text =
                     format!("The call of `{tool}` was not approved: {why}. Nothing was done.");
-                let answer = tool_error(&id, &text, decision.to_json(None), stateless);
+                let answer =
+                    crate::mcp::wire::refused(&id, kind, &text, decision.to_json(None), stateless);
                 vec![Output::ToClient(answer), audit(record, started)]
             }
             Verdict::Approve => {
@@ -495,6 +536,7 @@ impl Gateway {
                 self.ask(
                     message,
                     id,
+                    kind,
                     tool.to_owned(),
                     args.clone(),
                     &decision,
@@ -509,7 +551,7 @@ impl Gateway {
     /// A call's tool and canonical arguments, hashed with keys drawn at random for this
     /// gateway (SipHash): eight bytes per call instead of a copy of its arguments, and no
     /// client can make two different calls collide without knowing the keys.
-    pub(super) fn binding(&self, tool: &str, args: &Value) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.binding_keys, (tool, canonical_json(args)))
+    pub(super) fn binding(&self, kind: Kind, tool: &str, args: &Value) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.binding_keys, (kind, tool, canonical_json(args)))
     }
 }

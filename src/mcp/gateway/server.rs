@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::{Continuation, Gateway, InFlight, MAX_CONTINUATIONS, Output, Waiting, micros_since};
 use crate::engine::Decider;
 use crate::mcp::read::{AnswerParts, ServerMessage, key, parse_line};
-use crate::mcp::wire::{GONE, INPUT_REQUIRED, INTERNAL_ERROR, error_response};
+use crate::mcp::wire::{GONE, INPUT_REQUIRED, INTERNAL_ERROR, STATELESS_VERSION, error_response};
+use crate::subject::Kind;
 
 impl Gateway {
     /// Handles one message (one line, without its newline) from the server.
@@ -65,13 +66,14 @@ impl Gateway {
                     Output::Forward,
                 ]
             }
-            Some(Waiting::List) => {
+            Some(Waiting::List(list)) => {
                 let Ok(Value::Object(map)) = parse_line(line) else {
                     return vec![Output::Forward];
                 };
                 match map.get("result") {
                     Some(result) => {
-                        let filtered = decider.policy().filter_tools_list(result);
+                        let mut filtered = decider.policy().filter_list(list, result);
+                        self.private_list(&mut filtered);
                         if &filtered == result {
                             return vec![Output::Forward];
                         }
@@ -83,6 +85,32 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// A filtered list depends on the caller and on the policy: a 2026-07-28 result (one
+    /// that carries `ttlMs` or `cacheScope`, or any on a 2026-07-28 session) goes out with
+    /// `cacheScope: "private"` and its `ttlMs` capped at [`GatewayOptions::list_ttl_max`]
+    /// (so that a cached list never outlives a policy reload by more than that).
+    ///
+    /// [`GatewayOptions::list_ttl_max`]: crate::mcp::GatewayOptions::list_ttl_max
+    fn private_list(&self, result: &mut Value) {
+        let Value::Object(map) = result else {
+            return;
+        };
+        let era = map.contains_key("ttlMs")
+            || map.contains_key("cacheScope")
+            || self.protocol.as_deref() == Some(STATELESS_VERSION);
+        if !era {
+            return;
+        }
+        map.insert("cacheScope".into(), "private".into());
+        let cap = u64::try_from(self.options.list_ttl_max.as_millis()).unwrap_or(u64::MAX);
+        let ttl = map
+            .get("ttlMs")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(cap);
+        map.insert("ttlMs".into(), ttl.into());
     }
 
     /// The server exited or closed: every request still waiting gets a JSON-RPC error, the
@@ -148,13 +176,14 @@ impl Gateway {
         decider: &dyn Decider,
         state: &Value,
         id: &Value,
+        kind: Kind,
         tool: &str,
         args: &Value,
     ) -> Option<Vec<Output>> {
         let continuation = self.continued.remove(state.as_str()?)?;
         let binding = continuation.flight.binding?;
         if continuation.deadline <= Instant::now()
-            || binding != self.binding(tool, args)
+            || binding != self.binding(kind, tool, args)
             || continuation.revision != decider.policy().revision()
         {
             return None;
