@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import anyio  # noqa: E402
 from mcp import ClientSession, stdio_client  # noqa: E402
+from mcp.client.subscriptions import listen  # noqa: E402
 from mcp.types import Implementation  # noqa: E402
 
 import e2e_common as common  # noqa: E402
@@ -44,11 +46,30 @@ class LegacyOps(common.Ops):
     async def read_resource(self, uri: str) -> Any:
         return await self.s.read_resource(uri)
 
+    async def list_templates(self) -> Any:
+        return await self.s.list_resource_templates()
+
+    async def subscribe(self, uri: str) -> Any:
+        with warnings.catch_warnings():  # deprecated: removed as of 2026-07-28
+            warnings.simplefilter("ignore")
+            return await self.s.subscribe_resource(uri)
+
+    async def unsubscribe(self, uri: str) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return await self.s.unsubscribe_resource(uri)
+
+    def listen(self, uris: list[str]) -> Any:
+        return listen(self.s, resource_subscriptions=uris)
+
     async def list_prompts(self) -> Any:
         return await self.s.list_prompts()
 
     async def get_prompt(self, name: str, args: dict[str, str]) -> Any:
         return await self.s.get_prompt(name, args)
+
+    async def complete(self, ref: Any, argument: dict[str, str], context: dict[str, str] | None) -> Any:
+        return await self.s.complete(ref, argument, context)
 
     async def set_level(self, level: str) -> Any:
         return await self.s.set_logging_level(level)  # type: ignore[arg-type]

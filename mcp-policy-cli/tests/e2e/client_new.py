@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -81,11 +82,30 @@ class NewOps(common.Ops):
     async def read_resource(self, uri: str) -> Any:
         return await self.c.read_resource(uri)
 
+    async def list_templates(self) -> Any:
+        return await self.c.list_resource_templates()
+
+    async def subscribe(self, uri: str) -> Any:
+        with warnings.catch_warnings():  # deprecated: removed as of 2026-07-28
+            warnings.simplefilter("ignore")
+            return await self.c.subscribe_resource(uri)
+
+    async def unsubscribe(self, uri: str) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return await self.c.unsubscribe_resource(uri)
+
+    def listen(self, uris: list[str]) -> Any:
+        return self.c.listen(resource_subscriptions=uris)
+
     async def list_prompts(self) -> Any:
         return await self.c.list_prompts()
 
     async def get_prompt(self, name: str, args: dict[str, str]) -> Any:
         return await self.c.get_prompt(name, args)
+
+    async def complete(self, ref: Any, argument: dict[str, str], context: dict[str, str] | None) -> Any:
+        return await self.c.complete(ref, argument, context)
 
     async def set_level(self, level: str) -> Any:
         return await self.c.session.set_logging_level(level)  # type: ignore[arg-type]

@@ -49,9 +49,23 @@ operations (OP):
   list-tools                  prints tool names (full listing with --full)
   call NAME [JSON_ARGS]       tools/call; JSON_ARGS is an object, default {}
   list-resources              resources/list (uris; full with --full)
+  list-templates              resources/templates/list (uriTemplates; full with --full)
   read-resource URI           resources/read
+  subscribe URI               resources/subscribe (2025-11-25 only; removed in
+                              2026-07-28, whose successor is subscriptions/listen)
+  unsubscribe URI             resources/unsubscribe (2025-11-25 only)
+  listen URI [SECONDS]        client_new.py on 2026-07-28 only: subscriptions/listen
+                              with resourceSubscriptions [URI]; prints the honored
+                              filter and the events received within SECONDS (default 1)
   list-prompts                prompts/list (names; full with --full)
   get-prompt NAME [JSON_ARGS] prompts/get; JSON_ARGS maps names to strings
+  complete REF ARG VALUE [JSON_CONTEXT]
+                              completion/complete for argument ARG, partial VALUE;
+                              REF is prompt:NAME or resource:URI_TEMPLATE, e.g.
+                                complete prompt:greet name gr
+                                complete resource:fixture://docs/{name} name re
+                              JSON_CONTEXT: already chosen arguments {"k": "v"}
+  (op names may be spelled with _ instead of -: list_templates = list-templates)
   steps JSON|@FILE            several operations in one session; a JSON list
                               of objects {"op": ..., ...} (see README.md)
 """
@@ -185,7 +199,7 @@ def parse(prog: str, description: str, extra=None) -> tuple[argparse.Namespace, 
 
 
 def steps_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
-    op, rest = args.op, args.op_args
+    op, rest = args.op.replace("_", "-"), args.op_args
 
     def need(n_min: int, n_max: int) -> None:
         if not (n_min <= len(rest) <= n_max):
@@ -196,15 +210,24 @@ def steps_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
         steps = load_json_arg(rest[0])
         if not isinstance(steps, list) or not all(isinstance(s, dict) and "op" in s for s in steps):
             raise ValueError("steps: expected a JSON list of objects with an 'op' key")
-    elif op in ("info", "list-tools", "list-resources", "list-prompts"):
+    elif op in ("info", "list-tools", "list-resources", "list-templates", "list-prompts"):
         need(0, 0)
         steps = [] if op == "info" else [{"op": op}]
     elif op == "call":
         need(1, 2)
         steps = [{"op": "call", "name": rest[0], "args": json.loads(rest[1]) if len(rest) > 1 else {}}]
-    elif op == "read-resource":
+    elif op in ("read-resource", "subscribe", "unsubscribe"):
         need(1, 1)
-        steps = [{"op": "read-resource", "uri": rest[0]}]
+        steps = [{"op": op, "uri": rest[0]}]
+    elif op == "listen":
+        need(1, 2)
+        steps = [{"op": op, "uri": rest[0], "seconds": float(rest[1]) if len(rest) > 1 else 1.0}]
+    elif op == "complete":
+        need(3, 4)
+        parse_ref(rest[0])  # fail early on a bad REF
+        steps = [{"op": op, "ref": rest[0], "argument": rest[1], "value": rest[2]}]
+        if len(rest) > 3:
+            steps[0]["context"] = json.loads(rest[3])
     elif op == "get-prompt":
         need(1, 2)
         steps = [{"op": "get-prompt", "name": rest[0], "args": json.loads(rest[1]) if len(rest) > 1 else {}}]
@@ -225,6 +248,16 @@ def steps_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
     if cli_expect and steps and "expect" not in steps[-1]:
         steps[-1]["expect"] = cli_expect
     return steps
+
+
+def parse_ref(ref: str) -> Any:
+    """`prompt:NAME` -> PromptReference, `resource:URI_TEMPLATE` -> ResourceTemplateReference."""
+    kind, sep, rest = ref.partition(":")
+    if sep and rest and kind == "prompt":
+        return types.PromptReference(name=rest)
+    if sep and rest and kind == "resource":
+        return types.ResourceTemplateReference(uri=rest)
+    raise ValueError(f"complete: REF must be prompt:NAME or resource:URI_TEMPLATE, got {ref!r}")
 
 
 # --------------------------------------------------------------------------
@@ -382,16 +415,21 @@ class Ops:
     async def list_tools(self) -> Any: ...
     async def call_tool(self, name: str, args: dict[str, Any], progress: Any) -> Any: ...
     async def list_resources(self) -> Any: ...
+    async def list_templates(self) -> Any: ...
     async def read_resource(self, uri: str) -> Any: ...
+    async def subscribe(self, uri: str) -> Any: ...
+    async def unsubscribe(self, uri: str) -> Any: ...
+    def listen(self, uris: list[str]) -> Any: ...  # async context manager -> Subscription
     async def list_prompts(self) -> Any: ...
     async def get_prompt(self, name: str, args: dict[str, str]) -> Any: ...
+    async def complete(self, ref: Any, argument: dict[str, str], context: dict[str, str] | None) -> Any: ...
     async def set_level(self, level: str) -> Any: ...
 
 
 async def run_step(index: int, step: dict[str, Any], ops: Ops, rec: Recorder, args: argparse.Namespace) -> dict[str, Any]:
-    op = step["op"]
+    op = step["op"].replace("_", "-")
     out: dict[str, Any] = {"kind": "step", "index": index, "op": op}
-    for key in ("name", "uri", "args", "seconds", "level"):
+    for key in ("name", "uri", "args", "seconds", "level", "ref", "argument", "value", "context"):
         if key in step:
             out[key] = step[key]
     rec.reset()
@@ -402,6 +440,7 @@ async def run_step(index: int, step: dict[str, Any], ops: Ops, rec: Recorder, ar
             if op == "list-tools":
                 r = await ops.list_tools()
                 out["tool_names"] = [t.name for t in r.tools]
+                out["list_meta"] = list_meta(r, rec)
                 if args.full or step.get("full"):
                     out["result"] = dump(r)
             elif op == "call":
@@ -411,17 +450,37 @@ async def run_step(index: int, step: dict[str, Any], ops: Ops, rec: Recorder, ar
             elif op == "list-resources":
                 r = await ops.list_resources()
                 out["resource_uris"] = [str(x.uri) for x in r.resources]
+                out["list_meta"] = list_meta(r, rec)
+                if args.full or step.get("full"):
+                    out["result"] = dump(r)
+            elif op == "list-templates":
+                r = await ops.list_templates()
+                out["template_uris"] = [x.uri_template for x in r.resource_templates]
+                out["list_meta"] = list_meta(r, rec)
                 if args.full or step.get("full"):
                     out["result"] = dump(r)
             elif op == "read-resource":
                 out["result"] = dump(await ops.read_resource(step["uri"]))
+            elif op == "subscribe":
+                out["result"] = dump(await ops.subscribe(step["uri"]))
+            elif op == "unsubscribe":
+                out["result"] = dump(await ops.unsubscribe(step["uri"]))
+            elif op == "listen":
+                out["result"] = await run_listen(ops, step, rec)
             elif op == "list-prompts":
                 r = await ops.list_prompts()
                 out["prompt_names"] = [x.name for x in r.prompts]
+                out["list_meta"] = list_meta(r, rec)
                 if args.full or step.get("full"):
                     out["result"] = dump(r)
             elif op == "get-prompt":
                 out["result"] = dump(await ops.get_prompt(step["name"], step.get("args") or {}))
+            elif op == "complete":
+                r = await ops.complete(
+                    parse_ref(step["ref"]), {"name": step["argument"], "value": step["value"]}, step.get("context")
+                )
+                out["completion_values"] = list(r.completion.values)
+                out["result"] = dump(r)
             elif op == "set-level":
                 out["result"] = dump(await ops.set_level(step["level"]))
             elif op == "sleep":
@@ -454,6 +513,53 @@ async def run_step(index: int, step: dict[str, Any], ops: Ops, rec: Recorder, ar
     return out
 
 
+async def run_listen(ops: Ops, step: dict[str, Any], rec: Recorder) -> dict[str, Any]:
+    """subscriptions/listen for [uri]: the honored filter and the events within `seconds`.
+
+    A step may carry "call": {"name": ..., "args": ...}, a tools/call made once the
+    stream is acknowledged (e.g. the fixture's `touch`), whose result is printed too.
+    """
+    import dataclasses
+
+    out: dict[str, Any] = {"events": []}
+    async with ops.listen([step["uri"]]) as sub:
+        out["subscription_id"] = sub.subscription_id
+        out["honored"] = dump(sub.honored)
+
+        async def collect() -> None:
+            async for ev in sub:
+                out["events"].append({"event": type(ev).__name__, **dataclasses.asdict(ev)})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(collect)
+            if step.get("call"):
+                c = step["call"]
+                out["call_result"] = dump(await ops.call_tool(c["name"], c.get("args") or {}, None))
+            await anyio.sleep(float(step.get("seconds", 1.0)))
+            tg.cancel_scope.cancel()
+    return out
+
+
+def list_meta(r: Any, rec: Recorder) -> dict[str, Any]:
+    """The caching/metadata fields of a */list result.
+
+    The SDK parses every list result into a `CacheableResult` model: `ttl_ms`
+    (wire `ttlMs`) and `cache_scope` (wire `cacheScope`) are plain attributes,
+    defaulting to 0 / "private" when the server sent none (2025-11-25 servers
+    never do); `meta` is the result's `_meta`. `on_wire` names the ones the
+    server really sent (from the last request recorded on the wire).
+    """
+    raw = next((w.get("result") for w in reversed(rec.step["wire"]) if "result" in w), None)
+    on_wire = [k for k in ("ttlMs", "cacheScope", "_meta", "nextCursor") if isinstance(raw, dict) and k in raw]
+    return {
+        "ttlMs": getattr(r, "ttl_ms", None),
+        "cacheScope": getattr(r, "cache_scope", None),
+        "_meta": dump(getattr(r, "meta", None)),
+        "nextCursor": getattr(r, "next_cursor", None),
+        "on_wire": on_wire,
+    }
+
+
 def check(expect: dict[str, Any], out: dict[str, Any]) -> list[str]:
     f: list[str] = []
     status = out.get("status")
@@ -465,7 +571,8 @@ def check(expect: dict[str, Any], out: dict[str, Any]) -> list[str]:
         f.append(f"status {status}, expected {want}")
     if "code" in expect and (out.get("error") or {}).get("code") != expect["code"]:
         f.append(f"error code {(out.get('error') or {}).get('code')}, expected {expect['code']}")
-    blob = json.dumps({"result": out.get("result"), "error": out.get("error"), "tool_names": out.get("tool_names")})
+    blob = json.dumps({k: out.get(k) for k in ("result", "error", "tool_names", "resource_uris", "template_uris",
+                                                "prompt_names", "completion_values", "list_meta")})
     for s in _as_list(expect.get("text")):
         if s not in blob:
             f.append(f"text {s!r} not found")
@@ -486,6 +593,9 @@ def check(expect: dict[str, Any], out: dict[str, Any]) -> list[str]:
         f.append(f"{len(ev['sampling'])} sampling requests, expected {expect['sampling']}")
     if "elicitations" in expect and len(ev["elicitation"]) != expect["elicitations"]:
         f.append(f"{len(ev['elicitation'])} elicitations, expected {expect['elicitations']}")
+    for m in _as_list(expect.get("notifications")):
+        if not any(n.get("method") == m for n in ev["notifications"]):
+            f.append(f"no {m} notification during the step")
     return f
 
 

@@ -33,6 +33,37 @@ send:
   fail(message)           -> a tool error (isError true).
   reject(message)         -> a JSON-RPC error answer (code -32000): the tool did
                              not run, so a gateway refunds the call's charges.
+  wipe_cache()            -> "wipe_cache: done"; annotations destructiveHint=true,
+                             readOnlyHint=false.
+  peek()                  -> "peek: done"; annotations readOnlyHint=true.
+  plain_tool()            -> "plain_tool: done"; no annotations at all.
+  touch(uri)              -> announces notifications/resources/updated for `uri`:
+                             2025-11-25 on the session (whether or not subscribed),
+                             2026-07-28 on subscriptions/listen streams that asked
+                             for `uri`; returns "touched: <uri>".
+
+Prompts (prompts/list, prompts/get):
+  greet(name)             -> one user message "Say hello to <name>." (`name` required)
+  secret_plan(topic?)     -> one user message "The secret plan about <topic>."
+                             (`topic` optional, default "everything")
+
+Resources (resources/list, resources/read; resources/templates/list):
+  fixture://docs/readme   -> text "fixture readme" (text/plain)
+  fixture://secrets/key   -> text "fixture secret key: s3cr3t" (text/plain)
+  fixture://docs/{name}   template -> text "fixture doc: <name>" (readme is the
+                             static resource above, which wins)
+
+Completion (completion/complete):
+  ref/prompt greet, argument name      -> alice, bob, carol, grace, greg
+  ref/resource fixture://docs/{name}, argument name -> readme, guide, faq
+  each filtered by prefix (the partial value); anything else -> no values.
+
+Subscriptions: 2025-11-25 resources/subscribe and resources/unsubscribe are
+served (capability resources.subscribe true; subscribing answers {} and then
+sends one notifications/resources/updated for that URI, just before the answer; unsubscribing answers
+{}). At 2026-07-28 those two methods do not exist; the SDK serves their
+successor `subscriptions/listen` (params {"notifications": {"resourceSubscriptions":
+[URI...], "toolsListChanged": ...}}) instead.
 """
 
 from __future__ import annotations
@@ -51,7 +82,19 @@ from mcp.server.mcpserver import (
 )
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import CreateMessageResult, SamplingMessage, TextContent
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp.types import (
+    Completion,
+    CreateMessageResult,
+    EmptyResult,
+    PromptReference,
+    ResourceTemplateReference,
+    SamplingMessage,
+    SubscribeRequestParams,
+    TextContent,
+    ToolAnnotations,
+    UnsubscribeRequestParams,
+)
 from pydantic import BaseModel, Field
 
 server = MCPServer("mcp-policy-e2e-fixture", version="1.0.0")
@@ -112,6 +155,104 @@ def fail(message: str) -> str:
 @server.tool(description="Always answered with a JSON-RPC error (code -32000)")
 def reject(message: str) -> str:
     raise MCPError(-32000, message)
+
+
+@server.tool(
+    description="Wipe the cache (destructive)",
+    annotations=ToolAnnotations(destructive_hint=True, read_only_hint=False),
+)
+def wipe_cache() -> str:
+    return "wipe_cache: done"
+
+
+@server.tool(description="Peek at the state (read-only)", annotations=ToolAnnotations(read_only_hint=True))
+def peek() -> str:
+    return "peek: done"
+
+
+@server.tool(description="A tool without annotations")
+def plain_tool() -> str:
+    return "plain_tool: done"
+
+
+@server.tool(description="Announce notifications/resources/updated for `uri`")
+async def touch(uri: str, ctx: Context) -> str:
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        await ctx.notify_resource_updated(uri)  # subscriptions/listen streams only
+    else:
+        await ctx.session.send_resource_updated(uri)
+    return f"touched: {uri}"
+
+
+# ---- prompts -------------------------------------------------------------------
+
+
+@server.prompt(description="Greet someone")
+def greet(name: str) -> str:
+    return f"Say hello to {name}."
+
+
+@server.prompt(description="The secret plan")
+def secret_plan(topic: str = "everything") -> str:
+    return f"The secret plan about {topic}."
+
+
+# ---- resources -----------------------------------------------------------------
+
+
+@server.resource("fixture://docs/readme", name="readme", mime_type="text/plain", description="The readme")
+def docs_readme() -> str:
+    return "fixture readme"
+
+
+@server.resource("fixture://secrets/key", name="secret-key", mime_type="text/plain", description="A secret key")
+def secrets_key() -> str:
+    return "fixture secret key: s3cr3t"
+
+
+@server.resource("fixture://docs/{name}", name="doc", mime_type="text/plain", description="Any document by name")
+def docs_any(name: str) -> str:
+    return f"fixture doc: {name}"
+
+
+COMPLETIONS = {
+    ("ref/prompt", "greet", "name"): ["alice", "bob", "carol", "grace", "greg"],
+    ("ref/resource", "fixture://docs/{name}", "name"): ["readme", "guide", "faq"],
+}
+
+
+@server.completion()
+async def complete(ref, argument, context) -> Completion:
+    if isinstance(ref, PromptReference):
+        key = ("ref/prompt", ref.name, argument.name)
+    elif isinstance(ref, ResourceTemplateReference):
+        key = ("ref/resource", ref.uri, argument.name)
+    else:
+        key = None
+    values = [v for v in COMPLETIONS.get(key, []) if v.startswith(argument.value)]
+    return Completion(values=values, total=len(values), has_more=False)
+
+
+# ---- 2025-11-25 resources/subscribe, resources/unsubscribe ----------------------
+# MCPServer has no decorator for them; the low-level server takes the handlers
+# (and then declares resources.subscribe on 2025-11-25).
+
+SUBSCRIBED: set[str] = set()
+
+
+async def on_subscribe(ctx, params: SubscribeRequestParams) -> EmptyResult:
+    SUBSCRIBED.add(str(params.uri))
+    await ctx.session.send_resource_updated(str(params.uri))  # arrives just before the answer
+    return EmptyResult()
+
+
+async def on_unsubscribe(ctx, params: UnsubscribeRequestParams) -> EmptyResult:
+    SUBSCRIBED.discard(str(params.uri))
+    return EmptyResult()
+
+
+server._lowlevel_server.add_request_handler("resources/subscribe", SubscribeRequestParams, on_subscribe)  # noqa: SLF001
+server._lowlevel_server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)  # noqa: SLF001
 
 
 async def serve_http(port: int, cert: str | None = None, key: str | None = None) -> None:

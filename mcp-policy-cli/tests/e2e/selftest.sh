@@ -98,6 +98,32 @@ check "new client, approval accepted with approve=false" \
 check "new client, raw InputRequiredResult" \
     run "${NEW[@]}" --input-required raw call approve_action '{"action": "deploy"}' --expect input-required \
     --expect-text inputRequests --expect-text requestState -- "${FIXTURE[@]}"
+# resources, templates, prompts, completion, subscriptions, tool annotations
+check "legacy client, fixture surface (annotated tools, resources, templates, prompts, completion)" \
+    run "${LEGACY[@]}" steps "@$S/fixture-surface.json" --expect-protocol 2025-11-25 -- "${FIXTURE[@]}"
+check "new client mode=2026-07-28, fixture surface" \
+    run "${NEW[@]}" --mode 2026-07-28 steps "@$S/fixture-surface.json" --expect-protocol 2026-07-28 -- "${FIXTURE[@]}"
+check "legacy client, fixture tool annotations listed" \
+    run "${LEGACY[@]}" list-tools --full --expect ok --expect-text '"destructiveHint": true' \
+    --expect-text '"readOnlyHint": true' -- "${FIXTURE[@]}"
+check "legacy client, fixture resources/subscribe then notifications/resources/updated, unsubscribe" \
+    run "${LEGACY[@]}" steps '[{"op": "subscribe", "uri": "fixture://docs/readme",
+        "expect": {"status": "ok", "notifications": "notifications/resources/updated"}},
+      {"op": "unsubscribe", "uri": "fixture://docs/readme", "expect": {"status": "ok"}}]' -- "${FIXTURE[@]}"
+check "new client mode=2026-07-28, resources/subscribe is gone -> -32601" \
+    run "${NEW[@]}" --mode 2026-07-28 subscribe fixture://docs/readme --expect error --expect-code -32601 -- "${FIXTURE[@]}"
+check "new client mode=2026-07-28, subscriptions/listen + touch -> ResourceUpdated" \
+    run "${NEW[@]}" --mode 2026-07-28 steps '[{"op": "listen", "uri": "fixture://docs/readme", "seconds": 0.5,
+      "call": {"name": "touch", "args": {"uri": "fixture://docs/readme"}},
+      "expect": {"status": "ok", "text": ["\"resourceSubscriptions\": [\"fixture://docs/readme\"]", "\"event\": \"ResourceUpdated\""]}}]' \
+    -- "${FIXTURE[@]}"
+check "new client mode=2026-07-28, list results carry ttlMs/cacheScope on the wire" \
+    run "${NEW[@]}" --mode 2026-07-28 list-resources --expect ok \
+    --expect-text '"on_wire": ["ttlMs", "cacheScope", "_meta"]' -- "${FIXTURE[@]}"
+check "legacy client, server-everything surface (resources, templates, prompts, completion, subscribe)" \
+    run "${LEGACY[@]}" steps "@$S/everything-surface.json" -- "${EVERYTHING[@]}"
+check "new client mode=auto, server-everything surface" \
+    run "${NEW[@]}" --mode auto steps "@$S/everything-surface.json" --expect-protocol 2025-11-25 -- "${EVERYTHING[@]}"
 for client in LEGACY NEW; do
     declare -n C="$client"
     check "${client,,} client, mcp-server-time get_current_time" \
