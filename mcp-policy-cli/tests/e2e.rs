@@ -12,7 +12,9 @@
 use std::process::Command;
 
 use mcp_policy_test_support::Temp;
-use mcp_policy_test_support::mcp::{EVERYTHING_POLICY, audit_records, decision, text};
+use mcp_policy_test_support::mcp::{
+    EVERYTHING_POLICY, audit_records, decision, error_decision, text,
+};
 use mcp_policy_test_support::peers::{peer, peers};
 use serde_json::{Value, json};
 
@@ -180,6 +182,159 @@ fn legacy_client_list_allow_deny_limit_hidden_and_passthrough() {
     assert_eq!(calls[2]["decision"], "limit");
     assert!(calls[2].get("upstream").is_none());
     assert!(calls.iter().all(|c| c["grant"] == "local"));
+}
+
+/// Names in a list step's field.
+fn names<'a>(step: &'a Value, field: &str) -> Vec<&'a str> {
+    step[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field} in {step}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[test]
+fn resources_prompts_and_completion_are_decided_through_the_proxy() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("surface");
+    let policy = t.write("p.json", EVERYTHING_POLICY);
+    let audit = t.path("audit.jsonl");
+    let doc = "demo://resource/static/document";
+    let steps = json!([
+        {"op": "list-resources"},
+        {"op": "read-resource", "uri": format!("{doc}/architecture.md")},
+        {"op": "read-resource", "uri": format!("{doc}/startup.md")},
+        {"op": "read-resource", "uri": format!("{doc}/structure.md")},
+        // Starts with an allowed prefix, but its path leaves it (percent-encoded `..`).
+        {"op": "read-resource", "uri": format!("{doc}/%2e%2e/%2E%2E/dynamic/blob/1")},
+        {"op": "list-templates"},
+        {"op": "list-prompts"},
+        {"op": "get-prompt", "name": "simple-prompt"},
+        {"op": "get-prompt", "name": "resource-prompt", "args": {"resourceType": "Text", "resourceId": "1"}},
+        {"op": "complete", "ref": "prompt:completable-prompt", "argument": "department", "value": "Eng"},
+        {"op": "complete", "ref": "prompt:resource-prompt", "argument": "resourceType", "value": "T"},
+        {"op": "read-resource", "uri": format!("{doc}/extension.md")},
+        {"op": "read-resource", "uri": format!("{doc}/features.md")},
+        {"op": "read-resource", "uri": format!("{doc}/instructions.md")},
+        {"op": "get-prompt", "name": "args-prompt", "args": {"city": "Lyon"}}
+    ]);
+    let run = client(
+        peers,
+        "E2E_CLIENT_LEGACY",
+        &["--elicit", "accept", "steps", &steps.to_string()],
+        &[
+            "--policy".into(),
+            policy,
+            "--audit".into(),
+            audit.display().to_string(),
+        ],
+        &everything(peers),
+    );
+    // resources/list: what the policy can never allow is gone (hidden, denied).
+    let listed = names(run.step(0), "resource_uris");
+    assert!(
+        listed.contains(&"demo://resource/static/document/architecture.md"),
+        "{listed:?}"
+    );
+    for absent in ["structure.md", "startup.md"] {
+        assert!(
+            !listed.iter().any(|u| u.ends_with(absent)),
+            "{absent} listed: {listed:?}"
+        );
+    }
+    // An allowed read passes; a denied one is an error carrying the decision.
+    assert_eq!(run.step(1)["status"], "ok", "{}", run.step(1));
+    assert!(run.step(1)["result"].to_string().contains("architecture"));
+    let denied = run.step(2);
+    assert_eq!(denied["status"], "error", "{denied}");
+    assert_eq!(denied["error"]["code"], -32003);
+    assert_eq!(denied["error"]["message"], "Startup notes are internal");
+    assert_eq!(
+        error_decision(denied)["rule"],
+        "/resources/demo:~1~1resource~1static~1document~1startup.md/action"
+    );
+    // A hidden resource is one that does not exist.
+    let hidden = run.step(3);
+    assert_eq!(hidden["error"]["code"], -32002, "{hidden}");
+    assert_eq!(hidden["error"]["message"], "Resource not found");
+    // The escape is judged by where it leads, not by how it starts.
+    let escape = run.step(4);
+    assert_eq!(escape["error"]["code"], -32003, "{escape}");
+    assert_eq!(error_decision(escape)["rule"], "/default");
+    // Templates and prompts are filtered too.
+    let templates = names(run.step(5), "template_uris");
+    assert_eq!(
+        templates,
+        ["demo://resource/dynamic/text/{resourceId}"],
+        "{templates:?}"
+    );
+    let prompts = names(run.step(6), "prompt_names");
+    assert!(
+        prompts.contains(&"simple-prompt") && prompts.contains(&"args-prompt"),
+        "{prompts:?}"
+    );
+    assert!(!prompts.contains(&"resource-prompt"), "{prompts:?}");
+    assert_eq!(run.step(7)["status"], "ok", "{}", run.step(7));
+    let unlisted = run.step(8);
+    assert_eq!(unlisted["error"]["code"], -32003, "{unlisted}");
+    assert_eq!(error_decision(unlisted)["rule"], "/default");
+    // Completion only for a prompt the caller may use.
+    assert_eq!(run.step(9)["status"], "ok", "{}", run.step(9));
+    assert!(
+        run.step(9)["completion_values"]
+            .to_string()
+            .contains("Engineering")
+    );
+    let completion = run.step(10);
+    assert_eq!(completion["error"]["code"], -32602, "{completion}");
+    assert_eq!(
+        completion["error"]["message"],
+        "Unknown prompt: resource-prompt"
+    );
+    // The read limit: 3 a minute, then `limit` with an exact retry-after.
+    assert_eq!(run.step(11)["status"], "ok");
+    assert_eq!(run.step(12)["status"], "ok");
+    let limited = run.step(13);
+    assert_eq!(limited["error"]["code"], -32003, "{limited}");
+    assert_eq!(error_decision(limited)["decision"], "limit");
+    assert_eq!(
+        error_decision(limited)["counter"],
+        "resources/demo://resource/static/document/*.rate_limit"
+    );
+    let retry = error_decision(limited)["retry_after_ms"].as_u64().unwrap();
+    assert!(retry > 50_000 && retry <= 60_000, "{limited}");
+    assert!(
+        limited["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry in")
+    );
+    // A prompt that needs approval: asked by elicitation, then answered by the server.
+    let approved = run.step(14);
+    assert_eq!(approved["status"], "ok", "{approved}\n{}", run.stderr);
+    let asked = approved["events"]["elicitation"][0]["params"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        asked.contains("Approve this prompt?") && asked.contains("Lyon"),
+        "{asked}"
+    );
+    assert!(
+        approved["result"].to_string().contains("Lyon"),
+        "{approved}"
+    );
+    // The audit log names what each decision was about.
+    let audit = audit_records(&audit);
+    let reads: Vec<&Value> = audit
+        .iter()
+        .filter(|l| l.get("resource").is_some())
+        .collect();
+    assert_eq!(reads.len(), 7, "{audit:#?}");
+    assert_eq!(reads[0]["upstream"], "ok");
+    assert_eq!(reads[3]["resource"], "demo://resource/dynamic/blob/1");
+    let prompts: Vec<&Value> = audit.iter().filter(|l| l.get("prompt").is_some()).collect();
+    assert_eq!(prompts.len(), 3, "{audit:#?}");
 }
 
 #[test]

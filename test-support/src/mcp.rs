@@ -17,8 +17,25 @@ pub const EVERYTHING_POLICY: &str = r#"{
     "trigger-sampling-request": {},
     "trigger-elicitation-request": {},
     "get-structured-content": { "action": "approve", "reason": "a person checks each lookup" }
+  },
+  "resources": {
+    "demo://resource/static/document/*": { "rate_limit": "3/minute" },
+    "demo://resource/static/document/structure.md": { "action": "hide" },
+    "demo://resource/static/document/startup.md": { "action": "deny", "reason": "Startup notes are internal" },
+    "demo://resource/dynamic/text/*": {}
+  },
+  "prompts": {
+    "simple-prompt": {},
+    "completable-prompt": {},
+    "args-prompt": { "action": "approve", "reason": "a person checks each prompt" }
   }
 }"#;
+
+/// The policy decision a refused resource or prompt request carries in its error's `data`
+/// (a client script's step, whose `error` has `code`, `message` and `data`).
+pub fn error_decision(step: &Value) -> &Value {
+    &step["error"]["data"]["io.mcp-policy/decision"]
+}
 
 /// The policy decision an answer (or a client script's step) carries in its `_meta`.
 pub fn decision(answer: &Value) -> &Value {
