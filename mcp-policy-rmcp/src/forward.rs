@@ -1,6 +1,14 @@
 //! Every `ServerHandler` method of the guarded handler: `call_tool` and `list_tools` go
 //! through the policy, every other one is forwarded to the inner handler as it is.
 //!
+//! `get_info` is the inner handler's, so the guard advertises exactly its capabilities. A
+//! request of a capability the inner handler does not advertise (`tools/list`, `resources/*`,
+//! `prompts/*`, `completion/complete`, `logging/setLevel`) is answered `-32601` Method not
+//! found and does not reach it, even when the inner handler implements the method: rmcp 3.11
+//! answers so only from its default methods, and the guard forwards every method.
+//! `tools/call` is not checked here: it goes through the policy and then to the inner handler,
+//! as before (checking would cost a `get_info`, with its allocations, on every call).
+//!
 //! The list of methods mirrors rmcp's own forwarding impls (for `Box` and `Arc`); the test
 //! `tests/delegation.rs` reads the trait's definition in the rmcp sources being built against
 //! and fails when a method is missing here, so an rmcp upgrade that adds one is caught.
@@ -16,6 +24,14 @@ use rmcp::{ErrorData as McpError, ServerHandler};
 use mcp_policy::AsyncDecider;
 
 use crate::Guarded;
+
+impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
+    /// Whether the inner handler advertises a capability (asked of its `get_info` on each
+    /// request, as rmcp's default methods do).
+    pub(crate) fn advertises(&self, has: impl FnOnce(&ServerCapabilities) -> bool) -> bool {
+        has(&self.inner.get_info().capabilities)
+    }
+}
 
 impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D> {
     fn ping(
@@ -56,7 +72,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CompleteResult, McpError>> + Send + '_ {
-        self.inner.complete(request, context)
+        let advertised = self.advertises(|c| c.completions.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<CompleteRequestMethod>());
+            }
+            self.inner.complete(request, context).await
+        }
     }
 
     fn set_level(
@@ -64,7 +86,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), McpError>> + Send + '_ {
-        self.inner.set_level(request, context)
+        let advertised = self.advertises(|c| c.logging.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<SetLevelRequestMethod>());
+            }
+            self.inner.set_level(request, context).await
+        }
     }
 
     fn get_prompt(
@@ -72,7 +100,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetPromptResponse, McpError>> + Send + '_ {
-        self.inner.get_prompt(request, context)
+        let advertised = self.advertises(|c| c.prompts.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<GetPromptRequestMethod>());
+            }
+            self.inner.get_prompt(request, context).await
+        }
     }
 
     fn list_prompts(
@@ -80,7 +114,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListPromptsResult, McpError>> + Send + '_ {
-        self.inner.list_prompts(request, context)
+        let advertised = self.advertises(|c| c.prompts.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<ListPromptsRequestMethod>());
+            }
+            self.inner.list_prompts(request, context).await
+        }
     }
 
     fn list_resources(
@@ -88,7 +128,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListResourcesResult, McpError>> + Send + '_ {
-        self.inner.list_resources(request, context)
+        let advertised = self.advertises(|c| c.resources.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<ListResourcesRequestMethod>());
+            }
+            self.inner.list_resources(request, context).await
+        }
     }
 
     fn list_resource_templates(
@@ -96,7 +142,15 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListResourceTemplatesResult, McpError>> + Send + '_ {
-        self.inner.list_resource_templates(request, context)
+        let advertised = self.advertises(|c| c.resources.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<
+                    ListResourceTemplatesRequestMethod,
+                >());
+            }
+            self.inner.list_resource_templates(request, context).await
+        }
     }
 
     fn read_resource(
@@ -104,7 +158,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ReadResourceResponse, McpError>> + Send + '_ {
-        self.inner.read_resource(request, context)
+        let advertised = self.advertises(|c| c.resources.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<ReadResourceRequestMethod>());
+            }
+            self.inner.read_resource(request, context).await
+        }
     }
 
     fn accepted_subscription_filter(
@@ -126,7 +186,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), McpError>> + Send + '_ {
-        self.inner.subscribe(request, context)
+        let advertised = self.advertises(|c| c.resources.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<SubscribeRequestMethod>());
+            }
+            self.inner.subscribe(request, context).await
+        }
     }
 
     fn unsubscribe(
@@ -134,7 +200,13 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), McpError>> + Send + '_ {
-        self.inner.unsubscribe(request, context)
+        let advertised = self.advertises(|c| c.resources.is_some());
+        async move {
+            if !advertised {
+                return Err(McpError::method_not_found::<UnsubscribeRequestMethod>());
+            }
+            self.inner.unsubscribe(request, context).await
+        }
     }
 
     fn call_tool(

@@ -29,7 +29,10 @@
 //! | approve | a human is asked: `elicitation/create` (2025-06-18 and 2025-11-25 clients that declared elicitation), an `input_required` result (2026-07-28), else an `isError` result naming the approval id (out of band) | once approved |
 //!
 //! `tools/list` results are filtered (a tool the policy can never allow is removed). Every
-//! other request and notification goes to the inner handler untouched. An allowed call whose
+//! other request and notification goes to the inner handler untouched, except the requests of a
+//! capability the inner handler's `get_info` does not advertise (`tools/list`, `resources/*`,
+//! `prompts/*`, `completion/complete`, `logging/setLevel`): the guard advertises exactly the
+//! inner handler's capabilities and answers those `-32601` Method not found. An allowed call whose
 //! inner handler answers with a JSON-RPC error (`Err`) is refunded: the tool never ran.
 //!
 //! ## Who is calling
@@ -65,7 +68,7 @@
 //! through the policy; the other methods of the trait are forwarded to the inner handler.
 //! The crate's `tests/delegation.rs` fails when the rmcp being built has a `ServerHandler`
 //! method the guard does not implement, or a request or notification kind that does not
-//! reach the inner handler exactly as it does without the guard. Supported: rmcp 3.9 (without
+//! reach the inner handler exactly as it does without the guard. Supported: rmcp 3.11 (without
 //! its `local` feature).
 //!
 //! ## Stores
@@ -103,7 +106,8 @@ use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VE
 use mcp_policy::{AsyncDecider, Decision, Engine, Grant, Verdict};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams, ErrorCode,
-    Implementation, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
+    Implementation, InputRequiredResult, ListToolsRequestMethod, ListToolsResult,
+    PaginatedRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -115,7 +119,7 @@ pub use mcp_policy;
 pub use rmcp;
 
 /// The rmcp version this crate is built and tested against.
-pub const RMCP_VERSION: &str = "3.9";
+pub const RMCP_VERSION: &str = "3.11";
 
 /// A host's own grant lookup (see [`GrantSource::Custom`]).
 pub type GrantLookup = Arc<dyn Fn(&RequestContext<RoleServer>) -> Option<Grant> + Send + Sync>;
@@ -444,6 +448,9 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        if !self.advertises(|c| c.tools.is_some()) {
+            return Err(McpError::method_not_found::<ListToolsRequestMethod>());
+        }
         let mut result = self.inner.list_tools(request, context).await?;
         let policy = self.shared.engine.policy();
         result
