@@ -37,7 +37,36 @@ pub fn warnings(policy: &Policy, value: &Value) -> Vec<Warning> {
     impossible_limits(doc, &mut out);
     allow_without_deny(doc, &mut out);
     approvals_without_ttl(doc, value, &mut out);
+    sections_under_default_deny(doc, &mut out);
     out
+}
+
+/// A policy under `default: deny` without a `resources` or `prompts` section: what changed
+/// for it when those sections came (they used to pass through unexamined).
+fn sections_under_default_deny(doc: &Document, out: &mut Vec<Warning>) {
+    if doc.default != DefaultAction::Deny {
+        return;
+    }
+    let missing = [
+        (
+            doc.has_resources,
+            "resources",
+            "resource reads and subscriptions",
+            "read",
+        ),
+        (doc.has_prompts, "prompts", "prompts", "use"),
+    ];
+    for (present, section, what, verb) in missing {
+        if !present {
+            warn(
+                out,
+                "/default",
+                format!(
+                    "no `{section}` section: under `default: deny` all {what} are denied and left out of lists (before the `resources` and `prompts` sections they passed through unexamined); add \"{section}\": {{\"*\": {{}}}} to let them all through, or name the ones the agent may {verb}"
+                ),
+            );
+        }
+    }
 }
 
 /// The `hide` entry (index and text) that hides `name`, in document order.

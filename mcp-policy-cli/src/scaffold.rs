@@ -307,6 +307,10 @@ pub fn scaffold(tools: &[Value], source: &str) -> (Value, Vec<String>) {
         policy.insert("approvals".into(), json!({ "ttl": "15m" }));
     }
     policy.insert("tools".into(), Value::Object(entries));
+    // Explicitly none: under `default: deny` the server's resources and prompts are refused
+    // until the reviewer names the ones the agent may use.
+    policy.insert("resources".into(), json!({}));
+    policy.insert("prompts".into(), json!({}));
     (Value::Object(policy), notes)
 }
 

@@ -421,7 +421,7 @@ fn check_prints_errors_and_warnings_with_positions() {
 #[test]
 fn check_warns_about_entries_shadowed_by_hide() {
     let t = Temp::new("shadow");
-    let p = t.write("p.json", r#"{"version":"1","default":"deny","hide":["db_*"],"tools":{"db_drop":{"rate_limit":"1/hour"},"db_x_*":{},"db_y":{"action":"deny"}}}"#);
+    let p = t.write("p.json", r#"{"version":"1","default":"deny","hide":["db_*"],"tools":{"db_drop":{"rate_limit":"1/hour"},"db_x_*":{},"db_y":{"action":"deny"}},"resources":{},"prompts":{}}"#);
     let o = run(&["check", &p], None);
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 2, "{out}");
@@ -444,7 +444,7 @@ fn check_against_lists_counters_a_reload_resets() {
     );
     let new = t.write(
         "new.json",
-        r#"{"version":"1","default":"deny","tools":{"a":{"limits":[{"counter":"keep","window":60,"max":9},{"counter":"change","window":"hour","max":5}]}}}"#,
+        r#"{"version":"1","default":"deny","tools":{"a":{"limits":[{"counter":"keep","window":60,"max":9},{"counter":"change","window":"hour","max":5}]}},"resources":{},"prompts":{}}"#,
     );
     let o = run(&["check", "--against", &old, &new], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
