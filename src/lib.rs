@@ -76,6 +76,7 @@ pub mod pattern;
 pub mod source;
 pub mod store;
 pub mod text;
+pub mod uri;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::Policy;
