@@ -88,10 +88,18 @@ impl CompiledCondition {
                 let s = found
                     .as_str()
                     .ok_or_else(|| self.type_error(found, "a string"))?;
-                // A `file:` URI is judged by its path in normal form.
+                // A `file:` URI is judged by its path in normal form, and only on this host.
                 match crate::uri::file_path(s) {
                     None => path_under(s, dir),
-                    Some(Ok(path)) => path_under(&path, dir),
+                    Some(Ok(path)) if local_file(s) => path_under(&path, dir),
+                    Some(Ok(_)) => {
+                        return Err(EvalError {
+                            message: format!(
+                                "cannot evaluate `{}` path_under: a file URI naming another host is never under a local directory",
+                                self.path
+                            ),
+                        });
+                    }
                     Some(Err(error)) => {
                         return Err(EvalError {
                             message: format!("cannot evaluate `{}` path_under: {error}", self.path),
@@ -113,6 +121,11 @@ impl CompiledCondition {
             ),
         }
     }
+}
+
+/// Whether a `file:` URI names this host (no host, or `localhost`, which reads as none).
+fn local_file(text: &str) -> bool {
+    crate::uri::Uri::parse(text).is_ok_and(|uri| uri.host().is_empty())
 }
 
 /// JSON equality with numbers compared by value; strings are never coerced.

@@ -432,3 +432,112 @@ fn a_servers_own_input_round_continues_an_approved_call_without_asking_again() {
         .collect();
     assert_eq!(outcomes, ["input_required", "ok"], "{lines:?}");
 }
+
+/// The policy in front of the fixture server for the resources and prompts suite.
+const SURFACE_POLICY: &str = r#"{"version":"1","default":"deny",
+  "tools":{"peek":{}},
+  "resources":{"fixture://docs/*":{"rate_limit":"2/minute"},
+               "fixture://secrets/*":{"action":"hide"}},
+  "prompts":{"greet":{"action":"approve","reason":"a person checks greetings"},
+             "secret_plan":{"action":"deny","reason":"plans stay private"}}}"#;
+
+#[test]
+fn resources_and_prompts_are_decided_over_http_in_both_eras() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("surface-http");
+    let policy = t.write("p.json", SURFACE_POLICY);
+    let keys = t.write("keys.json", &keys_file(&[("tok-ada", "ada")]));
+    let python = peers["E2E_PYTHON"].as_str().unwrap();
+    let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
+    // One gateway per era: each starts with fresh counters.
+    let start = || {
+        Gateway::start(
+            &["--policy", &policy, "--keys", &keys],
+            &[python, fixture],
+            &[],
+        )
+    };
+    let steps = json!([
+        {"op": "list-resources"},
+        {"op": "list-templates"},
+        {"op": "list-prompts"},
+        {"op": "read-resource", "uri": "fixture://docs/readme"},
+        {"op": "read-resource", "uri": "fixture://secrets/key"},
+        {"op": "read-resource", "uri": "FIXTURE://Secrets/%6Bey"},
+        {"op": "get-prompt", "name": "secret_plan", "args": {"topic": "x"}},
+        {"op": "get-prompt", "name": "greet", "args": {"name": "Ada"}},
+        {"op": "read-resource", "uri": "fixture://docs/guide"},
+        {"op": "read-resource", "uri": "fixture://docs/faq"}
+    ]);
+    // 2025-11-25 with a session, then 2026-07-28 without: the same answers.
+    let gw = start();
+    let url = format!("http://{}/mcp", gw.addr);
+    let legacy = sdk_client(
+        peers,
+        &url,
+        "tok-ada",
+        &[
+            "--elicit-content",
+            r#"{"approve": true}"#,
+            "steps",
+            &steps.to_string(),
+        ],
+    );
+    drop(gw);
+    let gw = start();
+    let url = format!("http://{}/mcp", gw.addr);
+    let stateless = sdk_new_approving(peers, &url, &steps);
+    for (era, run) in [("2025-11-25", &legacy), ("2026-07-28", &stateless)] {
+        let listed = run[0]["resource_uris"].to_string();
+        assert!(listed.contains("fixture://docs/readme"), "{era}: {listed}");
+        assert!(
+            !listed.contains("secrets"),
+            "{era}: a hidden resource is listed: {listed}"
+        );
+        assert_eq!(
+            run[1]["template_uris"],
+            json!(["fixture://docs/{name}"]),
+            "{era}"
+        );
+        assert_eq!(
+            run[2]["prompt_names"],
+            json!(["greet"]),
+            "{era}: {}",
+            run[2]
+        );
+        assert_eq!(run[3]["status"], "ok", "{era}: {}", run[3]);
+        assert_eq!(run[4]["error"]["code"], -32002, "{era}: {}", run[4]);
+        assert_eq!(
+            run[5]["error"]["code"], -32002,
+            "{era}: the `..` escape: {}",
+            run[5]
+        );
+        assert_eq!(run[6]["error"]["code"], -32003, "{era}: {}", run[6]);
+        assert_eq!(run[6]["error"]["message"], "plans stay private", "{era}");
+        assert_eq!(
+            run[7]["status"], "ok",
+            "{era}: the approved prompt: {}",
+            run[7]
+        );
+        assert!(
+            run[7]["result"].to_string().contains("Ada"),
+            "{era}: {}",
+            run[7]
+        );
+        assert_eq!(run[8]["status"], "ok", "{era}: {}", run[8]);
+        let limited = &run[9];
+        assert_eq!(limited["error"]["code"], -32003, "{era}: {limited}");
+        assert_eq!(
+            limited["error"]["data"]["io.mcp-policy/decision"]["decision"], "limit",
+            "{era}"
+        );
+    }
+    // A filtered 2026-07-28 list is private, and cached no longer than a reload takes.
+    for step in &stateless[0..3] {
+        let meta = &step["list_meta"];
+        assert!(meta["on_wire"].to_string().contains("cacheScope"), "{step}");
+        assert_eq!(meta["cacheScope"], "private", "{step}");
+        assert!(meta["ttlMs"].as_u64().unwrap() <= 50, "{step}");
+    }
+    drop(gw);
+}
