@@ -7,7 +7,10 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::grant::Grant;
-use crate::subject::Subject;
+use crate::subject::{Hints, Subject};
+
+static TRUE: Value = Value::Bool(true);
+static FALSE: Value = Value::Bool(false);
 use crate::uri::Uri;
 
 /// Where a path starts.
@@ -27,6 +30,22 @@ pub enum Root {
     Prompt,
     /// The resource's URI in normal form, or one of its parts (`uri`, `uri.path`, …).
     Uri(UriPart),
+    /// One of the tool's annotations, with the spec's defaults (`annotations.readOnlyHint`,
+    /// `destructiveHint`, `idempotentHint`, `openWorldHint`).
+    Annotation(Hint),
+}
+
+/// Which annotation an `annotations.*` path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    /// `readOnlyHint`.
+    ReadOnly,
+    /// `destructiveHint`.
+    Destructive,
+    /// `idempotentHint`.
+    Idempotent,
+    /// `openWorldHint`.
+    OpenWorld,
 }
 
 /// Which part of a resource URI a `uri` path reads (see [`Uri`]).
@@ -130,6 +149,27 @@ impl Path {
                 }
                 (Root::Prompt, rest)
             }
+            "annotations" => {
+                let hint = match rest.as_slice() {
+                    [one] => match one.as_str() {
+                        "readOnlyHint" => Hint::ReadOnly,
+                        "destructiveHint" => Hint::Destructive,
+                        "idempotentHint" => Hint::Idempotent,
+                        "openWorldHint" => Hint::OpenWorld,
+                        _ => {
+                            return Err(format!(
+                                "path {text:?}: expected annotations.readOnlyHint, annotations.destructiveHint, annotations.idempotentHint or annotations.openWorldHint"
+                            ));
+                        }
+                    },
+                    _ => {
+                        return Err(format!(
+                            "path {text:?}: expected annotations.readOnlyHint, annotations.destructiveHint, annotations.idempotentHint or annotations.openWorldHint"
+                        ));
+                    }
+                };
+                (Root::Annotation(hint), Vec::new())
+            }
             "uri" => {
                 let part = match rest.as_slice() {
                     [] => UriPart::Whole,
@@ -172,7 +212,7 @@ impl Path {
             }
             _ => {
                 return Err(format!(
-                    "path {text:?} must start with args, grant, tool, prompt or uri (for example args.amount or /args/a~1b)"
+                    "path {text:?} must start with args, grant, tool, prompt, uri or annotations (for example args.amount or /args/a~1b)"
                 ));
             }
         };
@@ -239,9 +279,25 @@ impl Path {
     ) -> Option<Found<'a>> {
         let start: &Value = match self.root {
             Root::Tool => match subject {
-                Subject::Tool(name) => return Some(Found::Str(name)),
+                Subject::Tool(name) | Subject::AnnotatedTool(name, _) => {
+                    return Some(Found::Str(name));
+                }
                 _ => return None,
             },
+            Root::Annotation(hint) => {
+                let hints = match subject {
+                    Subject::AnnotatedTool(_, hints) => hints,
+                    Subject::Tool(_) => Hints::default(),
+                    _ => return None,
+                };
+                let value = match hint {
+                    Hint::ReadOnly => hints.read_only(),
+                    Hint::Destructive => hints.destructive(),
+                    Hint::Idempotent => hints.idempotent(),
+                    Hint::OpenWorld => hints.open_world(),
+                };
+                return Some(Found::Json(if value { &TRUE } else { &FALSE }));
+            }
             Root::Prompt => match subject {
                 Subject::Prompt(name) => return Some(Found::Str(name)),
                 _ => return None,
@@ -404,6 +460,9 @@ mod tests {
             "prompt.x",
             "uri.port",
             "uri.path.x",
+            "annotations",
+            "annotations.readOnly",
+            "annotations.readOnlyHint.x",
         ] {
             assert!(Path::parse(bad).is_err(), "{bad:?}");
         }

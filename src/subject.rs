@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
 use crate::uri::Uri;
 
 /// The three kinds of things a policy governs.
@@ -80,8 +82,12 @@ impl fmt::Display for Kind {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject<'a> {
-    /// A tool, by name.
+    /// A tool, by name (its annotations unknown: judged as if absent).
     Tool(&'a str),
+    /// A tool, by name, with the annotations its server listed for it. They count only
+    /// under a policy that trusts them (`"trust_annotations": true`); otherwise the tool is
+    /// judged as if they were absent.
+    AnnotatedTool(&'a str, Hints),
     /// A resource, by its URI in normal form.
     Resource(&'a Uri<'a>),
     /// A prompt, by name.
@@ -92,7 +98,7 @@ impl<'a> Subject<'a> {
     /// The kind.
     pub fn kind(&self) -> Kind {
         match self {
-            Subject::Tool(_) => Kind::Tool,
+            Subject::Tool(_) | Subject::AnnotatedTool(..) => Kind::Tool,
             Subject::Resource(_) => Kind::Resource,
             Subject::Prompt(_) => Kind::Prompt,
         }
@@ -102,7 +108,7 @@ impl<'a> Subject<'a> {
     /// resource's URI in normal form.
     pub fn name(&self) -> &'a str {
         match self {
-            Subject::Tool(name) | Subject::Prompt(name) => name,
+            Subject::Tool(name) | Subject::AnnotatedTool(name, _) | Subject::Prompt(name) => name,
             Subject::Resource(uri) => uri.as_str(),
         }
     }
@@ -111,5 +117,81 @@ impl<'a> Subject<'a> {
 impl fmt::Display for Subject<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} `{}`", self.kind(), self.name())
+    }
+}
+
+/// A tool's annotations (MCP `ToolAnnotations`) as its server listed them; `None` where the
+/// server said nothing. What a policy reads applies the spec's defaults for what is missing
+/// ([`Hints::read_only`], …): a tool is destructive and open-world unless it says otherwise.
+///
+/// ```
+/// use mcp_policy::subject::Hints;
+/// let listed = serde_json::json!({"name": "peek", "annotations": {"readOnlyHint": true}});
+/// let hints = Hints::of_tool(&listed);
+/// assert!(hints.read_only() && !hints.destructive());
+/// let silent = Hints::default();
+/// assert!(!silent.read_only() && silent.destructive() && silent.open_world() && !silent.idempotent());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Hints {
+    /// `readOnlyHint`.
+    pub read_only: Option<bool>,
+    /// `destructiveHint`.
+    pub destructive: Option<bool>,
+    /// `idempotentHint`.
+    pub idempotent: Option<bool>,
+    /// `openWorldHint`.
+    pub open_world: Option<bool>,
+}
+
+impl Hints {
+    /// The hints of one tool of a `tools/list` result (its `annotations` object; anything
+    /// that is not a boolean counts as not said).
+    pub fn of_tool(tool: &Value) -> Hints {
+        let annotations = tool.get("annotations");
+        let hint = |name: &str| {
+            annotations
+                .and_then(|a| a.get(name))
+                .and_then(Value::as_bool)
+        };
+        Hints {
+            read_only: hint("readOnlyHint"),
+            destructive: hint("destructiveHint"),
+            idempotent: hint("idempotentHint"),
+            open_world: hint("openWorldHint"),
+        }
+    }
+
+    /// The tool does not change its environment (default false).
+    pub fn read_only(&self) -> bool {
+        self.read_only.unwrap_or(false)
+    }
+
+    /// The tool may destroy or overwrite (default true; the spec gives it meaning only for a
+    /// tool that is not read-only, so a read-only tool that says nothing is not destructive).
+    pub fn destructive(&self) -> bool {
+        self.destructive.unwrap_or(!self.read_only())
+    }
+
+    /// Calling the tool again with the same arguments has no further effect (default false).
+    pub fn idempotent(&self) -> bool {
+        self.idempotent.unwrap_or(false)
+    }
+
+    /// The tool reaches an open world of external entities (default true).
+    pub fn open_world(&self) -> bool {
+        self.open_world.unwrap_or(true)
+    }
+
+    /// A hint by its name in MCP (`readOnlyHint`, `destructiveHint`, `idempotentHint`,
+    /// `openWorldHint`), with the defaults applied.
+    pub fn get(&self, name: &str) -> Option<bool> {
+        Some(match name {
+            "readOnlyHint" => self.read_only(),
+            "destructiveHint" => self.destructive(),
+            "idempotentHint" => self.idempotent(),
+            "openWorldHint" => self.open_world(),
+            _ => return None,
+        })
     }
 }

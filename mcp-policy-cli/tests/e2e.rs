@@ -655,3 +655,92 @@ fn inspector_cli_through_the_proxy() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("-32602"));
 }
+
+/// A policy that approves every destructive tool and lets read-only ones through, by the
+/// annotations the fixture server lists; `trust` says whether it trusts them.
+fn annotations_policy(trust: bool) -> String {
+    json!({
+        "version": "1", "default": "deny", "trust_annotations": trust,
+        "all_tools": {"approve_if": [{
+            "conditions": [{"path": "annotations.destructiveHint", "op": "eq", "value": true}],
+            "reason": "destructive tools need a person"}]},
+        "tools": {"*": {
+            "require": [{"path": "annotations.readOnlyHint", "op": "eq", "value": true,
+                         "on_deny": "only read-only tools run unattended"}],
+            "rate_limit": "100/minute"},
+          "wipe_cache": {}},
+        "resources": {}, "prompts": {}
+    })
+    .to_string()
+}
+
+#[test]
+fn tool_annotations_drive_the_policy_only_when_trusted_and_seen_listed() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("annotations");
+    let fixture = vec![peer(peers, "E2E_PYTHON"), peer(peers, "E2E_FIXTURE_SERVER")];
+    let steps = json!([
+        {"op": "call", "name": "peek"},
+        {"op": "list-tools"},
+        {"op": "call", "name": "peek"},
+        {"op": "call", "name": "wipe_cache"},
+        {"op": "call", "name": "plain_tool"}
+    ])
+    .to_string();
+    let trusted = t.write("trusted.json", &annotations_policy(true));
+    let run = client(
+        peers,
+        "E2E_CLIENT_LEGACY",
+        &["--elicit", "accept", "steps", &steps],
+        &["--policy".into(), trusted],
+        &fixture,
+    );
+    // Not seen listed yet: judged as if it had no hints (not read-only).
+    let unseen = run.step(0);
+    assert_eq!(unseen["status"], "is-error", "{unseen}");
+    assert_eq!(text(unseen), "only read-only tools run unattended");
+    // Listed read-only: through, no human asked.
+    let names = names(run.step(1), "tool_names");
+    assert!(
+        names.contains(&"peek") && names.contains(&"wipe_cache"),
+        "{names:?}"
+    );
+    let peek = run.step(2);
+    assert_eq!(text(peek), "peek: done", "{peek}");
+    assert_eq!(peek["events"]["elicitation"], json!([]), "{peek}");
+    // Listed destructive: a person is asked first.
+    let wipe = run.step(3);
+    assert_eq!(text(wipe), "wipe_cache: done", "{wipe}\n{}", run.stderr);
+    let asked = wipe["events"]["elicitation"][0]["params"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(asked.contains("destructive tools need a person"), "{asked}");
+    // No annotations: destructive and not read-only by the spec's defaults.
+    let plain = run.step(4);
+    assert_eq!(plain["status"], "is-error", "{plain}");
+    assert_eq!(text(plain), "only read-only tools run unattended");
+
+    // Untrusted: the same listing counts for nothing.
+    let untrusted = t.write("untrusted.json", &annotations_policy(false));
+    let run = client(
+        peers,
+        "E2E_CLIENT_LEGACY",
+        &["--elicit", "accept", "steps", &steps],
+        &["--policy".into(), untrusted],
+        &fixture,
+    );
+    assert_eq!(
+        text(run.step(2)),
+        "only read-only tools run unattended",
+        "{}",
+        run.step(2)
+    );
+    let wipe = run.step(3);
+    assert!(
+        wipe["events"]["elicitation"][0]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("destructive"),
+        "{wipe}"
+    );
+}

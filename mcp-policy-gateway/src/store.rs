@@ -183,6 +183,12 @@ impl Decider for Gate {
             Gate::Redis(gate) => gate.policy(),
         }
     }
+    fn trusts_annotations(&self) -> bool {
+        match self {
+            Gate::Memory(engine) => Decider::trusts_annotations(engine),
+            Gate::Redis(gate) => gate.policy().trusts_annotations(),
+        }
+    }
     fn shares_approvals(&self) -> bool {
         match self {
             Gate::Memory(_) => false,

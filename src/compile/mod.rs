@@ -172,6 +172,17 @@ impl Policy {
         &self.revision
     }
 
+    /// Whether the policy trusts the server's tool annotations (`trust_annotations`).
+    ///
+    /// ```
+    /// use mcp_policy::Policy;
+    /// let p = Policy::from_json_str(r#"{"version":"1","default":"deny","trust_annotations":true}"#).unwrap();
+    /// assert!(p.trusts_annotations());
+    /// ```
+    pub fn trusts_annotations(&self) -> bool {
+        self.document.trust_annotations
+    }
+
     /// How long a recorded approval stays usable, in milliseconds.
     pub fn approval_ttl_ms(&self) -> u64 {
         self.document.approval_ttl_ms

@@ -154,6 +154,13 @@ impl Policy {
         grant: &'a Grant,
         plan: &mut Plan<'a>,
     ) -> Prepared<'a> {
+        // Annotations count only under a policy that trusts them.
+        let subject = match subject {
+            Subject::AnnotatedTool(name, _) if !self.document.trust_annotations => {
+                Subject::Tool(name)
+            }
+            subject => subject,
+        };
         let kind = subject.kind();
         let name = subject.name();
         let section = self.section(kind);

@@ -263,6 +263,9 @@ pub struct Document {
     pub has_resources: bool,
     /// Whether the document has a `prompts` section (even an empty one).
     pub has_prompts: bool,
+    /// `trust_annotations`: whether the server's tool annotations count (default false: a
+    /// tool is judged as if it had none).
+    pub trust_annotations: bool,
     /// `approvals.ttl` in milliseconds (default 15 minutes).
     pub approval_ttl_ms: u64,
     /// `description`, if any.
@@ -447,7 +450,7 @@ fn expected_list(allowed: &[&str]) -> &'static str {
     // The field lists are constants; map each to its message once.
     match allowed.first().copied() {
         Some("version") => {
-            "version, default, hide, all_tools, tools, resources, prompts, approvals, description, $schema (or an x- key)"
+            "version, default, hide, all_tools, tools, resources, prompts, trust_annotations, approvals, description, $schema (or an x- key)"
         }
         Some("action") if !allowed.contains(&"schema") => {
             "action, reason, on_deny, require, deny_if, approve_if, limits, rate_limit (or an x- key)"

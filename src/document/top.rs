@@ -18,6 +18,7 @@ const TOP_FIELDS: &[&str] = &[
     "tools",
     "resources",
     "prompts",
+    "trust_annotations",
     "approvals",
     "description",
     "$schema",
@@ -72,6 +73,14 @@ impl Reader<'_> {
             Some(value) => self.approvals(value),
             None => DEFAULT_APPROVAL_TTL_MS,
         };
+        let trust_annotations = match map.get("trust_annotations") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.wrong_type("/trust_annotations", "true or false", other);
+                false
+            }
+        };
         let description = match map.get("description") {
             Some(value) => self.string(value, "/description"),
             None => None,
@@ -85,6 +94,7 @@ impl Reader<'_> {
             prompts,
             has_resources: map.contains_key("resources"),
             has_prompts: map.contains_key("prompts"),
+            trust_annotations,
             approval_ttl_ms,
             description,
         })

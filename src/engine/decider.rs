@@ -96,6 +96,12 @@ pub trait Decider {
     /// The current policy (for filtering `tools/list`).
     fn policy(&self) -> Arc<Policy>;
 
+    /// Whether the current policy trusts the server's tool annotations (a host then looks
+    /// them up for each call).
+    fn trusts_annotations(&self) -> bool {
+        self.policy().trusts_annotations()
+    }
+
     /// Whether approvals recorded by another process (`mcp-policy approve`) reach this
     /// decider's store. An in-memory store answers no.
     fn shares_approvals(&self) -> bool {
@@ -116,6 +122,9 @@ impl<C: Clock, S: CounterStore> Decider for Engine<C, S> {
     fn policy(&self) -> Arc<Policy> {
         Engine::policy(self)
     }
+    fn trusts_annotations(&self) -> bool {
+        self.shell.policy.load().trusts_annotations()
+    }
 }
 
 impl<D: Decider + ?Sized> Decider for Arc<D> {
@@ -133,6 +142,9 @@ impl<D: Decider + ?Sized> Decider for Arc<D> {
     }
     fn shares_approvals(&self) -> bool {
         (**self).shares_approvals()
+    }
+    fn trusts_annotations(&self) -> bool {
+        (**self).trusts_annotations()
     }
 }
 

@@ -54,6 +54,7 @@
 
 mod approvals;
 mod audit;
+mod catalog;
 mod envelope;
 mod gateway;
 mod options;
@@ -62,6 +63,7 @@ pub mod typed;
 mod wire;
 
 pub use audit::AuditRecord;
+pub use catalog::Catalog;
 pub use gateway::{CallToDecide, Gateway, Output};
 pub use options::GatewayOptions;
 pub use read::{ClientMessage, MESSAGE_DEPTH, ServerMessage};

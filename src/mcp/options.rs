@@ -19,6 +19,9 @@ pub struct GatewayOptions {
     /// policy watcher's own reload delay): a client's cached list never outlives a reload
     /// by more than this.
     pub list_ttl_max: Duration,
+    /// The tools' annotations seen listed, shared by every gateway cloned from these options
+    /// (a policy that trusts annotations judges calls by them).
+    pub catalog: super::Catalog,
 }
 
 impl Default for GatewayOptions {
@@ -29,6 +32,7 @@ impl Default for GatewayOptions {
             audit_args: false,
             audit: true,
             list_ttl_max: Duration::from_millis(50),
+            catalog: super::Catalog::default(),
         }
     }
 }

@@ -65,7 +65,7 @@ async fn decide_elsewhere(
         let call = try_lock(&session.gateway).and_then(|mut gw| gw.call_to_decide(&message));
         if let Some(call) = call {
             let t0 = std::time::Instant::now();
-            let mut decision = engine.evaluate(call.tool, call.args, &call.grant).await;
+            let mut decision = engine.decide(call.subject(), call.args, &call.grant).await;
             let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
             let handed = match try_lock(&session.gateway) {
                 Some(mut gateway) => {

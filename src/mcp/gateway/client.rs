@@ -19,7 +19,7 @@ use crate::mcp::wire::{
     GONE, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, META_CLIENT_INFO, META_PROTOCOL_VERSION,
     STATELESS_VERSION, error_response, refusal_of, unknown,
 };
-use crate::subject::{Kind, Subject};
+use crate::subject::{Hints, Kind, Subject};
 use crate::uri::Uri;
 
 /// What a call's decision needs.
@@ -39,11 +39,12 @@ pub(super) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    /// The subject the policy decides.
-    fn subject(&self) -> Subject<'a> {
-        match (self.kind, self.uri) {
-            (Kind::Resource, Some(uri)) => Subject::Resource(uri),
-            (Kind::Prompt, _) => Subject::Prompt(self.tool),
+    /// The subject the policy decides (a tool with the annotations it was listed with).
+    fn subject(&self, hints: Option<Hints>) -> Subject<'a> {
+        match (self.kind, self.uri, hints) {
+            (Kind::Resource, Some(uri), _) => Subject::Resource(uri),
+            (Kind::Prompt, _, _) => Subject::Prompt(self.tool),
+            (_, _, Some(hints)) => Subject::AnnotatedTool(self.tool, hints),
             _ => Subject::Tool(self.tool),
         }
     }
@@ -67,6 +68,18 @@ pub struct CallToDecide<'m> {
     pub args: &'m Value,
     /// Who calls: the gateway's grant, with the client's identity from this message.
     pub grant: Grant,
+    /// The tool's annotations, when the server listed it (see [`Catalog`](crate::mcp::Catalog)).
+    pub hints: Option<Hints>,
+}
+
+impl<'m> CallToDecide<'m> {
+    /// What the policy decides: the tool, with its annotations when they are known.
+    pub fn subject(&self) -> Subject<'m> {
+        match self.hints {
+            Some(hints) => Subject::AnnotatedTool(self.tool, hints),
+            None => Subject::Tool(self.tool),
+        }
+    }
 }
 
 /// Arguments of a call that has none.
@@ -387,7 +400,7 @@ impl Gateway {
     ///     let message = ClientMessage::read(line.as_bytes());
     ///     let call = gw.call_to_decide(&message).expect("a plain call");
     ///     // No lock on the gateway is needed while the store is awaited.
-    ///     let decision = block_on(engine.evaluate(call.tool, call.args, &call.grant));
+    ///     let decision = block_on(engine.decide(call.subject(), call.args, &call.grant));
     ///     let out = gw.from_client_decided(&message, decision, 0).expect("the same call");
     ///     assert_eq!(matches!(out[0], Output::Forward), forwarded);
     /// }
@@ -407,6 +420,7 @@ impl Gateway {
             tool: &call.tool,
             args: call.arguments.as_ref().unwrap_or(&*EMPTY_ARGS),
             grant: self.grant.clone(),
+            hints: self.options.catalog.hints(&call.tool),
         })
     }
 
@@ -460,7 +474,13 @@ impl Gateway {
         call: Call<'_>,
         started: Option<Instant>,
     ) -> Vec<Output> {
-        let subject = call.subject();
+        let hints = match (call.kind, &deciding) {
+            (Kind::Tool, Deciding::Ask(decider)) if decider.trusts_annotations() => {
+                self.options.catalog.hints(call.tool)
+            }
+            _ => None,
+        };
+        let subject = call.subject(hints);
         let Call {
             id,
             kind,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{Continuation, Gateway, InFlight, MAX_CONTINUATIONS, Output, Waiting, micros_since};
 use crate::engine::Decider;
+use crate::listing::List;
 use crate::mcp::read::{AnswerParts, ServerMessage, key, parse_line};
 use crate::mcp::wire::{GONE, INPUT_REQUIRED, INTERNAL_ERROR, STATELESS_VERSION, error_response};
 use crate::subject::Kind;
@@ -72,6 +73,9 @@ impl Gateway {
                 };
                 match map.get("result") {
                     Some(result) => {
+                        if list == List::Tools {
+                            self.options.catalog.learn_tools(result);
+                        }
                         let mut filtered = decider.policy().filter_list(list, result);
                         self.private_list(&mut filtered);
                         if &filtered == result {
