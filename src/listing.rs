@@ -11,7 +11,7 @@ use crate::subject::Kind;
 use crate::uri::Uri;
 
 /// The four list results a gateway filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum List {
     /// `tools/list`: items in `tools`, named by `name`.
     Tools,
@@ -198,9 +198,22 @@ impl Policy {
 
     /// Whether one item of a list result stays: named by a string the policy could allow.
     fn keeps(&self, list: List, item: &Value) -> bool {
-        let Some(name) = item.get(list.name_field()).and_then(Value::as_str) else {
-            return false;
-        };
+        item.get(list.name_field())
+            .and_then(Value::as_str)
+            .is_some_and(|name| self.keeps_name(list, name))
+    }
+
+    /// Whether an item of `list` named `name` (a tool's or prompt's name, a resource's URI, a
+    /// template) stays in the list under this policy.
+    ///
+    /// ```
+    /// use mcp_policy::Policy;
+    /// use mcp_policy::listing::List;
+    /// let p = Policy::from_json_str(r#"{"version":"1","default":"deny","prompts":{"greet":{}}}"#).unwrap();
+    /// assert!(p.keeps_name(List::Prompts, "greet"));
+    /// assert!(!p.keeps_name(List::Tools, "greet"));
+    /// ```
+    pub fn keeps_name(&self, list: List, name: &str) -> bool {
         match list {
             List::Tools => self.can_ever_allow(name),
             List::Prompts => self.can_ever_allow_of(Kind::Prompt, name),

@@ -165,7 +165,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         r#"{"version":"1","default":"deny","tools":{"t":{"require":[{"path":"arg.a","op":"eq","value":1}]}}}"#,
         "/tools/t/require/0/path",
-        "must start with args, grant, tool, prompt or uri",
+        "must start with args, grant, tool, prompt, uri or annotations",
     ),
     (
         r#"{"version":"1","default":"deny","tools":{"t":{"require":[{"path":"args..a","op":"eq","value":1}]}}}"#,
@@ -352,7 +352,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         r#"{"version":"1","default":"deny","tools":{"t":{"limits":[{"counter":"c","window":"minute","max":1,"cost":"amount"}]}}}"#,
         "/tools/t/limits/0/cost",
-        "must start with args, grant, tool, prompt or uri",
+        "must start with args, grant, tool, prompt, uri or annotations",
     ),
     (
         r#"{"version":"1","default":"deny","tools":{"t":{"limits":[{"counter":"c","window":"minute","max":1,"cost":true}]}}}"#,

@@ -605,7 +605,7 @@ fn bad_max_window_scope_cost_and_reset_are_rejected_with_their_pointer() {
         (
             r#""max":1,"cost":"amount""#,
             "cost",
-            "must start with args, grant, tool, prompt or uri",
+            "must start with args, grant, tool, prompt, uri or annotations",
         ),
         (
             r#""max":1,"cost":true"#,
@@ -708,7 +708,7 @@ fn bad_paths_and_operands_are_rejected() {
         (
             r#"{"path":"argz.x","op":"eq","value":1}"#,
             "path",
-            "must start with args, grant, tool, prompt or uri",
+            "must start with args, grant, tool, prompt, uri or annotations",
         ),
         (
             r#"{"path":"args..x","op":"eq","value":1}"#,

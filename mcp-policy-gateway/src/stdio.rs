@@ -123,7 +123,12 @@ pub fn run(options: &HostOptions) -> Result<End, Error> {
     spawn_server_reader(&relay, server_output, events.clone());
     spawn_client_reader(&relay, options.max_message, events.clone());
     timer::every_tick(&relay, |relay| {
-        let outputs = lock(&relay.gateway).expire(Instant::now());
+        let outputs = {
+            let mut gateway = lock(&relay.gateway);
+            let mut outputs = gateway.expire(Instant::now());
+            outputs.extend(gateway.after_reload(relay.ctx.engine.as_ref()));
+            outputs
+        };
         if !outputs.is_empty() {
             relay.carry_out(outputs, &[], false);
             relay.flush_client();

@@ -5,7 +5,8 @@
 //! methods are split by side: `client` (messages from the client, and deciding calls),
 //! `asking` (approvals), `server` (messages from the server, and its going away).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -15,6 +16,7 @@ use super::audit::AuditRecord;
 use super::options::GatewayOptions;
 use super::read::IdKey;
 use crate::approval::canonical_json;
+use crate::compile::Policy;
 use crate::decision::Decision;
 use crate::engine::Decider;
 use crate::grant::Grant;
@@ -115,7 +117,15 @@ pub struct Gateway {
     binding_keys: std::hash::RandomState,
     /// The server is gone ([`Gateway::upstream_gone`]): no call is forwarded any more.
     gone: bool,
+    /// The names the server listed, per list (all of them, not only those shown), to tell
+    /// after a policy reload whether what the client may see changed.
+    listed: HashMap<List, HashSet<Box<str>>>,
+    /// The policy the client's lists were last filtered by.
+    shown_under: Option<Arc<Policy>>,
 }
+
+/// At most this many names are kept per list for [`Gateway::after_reload`].
+const MAX_LISTED: usize = 16_384;
 
 impl Gateway {
     /// A gateway for one client, calling as `grant` (its `attrs.client` and
@@ -133,6 +143,8 @@ impl Gateway {
             next: 0,
             binding_keys: std::hash::RandomState::new(),
             gone: false,
+            listed: HashMap::new(),
+            shown_under: None,
         }
     }
 

@@ -68,8 +68,18 @@ fn init(gw: &mut Gateway, e: &dyn Decider, version: &str, elicitation: bool) {
     );
     let res = json!({"jsonrpc":"2.0","id":0,"result":{"protocolVersion": version,
         "capabilities": {"tools": {}}, "serverInfo": {"name": "s", "version": "1"}}});
+    // The gateway advertises `listChanged` (it sends that notification after a reload).
+    let mut advertised = res.clone();
+    advertised["result"]["capabilities"]["tools"]["listChanged"] = json!(true);
     assert_eq!(
         gw.from_server(e, res.to_string().as_bytes()),
+        [Output::ToClient(advertised.clone())]
+    );
+    // A server that advertises it already is passed as it is.
+    let mut gw2 = gateway();
+    gw2.from_client(e, req.to_string().as_bytes());
+    assert_eq!(
+        gw2.from_server(e, advertised.to_string().as_bytes()),
         [Output::Forward]
     );
 }

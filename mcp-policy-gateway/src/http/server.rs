@@ -336,14 +336,20 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Approval timeouts (every 100 ms) and idle sessions (every second).
+/// Approval timeouts and `list_changed` after a policy reload (every 100 ms), and idle
+/// sessions (every second).
 fn spawn_timer(app: &Arc<App>) {
     let mut last_reap = Instant::now();
     timer::every_tick(app, move |app| {
         let sessions = app.registry.all();
         for s in &sessions {
             s.expire_parked(RESUME_WINDOW);
-            let outputs = lock(&s.gateway).expire(Instant::now());
+            let outputs = {
+                let mut gateway = lock(&s.gateway);
+                let mut outputs = gateway.expire(Instant::now());
+                outputs.extend(gateway.after_reload(app.ctx.engine.as_ref()));
+                outputs
+            };
             if !outputs.is_empty() {
                 s.carry_out(&app.ctx, outputs, &[], false, None);
             }

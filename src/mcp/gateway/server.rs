@@ -5,7 +5,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{Continuation, Gateway, InFlight, MAX_CONTINUATIONS, Output, Waiting, micros_since};
+use std::sync::Arc;
+
+use super::{
+    Continuation, Gateway, InFlight, MAX_CONTINUATIONS, MAX_LISTED, Output, Waiting, micros_since,
+};
+use crate::compile::Policy;
 use crate::engine::Decider;
 use crate::listing::List;
 use crate::mcp::read::{AnswerParts, ServerMessage, key, parse_line};
@@ -44,7 +49,10 @@ impl Gateway {
                 if let Some(version) = parts.protocol {
                     self.protocol = Some(version);
                 }
-                vec![Output::Forward]
+                match list_changed_advertised(line) {
+                    Some(answer) => vec![Output::ToClient(answer)],
+                    None => vec![Output::Forward],
+                }
             }
             Some(Waiting::Call(flight))
                 if parts.continues.is_some() && !parts.error && flight.binding.is_some() =>
@@ -76,7 +84,9 @@ impl Gateway {
                         if list == List::Tools {
                             self.options.catalog.learn_tools(result);
                         }
-                        let mut filtered = decider.policy().filter_list(list, result);
+                        let policy = decider.policy();
+                        self.remember(list, result, &policy);
+                        let mut filtered = policy.filter_list(list, result);
                         self.private_list(&mut filtered);
                         if &filtered == result {
                             return vec![Output::Forward];
@@ -89,6 +99,72 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Remembers the names a list result page named (for [`Gateway::after_reload`]).
+    fn remember(&mut self, list: List, result: &Value, policy: &Arc<Policy>) {
+        let Some(Value::Array(items)) = result.get(list.field()) else {
+            return;
+        };
+        let names = self.listed.entry(list).or_default();
+        for name in items
+            .iter()
+            .filter_map(|item| item.get(list.name_field()).and_then(Value::as_str))
+        {
+            if names.len() >= MAX_LISTED {
+                break;
+            }
+            if !names.contains(name) {
+                names.insert(name.into());
+            }
+        }
+        self.shown_under = Some(Arc::clone(policy));
+    }
+
+    /// After a policy reload (a host calls this on its timer, for every client that keeps a
+    /// session): `notifications/…/list_changed` for each list whose filtered content the
+    /// reload changed, for what the server listed to this client. Nothing when the policy is
+    /// the one the lists were filtered by, or no list was asked for yet.
+    ///
+    /// ```
+    /// use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
+    /// use mcp_policy::{Engine, Grant, Policy};
+    /// let engine = Engine::new(Policy::from_json_str(r#"{"version":"1","default":"allow"}"#)?);
+    /// let mut gw = Gateway::new(Grant::new("alice"), GatewayOptions::default());
+    /// gw.from_client(&engine, br#"{"jsonrpc":"2.0","id":1,"method":"prompts/list"}"#);
+    /// gw.from_server(&engine, br#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"greet"}]}}"#);
+    /// assert!(gw.after_reload(&engine).is_empty());
+    /// engine.reload(Policy::from_json_str(r#"{"version":"1","default":"deny"}"#)?);
+    /// let out = gw.after_reload(&engine);
+    /// let [Output::ToClient(note)] = out.as_slice() else { panic!("{out:?}") };
+    /// assert_eq!(note["method"], "notifications/prompts/list_changed");
+    /// assert!(gw.after_reload(&engine).is_empty());
+    /// # Ok::<(), mcp_policy::LoadErrors>(())
+    /// ```
+    pub fn after_reload(&mut self, decider: &dyn Decider) -> Vec<Output> {
+        let Some(before) = &self.shown_under else {
+            return Vec::new();
+        };
+        let now = decider.policy();
+        if Arc::ptr_eq(before, &now) || before.revision() == now.revision() {
+            return Vec::new();
+        }
+        let mut methods: Vec<&'static str> = Vec::new();
+        for (list, names) in &self.listed {
+            let changed = names
+                .iter()
+                .any(|name| before.keeps_name(*list, name) != now.keeps_name(*list, name));
+            let method = list.changed_notification();
+            if changed && !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        methods.sort_unstable();
+        self.shown_under = Some(now);
+        methods
+            .into_iter()
+            .map(|method| Output::ToClient(serde_json::json!({"jsonrpc": "2.0", "method": method})))
+            .collect()
     }
 
     /// A filtered list depends on the caller and on the policy: a 2026-07-28 result (one
@@ -200,4 +276,27 @@ impl Gateway {
             .insert(key(id), Waiting::Call(Box::new(flight)));
         Some(vec![Output::Forward])
     }
+}
+
+/// The server's `initialize` answer with `listChanged: true` on each of its `tools`,
+/// `resources` and `prompts` capabilities that lacks it (the gateway sends that notification
+/// itself after a policy reload changes a list); `None` when nothing needs adding.
+fn list_changed_advertised(line: &[u8]) -> Option<Value> {
+    let Ok(mut answer) = parse_line(line) else {
+        return None;
+    };
+    let capabilities = answer
+        .get_mut("result")
+        .and_then(|r| r.get_mut("capabilities"))
+        .and_then(Value::as_object_mut)?;
+    let mut changed = false;
+    for name in ["tools", "resources", "prompts"] {
+        if let Some(Value::Object(capability)) = capabilities.get_mut(name)
+            && capability.get("listChanged") != Some(&Value::Bool(true))
+        {
+            capability.insert("listChanged".into(), Value::Bool(true));
+            changed = true;
+        }
+    }
+    changed.then_some(answer)
 }
