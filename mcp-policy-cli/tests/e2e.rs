@@ -744,3 +744,47 @@ fn tool_annotations_drive_the_policy_only_when_trusted_and_seen_listed() {
         "{wipe}"
     );
 }
+
+#[test]
+fn a_reload_that_changes_a_list_sends_list_changed() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("list-changed");
+    let both = r#"{"version":"1","default":"deny","resources":{},"prompts":{"greet":{},"secret_plan":{}}}"#;
+    let hidden = r#"{"version":"1","default":"deny","resources":{},"prompts":{"greet":{},"secret_plan":{"action":"hide"}}}"#;
+    let policy = t.write("p.json", both);
+    let fixture = vec![peer(peers, "E2E_PYTHON"), peer(peers, "E2E_FIXTURE_SERVER")];
+    let steps = json!([
+        {"op": "list-prompts"},
+        {"op": "sleep", "seconds": 4},
+        {"op": "list-prompts"}
+    ])
+    .to_string();
+    let path = policy.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(2000));
+        std::fs::write(&path, hidden).unwrap();
+    });
+    let run = client(
+        peers,
+        "E2E_CLIENT_LEGACY",
+        &["steps", &steps],
+        &["--policy".into(), policy],
+        &fixture,
+    );
+    writer.join().unwrap();
+    assert_eq!(names(run.step(0), "prompt_names"), ["greet", "secret_plan"]);
+    let notes: Vec<&str> = run.step(1)["events"]["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["method"].as_str())
+        .collect();
+    assert_eq!(
+        notes,
+        ["notifications/prompts/list_changed"],
+        "{}\n{}",
+        run.step(1),
+        run.stderr
+    );
+    assert_eq!(names(run.step(2), "prompt_names"), ["greet"]);
+}

@@ -541,3 +541,43 @@ fn resources_and_prompts_are_decided_over_http_in_both_eras() {
     }
     drop(gw);
 }
+
+#[test]
+fn a_reload_that_changes_a_list_notifies_http_sessions() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("list-changed-http");
+    let both = r#"{"version":"1","default":"deny","resources":{},"prompts":{"greet":{},"secret_plan":{}}}"#;
+    let hidden = r#"{"version":"1","default":"deny","resources":{},"prompts":{"greet":{},"secret_plan":{"action":"hide"}}}"#;
+    let policy = t.write("p.json", both);
+    let keys = t.write("keys.json", &keys_file(&[("tok-ada", "ada")]));
+    let python = peers["E2E_PYTHON"].as_str().unwrap();
+    let fixture = peers["E2E_FIXTURE_SERVER"].as_str().unwrap();
+    let gw = Gateway::start(
+        &["--policy", &policy, "--keys", &keys],
+        &[python, fixture],
+        &[],
+    );
+    let url = format!("http://{}/mcp", gw.addr);
+    let steps = json!([
+        {"op": "list-prompts"},
+        {"op": "sleep", "seconds": 4},
+        {"op": "list-prompts"}
+    ])
+    .to_string();
+    let path = policy.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2000));
+        std::fs::write(&path, hidden).unwrap();
+    });
+    let run = sdk_client(peers, &url, "tok-ada", &["steps", &steps]);
+    writer.join().unwrap();
+    assert_eq!(run[0]["prompt_names"], json!(["greet", "secret_plan"]));
+    let notes = run[1]["events"]["notifications"].to_string();
+    assert!(
+        notes.contains("notifications/prompts/list_changed"),
+        "{}",
+        run[1]
+    );
+    assert_eq!(run[2]["prompt_names"], json!(["greet"]));
+    drop(gw);
+}
