@@ -4,13 +4,51 @@
 //! - `cargo run --release --example hot_loop -- conditioned 1000000`: the argument-conditioned
 //!   policy's allow path (schema, `require`, `deny_if` with a number and a regex);
 //! - `cargo run --release --example hot_loop -- compile 20`: loading and compiling a policy of
-//!   10,000 exact tools and 1,000 patterns.
+//!   10,000 exact tools and 1,000 patterns;
+//! - `… -- resource N`, `… -- resource_pattern N`, `… -- prompt N`: the allow path of a
+//!   resource read under an exact URI key and under a URI pattern (the URI read into its
+//!   normal form each call, as a host does), and of a prompt, each with one limit like the
+//!   seed's.
 
+use mcp_policy::subject::Subject;
+use mcp_policy::uri::Uri;
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy, Verdict};
 use serde_json::json;
 
 const SEED: &str = include_str!("../benches/data/seed.json");
 const CONDITIONED: &str = include_str!("../benches/data/conditioned.json");
+const SURFACE: &str = include_str!("../benches/data/surface.json");
+
+/// The allow path of a resource read (`uri`) or, without one, of the prompt `summarise`.
+fn surface(n: u64, uri: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+    let clock = ManualClock::new(1_763_712_000_000);
+    let engine = Engine::with_parts(
+        Policy::from_json_str(SURFACE)?,
+        clock.clone(),
+        MemoryStore::new(),
+    );
+    let none = json!({});
+    let prompt_args = json!({"style": "short"});
+    let grant = Grant::new("alice-laptop");
+    let start = std::time::Instant::now();
+    let mut allowed = 0u64;
+    for _ in 0..n {
+        clock.advance(60_000);
+        let decision = match uri {
+            Some(raw) => {
+                let uri = Uri::parse(std::hint::black_box(raw))?;
+                engine.decide(Subject::Resource(&uri), &none, &grant)
+            }
+            None => engine.decide(Subject::Prompt("summarise"), &prompt_args, &grant),
+        };
+        if decision.verdict == Verdict::Allow {
+            allowed += 1;
+        }
+    }
+    let per_call = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("{allowed} of {n} allowed, {per_call:.0} ns per call");
+    Ok(())
+}
 
 fn conditioned(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::with_parts(
@@ -92,6 +130,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match mode.as_str() {
         "compile" => compile(n.unwrap_or(20)),
         "conditioned" => conditioned(n.unwrap_or(1_000_000)),
+        "resource" => surface(n.unwrap_or(1_000_000), Some("file:///srv/docs/guide.md")),
+        "resource_pattern" => surface(n.unwrap_or(1_000_000), Some("file:///srv/docs/faq.md")),
+        "prompt" => surface(n.unwrap_or(1_000_000), None),
         _ => allow(n.unwrap_or(1_000_000)),
     }
 }

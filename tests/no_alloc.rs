@@ -105,3 +105,39 @@ fn configured_deny_and_conditions_do_not_allocate() {
     let (n, d) = allocations(|| engine.evaluate("refund", &big, &grant));
     assert_eq!((d.verdict, n), (Verdict::Deny, 0));
 }
+
+const SURFACE: &str = include_str!("../benches/data/surface.json");
+
+#[test]
+fn resource_and_prompt_allow_paths_do_not_allocate() {
+    use mcp_policy::subject::Subject;
+    use mcp_policy::uri::Uri;
+    let clock = ManualClock::new(1_763_712_000_000);
+    let engine = Engine::with_parts(
+        Policy::from_json_str(SURFACE).unwrap(),
+        clock.clone(),
+        MemoryStore::new(),
+    );
+    let (none, prompt_args) = (json!({}), json!({"style": "short"}));
+    let grant = Grant::new("alice-laptop");
+    let read = |raw: &str| {
+        let uri = Uri::parse(raw).unwrap();
+        engine.decide(Subject::Resource(&uri), &none, &grant)
+    };
+    for _ in 0..12 {
+        read("file:///srv/docs/guide.md");
+        read("file:///srv/docs/faq.md");
+        engine.decide(Subject::Prompt("summarise"), &prompt_args, &grant);
+        clock.advance(60_000);
+    }
+    // The URI is read into its normal form and decided, with a limit charged: no allocation.
+    for raw in ["file:///srv/docs/guide.md", "file:///srv/docs/faq.md"] {
+        let (n, d) = allocations(|| read(raw));
+        assert_eq!((d.verdict, n), (Verdict::Allow, 0), "{raw}");
+    }
+    let (n, d) = allocations(|| engine.decide(Subject::Prompt("summarise"), &prompt_args, &grant));
+    assert_eq!((d.verdict, n), (Verdict::Allow, 0));
+    // Default deny for a resource no key matches.
+    let (n, d) = allocations(|| read("file:///etc/shadow"));
+    assert_eq!((d.verdict, n), (Verdict::Deny, 0));
+}
