@@ -1,18 +1,42 @@
 //! Arbitrary client and server lines, in arbitrary order, through the MCP layer: it never
-//! panics, never forwards a `tools/call` the policy did not allow, and never lets a held call
-//! through without a human's approving answer.
+//! panics, never forwards a `tools/call`, `resources/read`, `resources/subscribe` or
+//! `prompts/get` the policy did not allow, and never lets a held one through without a
+//! human's approving answer.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
+use mcp_policy::uri::Uri;
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
 use serde_json::Value;
 
 const POLICY: &str = r#"{"version":"1","default":"deny","hide":["h*"],
   "tools":{"ok":{},"lim":{"limits":[{"counter":"c","window":"minute","max":2}]},
-           "t":{"action":"approve"},"no":{"action":"deny"}}}"#;
+           "t":{"action":"approve"},"no":{"action":"deny"}},
+  "resources":{"file:///srv/*":{},"file:///srv/secret*":{"action":"hide"},
+               "file:///srv/ask*":{"action":"approve"}},
+  "prompts":{"ok":{},"t":{"action":"approve"},"no":{"action":"deny"}}}"#;
+
+/// A resource request's URI, in normal form (`None` when it cannot be read: such a request
+/// must never be forwarded either).
+fn read_uri(message: &Value) -> Option<Option<String>> {
+    let method = message.get("method")?.as_str()?;
+    if !matches!(method, "resources/read" | "resources/subscribe") || message.get("id").is_none() {
+        return None;
+    }
+    let raw = message.get("params").and_then(|p| p.get("uri")).and_then(Value::as_str);
+    Some(raw.and_then(|raw| Uri::parse(raw).ok()).map(|u| u.as_str().to_owned()))
+}
+
+/// The prompt a message gets, when it is a `prompts/get` request.
+fn got_prompt(message: &Value) -> Option<&str> {
+    if message.get("method")?.as_str()? != "prompts/get" || message.get("id").is_none() {
+        return None;
+    }
+    message.get("params")?.get("name")?.as_str()
+}
 
 /// The tool a message calls, when it is a `tools/call` request.
 fn called_tool(message: &Value) -> Option<&str> {
@@ -63,6 +87,21 @@ fuzz_target!(|data: &[u8]| {
                 Output::ToServer(v) => Some(v),
                 _ => None,
             };
+            let approved = || parsed.as_ref().is_some_and(approving);
+            if let Some(uri) = sent.and_then(read_uri) {
+                let uri = uri.unwrap_or_else(|| panic!("an unreadable URI was forwarded: {out:?}"));
+                let hidden = uri.starts_with("file:///srv/secret");
+                let asks = uri.starts_with("file:///srv/ask");
+                assert!(uri.starts_with("file:///srv/") && !hidden, "a read of `{uri}` was forwarded: {out:?}");
+                assert!(!asks || approved(), "a held read went out without an approving answer: {out:?}");
+            }
+            if let Some(prompt) = sent.and_then(got_prompt) {
+                match prompt {
+                    "ok" => {}
+                    "t" => assert!(approved(), "a held prompt went out without an approving answer: {out:?}"),
+                    other => panic!("prompt `{other}` was forwarded: {out:?}"),
+                }
+            }
             let Some(tool) = sent.and_then(called_tool) else {
                 continue;
             };

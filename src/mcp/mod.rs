@@ -6,10 +6,16 @@
 //! returns, in order. Every integration uses this one layer, so a decision looks the same to a
 //! client wherever the policy is enforced.
 //!
-//! Only two things are examined: `tools/call` requests and `tools/list` results. Everything
+//! Examined: the requests `tools/call`, `resources/read`, `resources/subscribe`,
+//! `subscriptions/listen`, `prompts/get` and `completion/complete`, and the results of
+//! `tools/list`, `resources/list`, `resources/templates/list` and `prompts/list` (filtered;
+//! a 2026-07-28 one marked private), plus the server's `initialize` answer (`listChanged`
+//! advertised: the gateway sends it after a reload, [`Gateway::after_reload`]). Everything
 //! else passes through unchanged ([`Output::Forward`]: the line exactly as received), both
-//! ways: notifications, progress, cancellation, resources, prompts, logging, and the requests
-//! a server sends to its client (sampling, elicitation, roots).
+//! ways: notifications, progress, cancellation, logging, and the requests a server sends to
+//! its client (sampling, elicitation, roots). A refused resource or prompt request gets a
+//! JSON-RPC error with the decision in its `data` ([`refused`]); a hidden one the answer for
+//! one that does not exist ([`unknown`]).
 //!
 //! | decision | what the client gets | forwarded |
 //! |---|---|---|
@@ -48,9 +54,11 @@
 //!
 //! The layer's modules, each owning one thing (leaves first): `wire` (what is written: error
 //! responses, refusals, the protocol's constants), `read` (reading a line from either side),
-//! `audit` ([`AuditRecord`]), `options` ([`GatewayOptions`]), `approvals` (the one builder of
-//! approval requests, for the gateway and for [`typed`] hosts), `gateway` ([`Gateway`], the
-//! state machine), and [`typed`] (the same answers for hosts that get calls as values).
+//! `audit` ([`AuditRecord`]), `catalog` ([`Catalog`]: tool annotations seen listed),
+//! `options` ([`GatewayOptions`]), `approvals` (the one builder of approval requests, for the
+//! gateway and for [`typed`] hosts), `gateway` ([`Gateway`], the state machine; its
+//! `requests` room reads resource, prompt and completion requests), and [`typed`] (the same
+//! answers for hosts that get calls as values).
 
 mod approvals;
 mod audit;
