@@ -654,6 +654,45 @@ fn inspector_cli_through_the_proxy() {
     let o = inspector(&["--method", "tools/call", "--tool-name", "get-env"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("-32602"));
+
+    // Resources and prompts: filtered lists, an allowed read, a denied and a hidden one.
+    let o = inspector(&["--method", "resources/list"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let uris = list["resources"].to_string();
+    assert!(
+        uris.contains("architecture.md") && !uris.contains("structure.md"),
+        "{uris}"
+    );
+    let doc = "demo://resource/static/document";
+    let read = |uri: &str| inspector(&["--method", "resources/read", "--uri", uri]);
+    let o = read(&format!("{doc}/architecture.md"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = read(&format!("{doc}/startup.md"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("-32003") && err.contains("Startup notes are internal"),
+        "{err}"
+    );
+    let o = read(&format!("{doc}/structure.md"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("-32002"), "{err}");
+    let o = inspector(&["--method", "prompts/list"]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let prompts = list["prompts"].to_string();
+    assert!(
+        prompts.contains("simple-prompt") && !prompts.contains("resource-prompt"),
+        "{prompts}"
+    );
+    let o = inspector(&["--method", "prompts/get", "--prompt-name", "simple-prompt"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = inspector(&[
+        "--method",
+        "prompts/get",
+        "--prompt-name",
+        "resource-prompt",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-32003"));
 }
 
 /// A policy that approves every destructive tool and lets read-only ones through, by the
