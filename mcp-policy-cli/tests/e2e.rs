@@ -827,3 +827,61 @@ fn a_reload_that_changes_a_list_sends_list_changed() {
     );
     assert_eq!(names(run.step(2), "prompt_names"), ["greet"]);
 }
+
+#[test]
+fn subscriptions_are_decided_per_uri_in_both_eras() {
+    let Some(peers) = peers() else { return };
+    let t = Temp::new("subscriptions");
+    let policy = t.write(
+        "p.json",
+        r#"{"version":"1","default":"deny","tools":{"touch":{}},"prompts":{},
+            "resources":{"fixture://docs/*":{},"fixture://secrets/*":{"action":"hide"}}}"#,
+    );
+    let fixture = vec![peer(peers, "E2E_PYTHON"), peer(peers, "E2E_FIXTURE_SERVER")];
+    // 2025-11-25: resources/subscribe.
+    let steps = json!([
+        {"op": "subscribe", "uri": "fixture://docs/readme"},
+        {"op": "subscribe", "uri": "fixture://secrets/key"},
+        {"op": "subscribe", "uri": "fixture://elsewhere/x"}
+    ])
+    .to_string();
+    let run = client(
+        peers,
+        "E2E_CLIENT_LEGACY",
+        &["steps", &steps],
+        &["--policy".into(), policy.clone()],
+        &fixture,
+    );
+    assert_eq!(
+        run.step(0)["status"],
+        "ok",
+        "{}\n{}",
+        run.step(0),
+        run.stderr
+    );
+    assert_eq!(run.step(1)["error"]["code"], -32002, "{}", run.step(1));
+    assert_eq!(run.step(2)["error"]["code"], -32003, "{}", run.step(2));
+    // 2026-07-28: subscriptions/listen, each URI it subscribes to decided.
+    let steps = json!([
+        {"op": "listen", "uri": "fixture://docs/readme", "seconds": 1,
+         "call": {"name": "touch", "args": {"uri": "fixture://docs/readme"}}},
+        {"op": "listen", "uri": "fixture://secrets/key", "seconds": 1}
+    ])
+    .to_string();
+    let run = client(
+        peers,
+        "E2E_CLIENT_NEW",
+        &["--mode", "2026-07-28", "steps", &steps],
+        &["--policy".into(), policy],
+        &fixture,
+    );
+    let listened = run.step(0);
+    assert_eq!(listened["status"], "ok", "{listened}\n{}", run.stderr);
+    assert!(
+        listened["result"]["events"]
+            .to_string()
+            .contains("fixture://docs/readme"),
+        "{listened}"
+    );
+    assert_eq!(run.step(1)["error"]["code"], -32002, "{}", run.step(1));
+}
