@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use mcp_policy_gateway::options::DEFAULT_MAX_MESSAGE;
 
 #[derive(Debug, Parser)]
@@ -51,15 +51,27 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Show, stage by stage, how the policy decides one call.
+    /// Show, stage by stage, how the policy decides one call (a tool, a resource read or a
+    /// prompt).
+    #[command(group(
+        ArgGroup::new("subject")
+            .required(true)
+            .args(["tool", "resource", "prompt"])
+    ))]
     Explain {
         /// The policy file.
         #[arg(long)]
         policy: PathBuf,
         /// The tool name.
-        #[arg(long)]
-        tool: String,
-        /// The call's arguments, a JSON object.
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
+        /// A resource read: the URI (decided in its normal form).
+        #[arg(long, value_name = "URI")]
+        resource: Option<String>,
+        /// A prompt (`prompts/get`): its name; --args are its arguments.
+        #[arg(long, value_name = "NAME")]
+        prompt: Option<String>,
+        /// The call's arguments (a prompt's arguments), a JSON object; a resource has none.
         #[arg(long, default_value = "{}")]
         args: String,
         /// The grant id.
@@ -92,9 +104,13 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         store: String,
     },
-    /// Write a starting policy from an MCP tools/list result.
+    /// Write a starting policy from MCP tools/list, resources/list, resources/templates/list
+    /// and prompts/list results.
     Scaffold {
-        /// A tools/list result file (`{"tools": [...]}`, a JSON-RPC response, or JSON Lines of them).
+        /// A file of list results (`{"tools": [...]}`, `{"resources": [...]}`,
+        /// `{"resourceTemplates": [...]}`, `{"prompts": [...]}`, JSON-RPC responses, or JSON
+        /// Lines mixing pages of all four).
+        #[arg(value_name = "LISTS")]
         tools_list: PathBuf,
     },
 }

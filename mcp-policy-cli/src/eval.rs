@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
+use mcp_policy::subject::Subject;
+use mcp_policy::uri::Uri;
 use mcp_policy::{
     AsyncEngine, Clock, Decision, Engine, Grant, HostError, ManualClock, MemoryStore, Policy,
     Reservation, StoreError, SystemClock,
@@ -23,10 +25,10 @@ enum Backend {
 }
 
 impl Backend {
-    fn evaluate(&self, tool: &str, args: &Value, grant: &Grant) -> Decision {
+    fn decide(&self, subject: Subject<'_>, args: &Value, grant: &Grant) -> Decision {
         match self {
-            Backend::Memory(engine) => engine.evaluate(tool, args, grant),
-            Backend::Redis { rt, engine } => rt.block_on(engine.evaluate(tool, args, grant)),
+            Backend::Memory(engine) => engine.decide(subject, args, grant),
+            Backend::Redis { rt, engine } => rt.block_on(engine.decide(subject, args, grant)),
         }
     }
     fn record_approval(&self, id: &str) -> Result<(), HostError> {
@@ -53,6 +55,12 @@ use crate::json::{load_policy, parse_strict};
 pub const LINE_DEPTH: usize = 100;
 use crate::exit::{FAILURES, OK, UNUSABLE};
 use crate::rfc3339;
+
+/// The fields that name what a line is: exactly one per line.
+const LINE_KINDS: [&str; 5] = ["tool", "resource", "prompt", "approve", "release"];
+
+/// The fields that name what a decision is about (they take `args` and `grant`).
+const SUBJECT_KINDS: [&str; 3] = ["tool", "resource", "prompt"];
 
 /// What time a line without `at` happens at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,24 +169,42 @@ impl Replayer {
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
-                "tool" | "args" | "grant" | "at" | "approve" | "release"
+                "tool" | "resource" | "prompt" | "args" | "grant" | "at" | "approve" | "release"
             ) {
                 return Err(format!(
-                    "unknown field `{key}`; expected tool, args, grant, at, approve or release"
+                    "unknown field `{key}`; expected tool, resource, prompt, args, grant, at, approve or release"
                 ));
             }
         }
-        let kinds = ["tool", "approve", "release"]
+        let present: Vec<&str> = LINE_KINDS
             .into_iter()
             .filter(|k| map.contains_key(*k))
-            .count();
-        if kinds != 1 {
-            return Err("a line needs exactly one of `tool`, `approve` or `release`".into());
+            .collect();
+        match present.as_slice() {
+            [_] => {}
+            [] => {
+                return Err(
+                    "a line needs exactly one of `tool`, `resource`, `prompt`, `approve` or `release`"
+                        .into(),
+                );
+            }
+            [first, rest @ ..] => {
+                return Err(format!(
+                    "a line needs exactly one of `tool`, `resource`, `prompt`, `approve` or `release`, found `{first}` and {}",
+                    rest.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            }
         }
-        if !map.contains_key("tool") {
+        let subject_field = SUBJECT_KINDS.into_iter().find(|k| map.contains_key(*k));
+        if subject_field.is_none() {
             for field in ["args", "grant"] {
                 if map.contains_key(field) {
-                    return Err(format!("`{field}` only applies to a `tool` line"));
+                    return Err(format!(
+                        "`{field}` only applies to a `tool`, `resource` or `prompt` line"
+                    ));
                 }
             }
         }
@@ -205,19 +231,31 @@ impl Replayer {
                 .map_err(|e| e.to_string())?;
             return Ok(json!({ "released": label }));
         }
-        let tool = match map.get("tool") {
+        let Some(field) = subject_field else {
+            return Err(
+                "a line needs exactly one of `tool`, `resource`, `prompt`, `approve` or `release`"
+                    .into(),
+            );
+        };
+        let name = match map.get(field) {
             Some(Value::String(s)) => s.as_str(),
             Some(other) => {
                 return Err(format!(
-                    "`tool` must be a string, found {}",
+                    "`{field}` must be a string, found {}",
                     type_name(other)
                 ));
             }
-            None => return Err("missing field `tool`".into()),
+            None => return Err(format!("missing field `{field}`")),
         };
         let empty = Value::Object(Map::new());
         let args = match map.get("args") {
             None => &empty,
+            Some(Value::Object(a)) if field == "resource" && !a.is_empty() => {
+                return Err(
+                    "`args` of a `resource` line must be absent or `{}`: a read has no arguments (conditions read `uri`)"
+                        .into(),
+                );
+            }
             Some(v @ Value::Object(_)) => v,
             Some(other) => {
                 return Err(format!(
@@ -226,9 +264,20 @@ impl Replayer {
                 ));
             }
         };
+        let uri = match field {
+            "resource" => Some(
+                Uri::parse(name).map_err(|e| format!("`resource`: cannot read the URI: {e}"))?,
+            ),
+            _ => None,
+        };
+        let subject = match (field, &uri) {
+            (_, Some(uri)) => Subject::Resource(uri),
+            ("prompt", None) => Subject::Prompt(name),
+            _ => Subject::Tool(name),
+        };
         let grant = grant(map.get("grant"))?;
         self.set_time(now);
-        let decision = self.engine.evaluate(tool, args, &grant);
+        let decision = self.engine.decide(subject, args, &grant);
         let label = decision.reservation.as_ref().map(|_| {
             self.issued += 1;
             format!("r-{}", self.issued)
@@ -466,6 +515,15 @@ mod tests {
             (r#"{"tool":"scan","at":"yesterday"}"#, "RFC 3339"),
             (r#"{"approve":"nope"}"#, "unknown or expired approval"),
             (r#"{"tool":"scan","approve":"x"}"#, "exactly one"),
+            (
+                r#"{"tool":"scan","prompt":"p"}"#,
+                "found `tool` and `prompt`",
+            ),
+            (
+                r#"{"resource":"file:///a","args":{"x":1}}"#,
+                "absent or `{}`",
+            ),
+            (r#"{"resource":"file:///a%"}"#, "invalid percent-encoding"),
             ("[1]", "expected a JSON object"),
             ("{", "invalid JSON"),
         ] {

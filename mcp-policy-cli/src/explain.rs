@@ -1,9 +1,11 @@
-//! `mcp-policy explain`: a readable trace of every stage one call goes through.
+//! `mcp-policy explain`: a readable trace of every stage one call goes through — a tool call,
+//! a resource read or a prompt.
 //!
-//! The trace reads `policy.document()`; each condition is evaluated by the library itself (a
-//! one-condition policy, so the result is exactly what `evaluate` computes), and the answer
-//! printed last is the real [`Decision`](mcp_policy::Decision) of a fresh engine. If the
-//! trace's prediction and the engine ever disagree, the trace says so.
+//! The trace reads `policy.document()` (the section of the subject's kind); each condition is
+//! evaluated by the library itself (a one-condition policy deciding the same subject, so the
+//! result is exactly what `decide` computes), and the answer printed last is the real
+//! [`Decision`](mcp_policy::Decision) of a fresh engine. If the trace's prediction and the
+//! engine ever disagree, the trace says so.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,6 +15,8 @@ use mcp_policy::document::{
 };
 use mcp_policy::duration::format_duration;
 use mcp_policy::pattern::{Glob, is_pattern};
+use mcp_policy::subject::{Kind, Subject};
+use mcp_policy::uri::Uri;
 use mcp_policy::{Engine, Grant, Policy, Verdict};
 use serde_json::{Value, json};
 
@@ -40,7 +44,7 @@ impl Holds {
 
 struct Tracer<'a> {
     value: &'a Value,
-    tool: &'a str,
+    subject: Subject<'a>,
     args: &'a Value,
     grant: &'a Grant,
     out: String,
@@ -59,12 +63,22 @@ impl Tracer<'_> {
         };
         let mut raw = raw.clone();
         raw.insert("on_deny".into(), SENTINEL.into());
-        let probe = json!({ "version": "1", "default": "allow", "all_tools": { "require": [Value::Object(raw)] } });
+        // The condition in the one place that applies to every subject of this kind.
+        let stage = json!({ "require": [Value::Object(raw)] });
+        let probe = match self.subject.kind() {
+            Kind::Tool => json!({ "version": "1", "default": "allow", "all_tools": stage }),
+            Kind::Resource => {
+                json!({ "version": "1", "default": "allow", "resources": { "*": stage } })
+            }
+            Kind::Prompt => {
+                json!({ "version": "1", "default": "allow", "prompts": { "*": stage } })
+            }
+        };
         let policy = match Policy::from_value(&probe) {
             Ok(p) => p,
             Err(e) => return Holds::Error(e.to_string()),
         };
-        let d = Engine::new(policy).evaluate(self.tool, self.args, self.grant);
+        let d = Engine::new(policy).decide(self.subject, self.args, self.grant);
         match (d.verdict, d.message.as_deref()) {
             (Verdict::Allow, _) => Holds::True,
             (_, Some(SENTINEL)) => Holds::False,
@@ -166,33 +180,40 @@ fn limit_line(limit: &Limit) -> String {
 
 /// Produces the trace and the predicted deciding rule (`None`: the trace could not predict).
 fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> {
+    let kind = t.subject.kind();
+    let name = t.subject.name();
     // 1. hide
-    let hidden = doc
-        .hide
-        .iter()
-        .enumerate()
-        .find(|(_, h)| Glob::new(h).matches(t.tool));
-    match hidden {
-        Some((i, h)) => {
-            t.line(format!(
-                "1. hide: `{}` is hidden by /hide/{i} ({h:?}) → deny",
-                t.tool
-            ));
-            return Some(format!("/hide/{i}"));
+    if kind != Kind::Tool {
+        t.line(format!(
+            "1. hide: the top-level `hide` names tools only (a {kind} is hidden by `action: hide`)"
+        ));
+    } else {
+        let hidden = doc
+            .hide
+            .iter()
+            .enumerate()
+            .find(|(_, h)| Glob::new(h).matches(name));
+        match hidden {
+            Some((i, h)) => {
+                t.line(format!(
+                    "1. hide: `{name}` is hidden by /hide/{i} ({h:?}) → deny"
+                ));
+                return Some(format!("/hide/{i}"));
+            }
+            None if doc.hide.is_empty() => t.line("1. hide: nothing is hidden"),
+            None => t.line(format!(
+                "1. hide: not hidden (checked {} entries)",
+                doc.hide.len()
+            )),
         }
-        None if doc.hide.is_empty() => t.line("1. hide: nothing is hidden"),
-        None => t.line(format!(
-            "1. hide: not hidden (checked {} entries)",
-            doc.hide.len()
-        )),
     }
     // 2. entry
-    let key = policy.matching_key(t.tool);
-    let entry = key.and_then(|k| doc.tools.iter().find(|e| e.key == k));
-    let matching: Vec<&str> = doc
-        .tools
+    let section = doc.section(kind);
+    let key = policy.matching_key_of(t.subject);
+    let entry = key.and_then(|k| section.iter().find(|e| e.key == k));
+    let matching: Vec<&str> = section
         .iter()
-        .filter(|e| is_pattern(&e.key) && Glob::new(&e.key).matches(t.tool))
+        .filter(|e| is_pattern(&e.key) && Glob::new(&e.key).matches(name))
         .map(|e| e.key.as_str())
         .collect();
     let Some(entry) = entry else {
@@ -201,13 +222,19 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
             DefaultAction::Deny => "deny",
         };
         t.line(format!(
-            "2. entry: no `tools` key matches `{}` → default: {default} (rule /default)",
-            t.tool
+            "2. entry: no `{}` key matches `{name}` → default: {default} (rule /default)",
+            kind.section()
         ));
         if doc.default == DefaultAction::Deny {
             return Some("/default".into());
         }
-        t.line("   the call goes on with `all_tools` only");
+        if kind == Kind::Tool {
+            t.line("   the call goes on with `all_tools` only");
+        } else {
+            t.line(format!(
+                "   nothing else applies (`all_tools` is for tools only): the {kind} is allowed"
+            ));
+        }
         return stages(doc, None, t).or(Some("/default".into()));
     };
     if is_pattern(&entry.key) {
@@ -256,9 +283,7 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
             return Some(format!("{}/action", entry.pointer));
         }
         Action::Hide => {
-            t.line(format!(
-                "3. action: hide → denied as if it did not exist, and left out of lists"
-            ));
+            t.line("3. action: hide → denied as if it did not exist, and left out of lists");
             return Some(format!("{}/action", entry.pointer));
         }
         Action::Allow => t.line("3. action: allow"),
@@ -266,6 +291,7 @@ fn trace(doc: &Document, policy: &Policy, t: &mut Tracer<'_>) -> Option<String> 
     }
     // 4. schema
     match &entry.schema {
+        None if kind == Kind::Resource => t.line("4. schema: none (a read has no arguments)"),
         None => t.line("4. schema: none"),
         Some(schema) => {
             let validator = jsonschema::options()
@@ -304,13 +330,26 @@ fn stages(
     entry: Option<&mcp_policy::document::ToolEntry>,
     t: &mut Tracer<'_>,
 ) -> Option<String> {
-    t.line("5. require, then deny_if (the tool's, then all_tools'):");
+    // `all_tools` applies to tools only.
+    let kind = t.subject.kind();
+    let empty = Stage::default();
+    let all_tools = if kind == Kind::Tool {
+        t.line("5. require, then deny_if (the tool's, then all_tools'):");
+        &doc.all_tools
+    } else {
+        t.line(format!(
+            "5. require, then deny_if (the {kind}'s entry; `all_tools` is for tools only):"
+        ));
+        &empty
+    };
     if let Some(e) = entry
         && let Some(rule) = t.conditions(&e.stage, &e.pointer)
     {
         return Some(rule);
     }
-    if let Some(rule) = t.conditions(&doc.all_tools, "/all_tools") {
+    if kind == Kind::Tool
+        && let Some(rule) = t.conditions(all_tools, "/all_tools")
+    {
         return Some(rule);
     }
     t.line("6. approval:");
@@ -326,7 +365,7 @@ fn stages(
         .map(|e| e.stage.approve_if.iter())
         .into_iter()
         .flatten()
-        .chain(doc.all_tools.approve_if.iter())
+        .chain(all_tools.approve_if.iter())
         .collect();
     for clause in clauses {
         let matched = t.clause(clause, "approve_if");
@@ -353,7 +392,7 @@ fn stages(
         .map(|e| e.stage.limits.iter())
         .into_iter()
         .flatten()
-        .chain(doc.all_tools.limits.iter())
+        .chain(all_tools.limits.iter())
         .collect();
     if limits.is_empty() {
         t.line("   none");
@@ -364,10 +403,11 @@ fn stages(
     None
 }
 
-/// Runs `explain`.
+/// Runs `explain` for the `kind` named `name` (a resource's URI as given).
 pub fn run(
     policy_path: &Path,
-    tool: &str,
+    kind: Kind,
+    name: &str,
     args: &str,
     grant_id: &str,
     session: Option<&str>,
@@ -382,13 +422,32 @@ pub fn run(
             return UNUSABLE;
         }
     };
+    let uri = match kind {
+        Kind::Resource => match Uri::parse(name) {
+            Ok(uri) => Some(uri),
+            Err(e) => {
+                eprintln!("--resource: cannot read the URI: {e}");
+                return UNUSABLE;
+            }
+        },
+        _ => None,
+    };
+    let subject = match (kind, &uri) {
+        (_, Some(uri)) => Subject::Resource(uri),
+        (Kind::Prompt, _) => Subject::Prompt(name),
+        _ => Subject::Tool(name),
+    };
+    if kind == Kind::Resource && args.as_object().is_some_and(|a| !a.is_empty()) {
+        eprintln!("--args: a resource read has no arguments (its conditions read `uri`)");
+        return UNUSABLE;
+    }
     let mut grant = Grant::new(grant_id);
     if let Some(s) = session {
         grant = grant.with_session(s);
     }
     let mut t = Tracer {
         value: &value,
-        tool,
+        subject,
         args: &args,
         grant: &grant,
         out: String::new(),
@@ -398,8 +457,14 @@ pub fn run(
         policy_path.display(),
         policy.revision()
     ));
+    let normal = subject.name();
+    let what = if normal == name {
+        format!("{kind} `{normal}`")
+    } else {
+        format!("{kind} `{normal}` (normal form of `{name}`)")
+    };
     t.line(format!(
-        "call:   tool `{tool}`, grant `{}`{}, args {args}",
+        "call:   {what}, grant `{}`{}, args {args}",
         grant.id,
         session.map_or_else(
             || " (no session)".to_owned(),
@@ -407,11 +472,17 @@ pub fn run(
         )
     ));
     let predicted = trace(policy.document(), &policy, &mut t);
-    let decision = Engine::new(policy).evaluate(tool, &args, &grant);
+    let decision = Engine::new(policy).decide(subject, &args, &grant);
     let label = decision.reservation.as_ref().map(|_| "r-1");
     t.line(format!(
-        "8. answer: {} (rule {})",
-        decision.verdict, decision.rule
+        "8. answer: {} (rule {}){}",
+        decision.verdict,
+        decision.rule,
+        if decision.hidden {
+            " — hidden: answered as if it did not exist"
+        } else {
+            ""
+        }
     ));
     if let Some(m) = &decision.message {
         t.line(format!("   message: {m}"));

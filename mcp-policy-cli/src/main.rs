@@ -35,6 +35,7 @@ mod test_cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mcp_policy::subject::Kind;
 
 use cli::{Cli, Command, KeysCommand};
 
@@ -62,10 +63,27 @@ fn main() -> ExitCode {
         Command::Explain {
             policy,
             tool,
+            resource,
+            prompt,
             args,
             grant,
             session,
-        } => explain::run(&policy, &tool, &args, &grant, session.as_deref()),
+        } => {
+            // clap's `subject` group makes exactly one of the three present.
+            let subject = tool
+                .map(|t| (Kind::Tool, t))
+                .or_else(|| resource.map(|r| (Kind::Resource, r)))
+                .or_else(|| prompt.map(|p| (Kind::Prompt, p)));
+            match subject {
+                Some((kind, name)) => {
+                    explain::run(&policy, kind, &name, &args, &grant, session.as_deref())
+                }
+                None => {
+                    eprintln!("explain: give one of --tool, --resource or --prompt");
+                    exit::UNUSABLE
+                }
+            }
+        }
         Command::Schema => schema::run(),
         Command::Approve { approval_id, store } => approve::run(&approval_id, &store),
         Command::Proxy { proxy, http } => proxy::run(proxy, http),

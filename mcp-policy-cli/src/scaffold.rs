@@ -1,4 +1,9 @@
-//! `mcp-policy scaffold`: a starting policy from an MCP `tools/list` result.
+//! `mcp-policy scaffold`: a starting policy from MCP `tools/list`, `resources/list`,
+//! `resources/templates/list` and `prompts/list` results.
+//!
+//! Resources, templates and prompts are not classified (reading a resource or getting a
+//! prompt changes nothing on the server): each gets an entry with a rate limit and `x-risk:
+//! "Read"` for a person to review — see [`resource_entries`] and [`prompt_entries`].
 //!
 //! Each tool is classified, in this order:
 //! 1. **Financial** if its name (or description) speaks of moving money (pay, refund, charge,
@@ -16,7 +21,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use mcp_policy::Policy;
 use mcp_policy::pattern::is_pattern;
+use mcp_policy::uri::Uri;
 use serde_json::{Map, Value, json};
 
 use crate::exit::{FAILURES, OK, UNUSABLE};
@@ -197,33 +204,67 @@ pub fn classify(tool: &Value) -> (Risk, String) {
     )
 }
 
-/// The tools of a `tools/list` result: `{"tools": [...]}`, a JSON-RPC response
-/// `{"result": {"tools": [...]}}`, a bare array of tools, or JSON Lines of any of these (pages).
-pub fn tools_of(text: &str) -> Result<Vec<Value>, String> {
-    fn from_value(value: Value, out: &mut Vec<Value>) -> Result<(), String> {
+/// The items of every list result read, pages concatenated in order.
+#[derive(Debug, Default)]
+pub struct Lists {
+    pub tools: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub templates: Vec<Value>,
+    pub prompts: Vec<Value>,
+    /// What was skipped while reading (JSON-RPC error answers).
+    pub notes: Vec<String>,
+}
+
+const EXPECTED: &str = "expected a tools/list, resources/list, resources/templates/list or prompts/list result: an object with a `tools`, `resources`, `resourceTemplates` or `prompts` array";
+
+impl Lists {
+    /// Adds one page: `{"tools": [...]}` (or `resources`, `resourceTemplates`, `prompts`; a
+    /// page may carry several), a JSON-RPC response `{"result": {...}}`, or a bare array of
+    /// tools. A JSON-RPC error answer (a server without prompts, say) is skipped with a note.
+    fn page(&mut self, value: Value, at: &str) -> Result<(), String> {
         match value {
             Value::Array(items) => {
-                out.extend(items);
+                self.tools.extend(items);
                 Ok(())
             }
             Value::Object(mut map) => {
                 if let Some(result) = map.remove("result") {
-                    return from_value(result, out);
+                    return self.page(result, at);
                 }
-                match map.remove("tools") {
-                    Some(Value::Array(items)) => {
-                        out.extend(items);
-                        Ok(())
+                if let Some(error) = map.get("error").filter(|_| map.contains_key("jsonrpc")) {
+                    self.notes
+                        .push(format!("{at}a JSON-RPC error answer was skipped: {error}"));
+                    return Ok(());
+                }
+                let mut found = false;
+                for (field, list) in [
+                    ("tools", &mut self.tools),
+                    ("resources", &mut self.resources),
+                    ("resourceTemplates", &mut self.templates),
+                    ("prompts", &mut self.prompts),
+                ] {
+                    match map.remove(field) {
+                        None => {}
+                        Some(Value::Array(items)) => {
+                            list.extend(items);
+                            found = true;
+                        }
+                        Some(_) => return Err(format!("`{field}` must be an array")),
                     }
-                    _ => Err("expected a tools/list result: an object with a `tools` array".into()),
                 }
+                if found { Ok(()) } else { Err(EXPECTED.into()) }
             }
-            _ => Err("expected a tools/list result: an object with a `tools` array".into()),
+            _ => Err(EXPECTED.into()),
         }
     }
-    let mut tools = Vec::new();
+}
+
+/// The list results in `text`: one JSON value (see [`Lists::page`]), or JSON Lines of them
+/// (pages, and the four lists mixed in any order).
+pub fn lists_of(text: &str) -> Result<Lists, String> {
+    let mut lists = Lists::default();
     match parse_strict(text) {
-        Ok(value) => from_value(value, &mut tools)?,
+        Ok(value) => lists.page(value, "")?,
         Err(whole) => {
             for (i, line) in text
                 .lines()
@@ -237,16 +278,226 @@ pub fn tools_of(text: &str) -> Result<Vec<Value>, String> {
                         format!("line {}: {e}", i + 1)
                     }
                 })?;
-                from_value(value, &mut tools).map_err(|e| format!("line {}: {e}", i + 1))?;
+                let at = format!("line {}: ", i + 1);
+                lists
+                    .page(value, &at)
+                    .map_err(|e| format!("line {}: {e}", i + 1))?;
             }
         }
     }
-    Ok(tools)
+    Ok(lists)
+}
+
+/// The rate limit of a scaffolded entry for one listed resource.
+pub const RESOURCE_RATE: &str = "60/minute";
+/// The rate limit of a scaffolded entry for a resource template (a pattern: many URIs).
+pub const TEMPLATE_RATE: &str = "30/minute";
+/// The rate limit of a scaffolded prompt entry.
+pub const PROMPT_RATE: &str = "30/minute";
+
+/// The `resources` key for a URI template: each `{…}` expression read as `*`, in normal form.
+/// `Err` says why the template cannot be a key (it would not start with a literal scheme, it
+/// has a literal `?` — a wildcard in a key — or it does not read as a URI).
+pub fn template_pattern(template: &str) -> Result<String, String> {
+    let mut key = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let (literal, after) = rest.split_at(open);
+        key.push_str(literal);
+        let close = after.find('}').ok_or("an unclosed `{` in the template")?;
+        if !key.ends_with('*') {
+            key.push('*');
+        }
+        rest = after.get(close + 1..).unwrap_or_default();
+    }
+    key.push_str(rest);
+    if key.contains('?') {
+        return Err("it has a literal `?`, which a key reads as a wildcard".into());
+    }
+    let prefix = key.split('*').next().unwrap_or_default();
+    if !prefix.contains(':') {
+        return Err(format!(
+            "the pattern {key:?} would not start with a literal scheme (it would match too much)"
+        ));
+    }
+    let normal = Uri::parse(&key)
+        .map_err(|e| format!("the pattern {key:?} does not read as a URI: {e}"))?
+        .as_str()
+        .to_owned();
+    Ok(normal)
+}
+
+/// ` (NAME)` of a listed item with a `name` (or a `title`), else nothing.
+fn named(item: &Value) -> String {
+    ["title", "name"]
+        .iter()
+        .find_map(|k| item.get(*k).and_then(Value::as_str))
+        .map_or_else(String::new, |n| format!(" ({n})"))
+}
+
+/// Whether `key` loads as a key of `section` (a one-entry policy).
+fn loads_as_key(section: &str, key: &str) -> Result<(), String> {
+    let probe = json!({ "version": "1", "default": "deny", section: { key: {} } });
+    Policy::from_value(&probe)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// `resources` entries: one per listed resource (its URI in normal form), then one pattern per
+/// template. Each is `x-risk: "Read"` with a rate limit ([`RESOURCE_RATE`], [`TEMPLATE_RATE`]).
+pub fn resource_entries(lists: &Lists, notes: &mut Vec<String>) -> Map<String, Value> {
+    let mut entries = Map::new();
+    for resource in &lists.resources {
+        let Some(raw) = resource
+            .get("uri")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        else {
+            notes.push("a resource without a `uri` was skipped".into());
+            continue;
+        };
+        let uri = match Uri::parse(raw) {
+            Ok(uri) => uri,
+            Err(e) => {
+                notes.push(format!(
+                    "resource {raw:?}: cannot read the URI ({e}); skipped"
+                ));
+                continue;
+            }
+        };
+        let key = uri.as_str();
+        if is_pattern(key) {
+            notes.push(format!(
+                "resource {key:?} contains `*` or `?`, which a policy reads as a pattern; skipped (write its entry by hand)"
+            ));
+            continue;
+        }
+        if entries.contains_key(key) {
+            notes.push(format!(
+                "resource {key:?} is listed twice; the first is kept"
+            ));
+            continue;
+        }
+        if let Err(e) = loads_as_key("resources", key) {
+            notes.push(format!("resource {key:?} cannot be a key ({e}); skipped"));
+            continue;
+        }
+        let mut why = format!("resources/list{}", named(resource));
+        if key != raw {
+            why.push_str(&format!("; listed as {raw:?}, written in normal form"));
+        }
+        entries.insert(
+            key.to_owned(),
+            json!({ "rate_limit": RESOURCE_RATE, "x-risk": "Read", "x-why": why }),
+        );
+    }
+    for template in &lists.templates {
+        let Some(raw) = template
+            .get("uriTemplate")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        else {
+            notes.push("a resource template without a `uriTemplate` was skipped".into());
+            continue;
+        };
+        let key = match template_pattern(raw)
+            .and_then(|key| loads_as_key("resources", &key).map(|()| key))
+        {
+            Ok(key) => key,
+            Err(e) => {
+                notes.push(format!(
+                    "resource template {raw:?} was skipped: {e}; write its entry by hand"
+                ));
+                continue;
+            }
+        };
+        if entries.contains_key(&key) {
+            notes.push(format!(
+                "resource template {raw:?} gives the pattern {key:?} again; the first is kept"
+            ));
+            continue;
+        }
+        let why = format!(
+            "resources/templates/list: {raw:?}{}; the pattern admits every URI it matches, not only the template's: narrow it",
+            named(template)
+        );
+        entries.insert(
+            key,
+            json!({ "rate_limit": TEMPLATE_RATE, "x-risk": "Read", "x-why": why }),
+        );
+    }
+    entries
+}
+
+/// `prompts` entries: one per listed prompt, `x-risk: "Read"` with a rate limit
+/// ([`PROMPT_RATE`]) and a schema from its `arguments` (strings; the required ones required;
+/// no others).
+pub fn prompt_entries(lists: &Lists, notes: &mut Vec<String>) -> Map<String, Value> {
+    let mut entries = Map::new();
+    for prompt in &lists.prompts {
+        let Some(name) = prompt
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        else {
+            notes.push("a prompt without a name was skipped".into());
+            continue;
+        };
+        if is_pattern(name) {
+            notes.push(format!(
+                "prompt {name:?} contains `*` or `?`, which a policy reads as a pattern; skipped"
+            ));
+            continue;
+        }
+        if entries.contains_key(name) {
+            notes.push(format!(
+                "prompt {name:?} is listed twice; the first is kept"
+            ));
+            continue;
+        }
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for arg in prompt
+            .get("arguments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(arg_name) = arg.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            properties.insert(arg_name.to_owned(), json!({ "type": "string" }));
+            if arg.get("required").and_then(Value::as_bool) == Some(true) {
+                required.push(Value::String(arg_name.to_owned()));
+            }
+        }
+        let mut schema = json!({
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false,
+        });
+        if !required.is_empty()
+            && let Value::Object(map) = &mut schema
+        {
+            map.insert("required".into(), Value::Array(required));
+        }
+        entries.insert(
+            name.to_owned(),
+            json!({
+                "rate_limit": PROMPT_RATE,
+                "schema": schema,
+                "x-risk": "Read",
+                "x-why": "prompts/list: a prompt returns messages for the conversation; the schema admits its listed arguments only (strings), the required ones required",
+            }),
+        );
+    }
+    entries
 }
 
 /// Builds the starting policy; also returns notes about tools that were skipped.
-pub fn scaffold(tools: &[Value], source: &str) -> (Value, Vec<String>) {
-    let mut notes = Vec::new();
+pub fn scaffold(lists: &Lists, source: &str) -> (Value, Vec<String>) {
+    let mut notes = lists.notes.clone();
+    let tools = &lists.tools;
     let mut entries = Map::new();
     let mut hide = Vec::new();
     let mut any_financial = false;
@@ -307,10 +558,12 @@ pub fn scaffold(tools: &[Value], source: &str) -> (Value, Vec<String>) {
         policy.insert("approvals".into(), json!({ "ttl": "15m" }));
     }
     policy.insert("tools".into(), Value::Object(entries));
-    // Explicitly none: under `default: deny` the server's resources and prompts are refused
-    // until the reviewer names the ones the agent may use.
-    policy.insert("resources".into(), json!({}));
-    policy.insert("prompts".into(), json!({}));
+    // Empty when none were listed: under `default: deny` the server's resources and prompts
+    // are refused until the reviewer names the ones the agent may use.
+    let resources = resource_entries(lists, &mut notes);
+    let prompts = prompt_entries(lists, &mut notes);
+    policy.insert("resources".into(), Value::Object(resources));
+    policy.insert("prompts".into(), Value::Object(prompts));
     (Value::Object(policy), notes)
 }
 
@@ -324,8 +577,8 @@ pub fn run(path: &Path) -> u8 {
             return UNUSABLE;
         }
     };
-    let tools = match tools_of(&text) {
-        Ok(t) => t,
+    let lists = match lists_of(&text) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("{file}: {e}");
             return UNUSABLE;
@@ -334,7 +587,7 @@ pub fn run(path: &Path) -> u8 {
     let source = path
         .file_name()
         .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-    let (policy, notes) = scaffold(&tools, &source);
+    let (policy, notes) = scaffold(&lists, &source);
     for note in &notes {
         eprintln!("{file}: {note}");
     }
