@@ -456,8 +456,14 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].pointer, "/default");
         let w = warnings_of(
-            r#"{"version":"1","default":"deny","approvals":{"ttl":"5m"},"tools":{"a":{"action":"approve"}}}"#,
+            r#"{"version":"1","default":"deny","approvals":{"ttl":"5m"},"tools":{"a":{"action":"approve"}},"resources":{},"prompts":{}}"#,
         );
         assert!(w.is_empty(), "{w:?}");
+        // A default-deny policy written before the resources and prompts sections is told
+        // what changed for it, once per missing section.
+        let w = warnings_of(r#"{"version":"1","default":"deny","tools":{"a":{}},"prompts":{}}"#);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].message.starts_with("no `resources` section"), "{w:?}");
+        assert!(warnings_of(r#"{"version":"1","default":"allow","hide":["x"]}"#).is_empty());
     }
 }
