@@ -133,6 +133,14 @@ impl<'a> Uri<'a> {
     /// # Ok::<(), mcp_policy::uri::UriError>(())
     /// ```
     pub fn parse(raw: &'a str) -> Result<Uri<'a>, UriError> {
+        match Uri::simple(raw) {
+            Some(uri) => Ok(uri),
+            None => Uri::full(raw),
+        }
+    }
+
+    /// The full reading: every rule of the module's documentation.
+    fn full(raw: &'a str) -> Result<Uri<'a>, UriError> {
         if raw.is_empty() {
             return Err(UriError::Empty);
         }
@@ -217,6 +225,99 @@ impl<'a> Uri<'a> {
             path: (path_start, path_end),
             query: query.map(|_| path_end + 1),
             decoded_path,
+        })
+    }
+
+    /// The common case in one pass over the bytes: `scheme://host[:port]/path[?query]`
+    /// already in normal form — lowercase ASCII scheme and host, a path of printable ASCII
+    /// with no `%`, no empty, `.` or `..` segment, no fragment, not `file://localhost`.
+    /// `None` sends anything else to the full reading (which gives the same answer for these).
+    fn simple(raw: &'a str) -> Option<Uri<'a>> {
+        let bytes = raw.as_bytes();
+        if bytes.len() > MAX_LEN {
+            return None;
+        }
+        // scheme
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'a'..=b'z' => {}
+                b'0'..=b'9' | b'+' | b'-' | b'.' if i > 0 => {}
+                b':' if i > 0 => break,
+                _ => return None,
+            }
+            i += 1;
+        }
+        let scheme_end = i;
+        if bytes.get(i..i + 3) != Some(b"://") {
+            return None;
+        }
+        // host, then an optional port of digits
+        let host_start = i + 3;
+        i = host_start;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => i += 1,
+                _ => break,
+            }
+        }
+        let host_end = i;
+        if bytes.get(i) == Some(&b':') {
+            i += 1;
+            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        let scheme = raw.get(..scheme_end)?;
+        if scheme == "file" && raw.get(host_start..host_end) == Some("localhost") {
+            return None;
+        }
+        // path: starts with '/', segments neither empty, `.` nor `..`
+        let path_start = i;
+        if bytes.get(i) != Some(&b'/') {
+            return None;
+        }
+        let mut segment = i + 1;
+        i += 1;
+        loop {
+            let b = bytes.get(i).copied();
+            if matches!(b, None | Some(b'/' | b'?')) {
+                let len = i - segment;
+                let last = !matches!(b, Some(b'/'));
+                let dots = bytes
+                    .get(segment..i)
+                    .is_some_and(|s| s == b"." || s == b"..");
+                // An empty segment before the last is a `//`; a trailing `/` is fine.
+                if dots || (len == 0 && !last) {
+                    return None;
+                }
+                if last {
+                    break;
+                }
+                segment = i + 1;
+            } else if !matches!(b, Some(0x21..=0x7e)) || matches!(b, Some(b'%' | b'#')) {
+                return None;
+            }
+            i += 1;
+        }
+        let path_end = i;
+        // query: printable ASCII, no fragment
+        let query = if bytes.get(i) == Some(&b'?') {
+            let rest = bytes.get(i + 1..)?;
+            if !rest.iter().all(|b| matches!(b, 0x20..=0x7e) && *b != b'#') {
+                return None;
+            }
+            Some(i + 1)
+        } else {
+            None
+        };
+        Some(Uri {
+            text: Cow::Borrowed(raw),
+            scheme_end,
+            host: (host_start, host_end),
+            path: (path_start, path_end),
+            query,
+            decoded_path: None,
         })
     }
 
@@ -527,6 +628,51 @@ fn remove_dots(p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-pass reading of the common case agrees with the full reading wherever it
+        /// answers (and answers for the plain URIs hosts send).
+        #[test]
+        fn the_fast_path_agrees_with_the_full_reading(
+            scheme in "(file|test|https|FILE|x-y|a1)",
+            sep in "(://|:/|:)",
+            host in "(|localhost|LocalHost|example\\.com|h:8080|u@h|%41)",
+            path in proptest::collection::vec("(a|b|\\.|\\.\\.||%2e|A|~|x y|é)", 0..5),
+            query in "(|\\?q=1|\\?a%20b|\\?x#f)",
+        ) {
+            let raw = format!("{scheme}{sep}{host}/{}{query}", path.join("/"));
+            let full = Uri::full(&raw);
+            if let Some(fast) = Uri::simple(&raw) {
+                prop_assert!(fast.is_borrowed());
+                prop_assert_eq!(Ok(fast), full, "{}", raw);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_plain_cases() {
+        for raw in [
+            "file:///srv/docs/guide.md",
+            "test://static/resource/1",
+            "https://api.example.com:8443/v1/items/?page=2&q=%20x",
+            "fixture://docs/",
+        ] {
+            let fast = Uri::simple(raw).unwrap_or_else(|| panic!("{raw}"));
+            assert_eq!(Ok(fast), Uri::full(raw));
+        }
+        for raw in [
+            "file://localhost/x",
+            "HTTP://h/",
+            "x://h/a//b",
+            "x://h/a/../b",
+            "x://h/%41",
+            "x://h/a#f",
+            "x://h",
+        ] {
+            assert!(Uri::simple(raw).is_none(), "{raw}");
+        }
+    }
 
     #[test]
     fn resolving_is_needed_exactly_when_it_changes_the_path() {
