@@ -1,5 +1,7 @@
-//! Every `ServerHandler` method of the guarded handler: `call_tool` and `list_tools` go
-//! through the policy, every other one is forwarded to the inner handler as it is.
+//! Every `ServerHandler` method of the guarded handler: the requests the policy governs go
+//! through it (`call_tool` and `list_tools` in the crate root; `read_resource`, `subscribe`,
+//! `get_prompt`, `complete` and the resource and prompt lists in `surface`), every other one
+//! is forwarded to the inner handler as it is.
 //!
 //! `get_info` is the inner handler's, so the guard advertises exactly its capabilities. A
 //! request of a capability the inner handler does not advertise (`tools/list`, `resources/*`,
@@ -77,7 +79,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
             if !advertised {
                 return Err(McpError::method_not_found::<CompleteRequestMethod>());
             }
-            self.inner.complete(request, context).await
+            self.guarded_complete(request, context).await
         }
     }
 
@@ -105,7 +107,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
             if !advertised {
                 return Err(McpError::method_not_found::<GetPromptRequestMethod>());
             }
-            self.inner.get_prompt(request, context).await
+            self.guarded_prompt(request, context).await
         }
     }
 
@@ -119,7 +121,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
             if !advertised {
                 return Err(McpError::method_not_found::<ListPromptsRequestMethod>());
             }
-            self.inner.list_prompts(request, context).await
+            self.filtered_prompts(request, context).await
         }
     }
 
@@ -133,7 +135,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
             if !advertised {
                 return Err(McpError::method_not_found::<ListResourcesRequestMethod>());
             }
-            self.inner.list_resources(request, context).await
+            self.filtered_resources(request, context).await
         }
     }
 
@@ -149,7 +151,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
                     ListResourceTemplatesRequestMethod,
                 >());
             }
-            self.inner.list_resource_templates(request, context).await
+            self.filtered_templates(request, context).await
         }
     }
 
@@ -163,7 +165,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
             if !advertised {
                 return Err(McpError::method_not_found::<ReadResourceRequestMethod>());
             }
-            self.inner.read_resource(request, context).await
+            self.guarded_read(request, context).await
         }
     }
 
@@ -191,7 +193,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> ServerHandler for Guarded<H, D
             if !advertised {
                 return Err(McpError::method_not_found::<SubscribeRequestMethod>());
             }
-            self.inner.subscribe(request, context).await
+            self.guarded_subscribe(request, context).await
         }
     }
 

@@ -1,8 +1,9 @@
 //! # mcp-policy-rmcp
 //!
 //! Exact, fail-closed [mcp-policy](https://docs.rs/mcp-policy) decisions (allow, deny, limit,
-//! approve) inside a Rust MCP server built on [rmcp](https://docs.rs/rmcp): wrap any
-//! [`ServerHandler`] in a [`Guarded`] and serve that instead.
+//! approve) on tools, resources and prompts inside a Rust MCP server built on
+//! [rmcp](https://docs.rs/rmcp): wrap any [`ServerHandler`] in a [`Guarded`] and serve that
+//! instead.
 //!
 //! ```no_run
 //! use mcp_policy::{Engine, Grant, Policy};
@@ -28,12 +29,30 @@
 //! | hidden tool | JSON-RPC error `-32602` `Unknown tool: NAME` | no |
 //! | approve | a human is asked: `elicitation/create` (2025-06-18 and 2025-11-25 clients that declared elicitation), an `input_required` result (2026-07-28), else an `isError` result naming the approval id (out of band) | once approved |
 //!
-//! `tools/list` results are filtered (a tool the policy can never allow is removed). Every
-//! other request and notification goes to the inner handler untouched, except the requests of a
-//! capability the inner handler's `get_info` does not advertise (`tools/list`, `resources/*`,
-//! `prompts/*`, `completion/complete`, `logging/setLevel`): the guard advertises exactly the
-//! inner handler's capabilities and answers those `-32601` Method not found. An allowed call whose
-//! inner handler answers with a JSON-RPC error (`Err`) is refunded: the tool never ran.
+//! Resources and prompts are decided too ([`mcp_policy::subject::Subject`]), and refused with
+//! the JSON-RPC errors the gateway gives (built by [`mcp_policy::mcp::refusal_of`] and
+//! [`mcp_policy::mcp::unknown`]):
+//!
+//! | request | decided on | deny, limit | hidden |
+//! |---|---|---|---|
+//! | `resources/read`, `resources/subscribe` | the URI in normal form ([`mcp_policy::uri::Uri`]); the inner handler gets it as sent | error `-32003`: the policy's message (a limit adds `(retry in N s)`), `data["io.mcp-policy/decision"]` | error `-32002` `Resource not found`, `data.uri` |
+//! | `prompts/get` | the name and `arguments` | as above | error `-32602` `Unknown prompt: NAME` |
+//!
+//! A URI that cannot be read into normal form is error `-32602` naming the problem. An
+//! approval is asked as for a tool call (elicitation; `input_required` for `resources/read`
+//! and `prompts/get` on 2026-07-28; else out of band); its refusal is error `-32003`.
+//! `completion/complete` is forwarded only when its `ref` names a prompt, resource or template
+//! the policy could allow, else it gets the answer for one that does not exist.
+//!
+//! `tools/list`, `resources/list`, `resources/templates/list` and `prompts/list` results are
+//! filtered (what the policy can never allow is removed; the cursor is kept). Every other
+//! request and notification goes to the inner handler untouched (`resources/unsubscribe`,
+//! `resources/directory/read`, and 2026-07-28 `subscriptions/listen`, whose URIs are not
+//! decided here yet), except the requests of a capability the inner handler's `get_info` does
+//! not advertise (`tools/list`, `resources/*`, `prompts/*`, `completion/complete`,
+//! `logging/setLevel`): the guard advertises exactly the inner handler's capabilities and
+//! answers those `-32601` Method not found. An allowed call, read or prompt whose inner
+//! handler answers with a JSON-RPC error (`Err`) is refunded: it never happened.
 //!
 //! ## Who is calling
 //!
@@ -63,9 +82,10 @@
 //!
 //! ## Delegation
 //!
-//! rmcp's streamable HTTP server takes a [`ServerHandler`], so [`Guarded`] is one: `call_tool`
-//! and `list_tools` (and `get_tool`, which rmcp's HTTP transport uses to check headers) go
-//! through the policy; the other methods of the trait are forwarded to the inner handler.
+//! rmcp's streamable HTTP server takes a [`ServerHandler`], so [`Guarded`] is one: `call_tool`,
+//! `read_resource`, `subscribe`, `get_prompt`, `complete`, the four lists (and `get_tool`,
+//! which rmcp's HTTP transport uses to check headers) go through the policy; the other
+//! methods of the trait are forwarded to the inner handler.
 //! The crate's `tests/delegation.rs` fails when the rmcp being built has a `ServerHandler`
 //! method the guard does not implement, or a request or notification kind that does not
 //! reach the inner handler exactly as it does without the guard. Supported: rmcp 3.11 (without
@@ -103,6 +123,7 @@ use std::sync::{Arc, OnceLock};
 
 use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel, Redeemed};
 use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VERSION};
+use mcp_policy::subject::Subject;
 use mcp_policy::{AsyncDecider, Decision, Engine, Grant, Verdict};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams, ErrorCode,
@@ -114,6 +135,7 @@ use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Map, Value, json};
 
 mod forward;
+mod surface;
 
 pub use mcp_policy;
 pub use rmcp;
@@ -165,7 +187,8 @@ pub struct Shared<D> {
     approvals: Approvals,
 }
 
-/// An rmcp [`ServerHandler`] with a policy on its tool calls; see the crate documentation.
+/// An rmcp [`ServerHandler`] with a policy on its tools, resources and prompts; see the crate
+/// documentation.
 ///
 /// Cloning is cheap (the engine is shared); a streamable HTTP server's factory clones one
 /// guard per session.
@@ -246,7 +269,10 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
     }
 
     /// The grant this call is made as: borrowed where nothing needs adding.
-    fn grant<'c>(&'c self, context: &'c RequestContext<RoleServer>) -> Option<Cow<'c, Grant>> {
+    pub(crate) fn grant<'c>(
+        &'c self,
+        context: &'c RequestContext<RoleServer>,
+    ) -> Option<Cow<'c, Grant>> {
         match &self.grants {
             GrantSource::Fixed(grant) => Some(Cow::Borrowed(self.fixed.get_or_init(|| {
                 let mut grant = grant.clone();
@@ -322,11 +348,18 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             && let Some(channel) = self.elicitation_channel(&context, protocol)
         {
             match self
-                .elicit(&decision, tool, &args, &grant, channel, &context)
+                .elicit(
+                    &decision,
+                    Subject::Tool(tool),
+                    &args,
+                    &grant,
+                    channel,
+                    &context,
+                )
                 .await
             {
                 Ok(next) => decision = next,
-                Err(result) => return Ok(CallToolResponse::Complete(result)),
+                Err(result) => return Ok(CallToolResponse::Complete(to_result(result))),
             }
         }
         let channel = if stateless {
@@ -374,7 +407,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
 
     /// Elicitation is the channel when the client declared it and speaks a version with
     /// server-to-client requests.
-    fn elicitation_channel(
+    pub(crate) fn elicitation_channel(
         &self,
         context: &RequestContext<RoleServer>,
         protocol: Option<&str>,
@@ -389,32 +422,32 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
         }
     }
 
-    /// Asks the human and, when approved, decides again (the call still has to pass its
-    /// limits). `Err`: the result the client gets.
-    async fn elicit(
+    /// Asks the human about a tool call, resource read or prompt and, when approved, decides
+    /// again (the request still has to pass its limits). `Err`: the `tools/call`-shaped
+    /// result (text and decision) the client gets instead.
+    pub(crate) async fn elicit(
         &self,
         decision: &Decision,
-        tool: &str,
+        subject: Subject<'_>,
         args: &Value,
         grant: &Grant,
         channel: Channel,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Decision, CallToolResult> {
+    ) -> Result<Decision, Value> {
         let approvals = &self.shared.approvals;
+        let name = subject.name();
         let CallAnswer::Elicit {
             params,
             approval_id,
             decision: decision_json,
-        } = approvals.answer(decision, tool, args, grant, channel, false)
+        } = approvals.answer(decision, name, args, grant, channel, false)
         else {
             let text = "this call needs approval";
-            return Err(to_result(Approvals::not_approved(
-                text,
-                decision.to_json(None),
-            )));
+            return Err(Approvals::not_approved(text, decision.to_json(None)));
         };
+        let params = surface::retitled(with_mode(params), "/message", subject.kind());
         let timeout = approvals.options().approval_timeout;
-        let asked = match serde_json::from_value::<ElicitRequestParams>(with_mode(params)) {
+        let asked = match serde_json::from_value::<ElicitRequestParams>(params) {
             Ok(params) => {
                 context
                     .peer
@@ -425,22 +458,20 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
         };
         if let Err(rmcp::ServiceError::Timeout { .. }) = &asked {
             let text = format!(
-                "The call of `{tool}` was not approved: no answer within {} s. Nothing was done.",
+                "The call of `{name}` was not approved: no answer within {} s. Nothing was done.",
                 timeout.as_secs()
             );
-            return Err(to_result(Approvals::not_approved(&text, decision_json)));
+            return Err(Approvals::not_approved(&text, decision_json));
         }
         let answer = asked.ok().and_then(|a| serde_json::to_value(a).ok());
-        if let Err(result) = Approvals::elicited(tool, answer.as_ref(), decision_json.clone()) {
-            return Err(to_result(result));
-        }
+        Approvals::elicited(name, answer.as_ref(), decision_json.clone())?;
         if let Err(e) = self.shared.engine.record_approval(&approval_id).await {
             let text = format!(
-                "The call of `{tool}` was approved, but the approval could not be recorded: {e}"
+                "The call of `{name}` was approved, but the approval could not be recorded: {e}"
             );
-            return Err(to_result(Approvals::not_approved(&text, decision_json)));
+            return Err(Approvals::not_approved(&text, decision_json));
         }
-        Ok(self.shared.engine.evaluate(tool, args, grant).await)
+        Ok(self.shared.engine.decide(subject, args, grant).await)
     }
 
     async fn filtered_list(
