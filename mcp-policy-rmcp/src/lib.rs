@@ -440,12 +440,12 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             params,
             approval_id,
             decision: decision_json,
-        } = approvals.answer(decision, name, args, grant, channel, false)
+        } = approvals.answer_of(subject.kind(), decision, name, args, grant, channel, false)
         else {
             let text = "this call needs approval";
             return Err(Approvals::not_approved(text, decision.to_json(None)));
         };
-        let params = surface::retitled(with_mode(params), "/message", subject.kind());
+        let params = with_mode(params);
         let timeout = approvals.options().approval_timeout;
         let asked = match serde_json::from_value::<ElicitRequestParams>(params) {
             Ok(params) => {

@@ -256,7 +256,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             let responses = responses
                 .and_then(|r| r.get("approve"))
                 .map(|r| json!({ "approve": r }));
-            match approvals.redeem(state, responses.as_ref(), name, args, &grant) {
+            match approvals.redeem_of(kind, state, responses.as_ref(), name, args, &grant) {
                 // A failure to record leaves the request unapproved: it is asked again.
                 Redeemed::Approved(id) => {
                     let _ = engine.record_approval(&id).await;
@@ -294,13 +294,11 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
                 } else {
                     Channel::OutOfBand
                 };
-                match approvals.answer(&decision, name, args, &grant, channel, stateless) {
+                match approvals.answer_of(kind, &decision, name, args, &grant, channel, stateless) {
                     CallAnswer::Result(result)
                         if result.get("resultType").and_then(Value::as_str)
                             == Some(INPUT_REQUIRED) =>
                     {
-                        let result =
-                            retitled(result, "/inputRequests/approve/params/message", kind);
                         serde_json::from_value::<InputRequiredResult>(result)
                             .map(Admission::InputRequired)
                             .map_err(|e| {
@@ -387,22 +385,4 @@ fn no_grant() -> McpError {
     let message = "this call carries no grant (the server did not authenticate its caller)";
     let decision = json!({ "decision": "deny", "rule": "", "message": message });
     error_of(&request_error(&Value::Null, message, decision))
-}
-
-/// The approval prompt at `pointer` in `value`, naming what is asked about: the typed layer
-/// writes it for a tool call (`Approve this tool call?` / `Tool: NAME`); a resource read or a
-/// prompt gets the words the gateway uses for them.
-pub(crate) fn retitled(mut value: Value, pointer: &str, kind: Kind) -> Value {
-    const TOOL: &str = "Approve this tool call?\nTool: ";
-    let head = match kind {
-        Kind::Tool => return value,
-        Kind::Resource => "Approve this resource read?\nResource: ",
-        Kind::Prompt => "Approve this prompt?\nPrompt: ",
-    };
-    if let Some(Value::String(message)) = value.pointer_mut(pointer)
-        && let Some(rest) = message.strip_prefix(TOOL)
-    {
-        *message = format!("{head}{rest}");
-    }
-    value
 }

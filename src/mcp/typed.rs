@@ -133,10 +133,35 @@ impl Approvals {
         args: &Value,
         grant: &Grant,
     ) -> Redeemed {
+        self.redeem_of(Kind::Tool, state, responses, tool, args, grant)
+    }
+
+    /// [`redeem`](Self::redeem) for a request of `kind` (a resource read, a prompt): a state
+    /// issued for one kind never answers another, whatever the names.
+    ///
+    /// ```
+    /// use mcp_policy::Grant;
+    /// use mcp_policy::mcp::typed::{Approvals, Redeemed};
+    /// use mcp_policy::mcp::GatewayOptions;
+    /// use mcp_policy::subject::Kind;
+    /// let approvals = Approvals::new(GatewayOptions::default());
+    /// let r = approvals.redeem_of(Kind::Prompt, "io.mcp-policy/state/1/ap-x", None, "greet",
+    ///     &serde_json::json!({}), &Grant::new("a"));
+    /// assert_eq!(r, Redeemed::Nothing);
+    /// ```
+    pub fn redeem_of(
+        &self,
+        kind: Kind,
+        state: &str,
+        responses: Option<&Value>,
+        name: &str,
+        args: &Value,
+        grant: &Grant,
+    ) -> Redeemed {
         let Some(issued) = self.issued.lock().remove(state) else {
             return Redeemed::Nothing;
         };
-        if issued.deadline <= Instant::now() || !issued.is_for(grant, Kind::Tool, tool, args) {
+        if issued.deadline <= Instant::now() || !issued.is_for(grant, kind, name, args) {
             return Redeemed::Nothing;
         }
         let response = responses.and_then(|r| r.get("approve"));
@@ -170,6 +195,25 @@ impl Approvals {
         channel: Channel,
         stateless: bool,
     ) -> CallAnswer {
+        self.answer_of(Kind::Tool, decision, tool, args, grant, channel, stateless)
+    }
+
+    /// [`answer`](Self::answer) for a request of `kind`: the approval asked names it (`Approve
+    /// this resource read?` / `Resource: URI`, `Approve this prompt?` / `Prompt: NAME`), and
+    /// the state issued for it answers only a request of that kind. (A resource's or prompt's
+    /// refusal is a JSON-RPC error, [`refusal_of`](crate::mcp::refusal_of), which the host
+    /// writes itself; this answers its approvals.)
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer_of(
+        &self,
+        kind: Kind,
+        decision: &Decision,
+        tool: &str,
+        args: &Value,
+        grant: &Grant,
+        channel: Channel,
+        stateless: bool,
+    ) -> CallAnswer {
         match decision.verdict {
             Verdict::Allow => CallAnswer::Forward,
             Verdict::Deny if decision.hidden => CallAnswer::Error {
@@ -179,12 +223,14 @@ impl Approvals {
             Verdict::Deny | Verdict::Limit => {
                 CallAnswer::Result(result_of(refusal(&Value::Null, decision, stateless)))
             }
-            Verdict::Approve => self.ask(decision, tool, args, grant, channel, stateless),
+            Verdict::Approve => self.ask(kind, decision, tool, args, grant, channel, stateless),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ask(
         &self,
+        kind: Kind,
         decision: &Decision,
         tool: &str,
         args: &Value,
@@ -193,7 +239,7 @@ impl Approvals {
         stateless: bool,
     ) -> CallAnswer {
         let ask = Ask {
-            kind: Kind::Tool,
+            kind,
             decision,
             tool,
             args,
