@@ -16,6 +16,9 @@
 pub struct Glob {
     tokens: Vec<Token>,
     literals: usize,
+    /// The literal text before the one trailing `*`, when that is the only wildcard
+    /// (`file:///srv/docs/*`): such a pattern matches by a prefix comparison.
+    prefix: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +53,13 @@ impl Glob {
                 }
             }
         }
-        Glob { tokens, literals }
+        let mut glob = Glob {
+            tokens,
+            literals,
+            prefix: None,
+        };
+        glob.prefix = glob.prefix_only().map(String::into_boxed_str);
+        glob
     }
 
     /// The number of literal (non-wildcard) characters: the pattern's specificity.
@@ -60,6 +69,9 @@ impl Glob {
 
     /// Whether `name` matches the whole pattern.
     pub fn matches(&self, name: &str) -> bool {
+        if let Some(prefix) = &self.prefix {
+            return name.starts_with(&**prefix);
+        }
         // Iterative matcher with one backtrack point (the last `*`): O(len(name) * len(pattern)).
         let mut t = 0usize; // token index
         let mut n = 0usize; // byte offset into name
