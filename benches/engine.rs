@@ -13,6 +13,8 @@ const SEED: &str = include_str!("data/seed.json");
 
 const CONDITIONED: &str = include_str!("data/conditioned.json");
 
+const SURFACE: &str = include_str!("data/surface.json");
+
 fn engine(policy: &str) -> (Engine<ManualClock, MemoryStore>, ManualClock) {
     let clock = ManualClock::new(1_763_712_000_000);
     let policy = Policy::from_json_str(policy).expect("bench policy loads");
@@ -61,6 +63,41 @@ fn seed_policy(c: &mut Criterion) {
     });
     g.bench_function("default_deny", |b| {
         b.iter(|| black_box(e.evaluate(black_box("stop_scan"), &args, &grant)))
+    });
+    g.finish();
+}
+
+/// The allow path of a resource read (the URI read into its normal form each call, as a host
+/// does) and of a prompt, each with one limit like the seed's.
+fn surface(c: &mut Criterion) {
+    use mcp_policy::subject::Subject;
+    use mcp_policy::uri::Uri;
+    let mut g = c.benchmark_group("surface");
+    let (none, prompt_args) = (json!({}), json!({"style": "short"}));
+    let grant = Grant::new("alice-laptop");
+    for (name, raw) in [
+        ("resource_exact", "file:///srv/docs/guide.md"),
+        ("resource_pattern", "file:///srv/docs/faq.md"),
+    ] {
+        let (e, clock) = engine(SURFACE);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                clock.advance(60_000);
+                let uri = Uri::parse(black_box(raw)).expect("a URI");
+                black_box(e.decide(Subject::Resource(&uri), &none, &grant))
+            })
+        });
+    }
+    let (e, clock) = engine(SURFACE);
+    g.bench_function("prompt", |b| {
+        b.iter(|| {
+            clock.advance(60_000);
+            black_box(e.decide(
+                Subject::Prompt(black_box("summarise")),
+                &prompt_args,
+                &grant,
+            ))
+        })
     });
     g.finish();
 }
@@ -233,6 +270,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut c = Criterion::default().configure_from_args();
     seed_policy(&mut c);
+    surface(&mut c);
     conditioned(&mut c);
     scale(&mut c);
     store_threads(&mut c);
