@@ -223,3 +223,52 @@ fn annotations_count_once_the_tool_was_listed() {
     let mut stranger = Gateway::new(Grant::new("eve"), GatewayOptions::default());
     assert!(!forwarded(&stranger.from_client(&e, &call(5))));
 }
+
+#[test]
+fn path_under_on_a_file_uri_is_judged_by_its_normal_path() {
+    let policy = Policy::from_json_str(
+        r#"{"version":"1","default":"deny","resources":{"file:///*":{"require":[
+            {"path":"uri","op":"path_under","value":"/srv/docs","on_deny":"only /srv/docs"}]}},
+          "tools":{"open":{"require":[{"path":"args.target","op":"path_under","value":"/srv/docs"}]}}}"#,
+    )
+    .unwrap();
+    let e = Engine::with_parts(policy, ManualClock::new(0), MemoryStore::new());
+    let mut gw = Gateway::new(Grant::new("ada"), GatewayOptions::default());
+    let read = |id, uri: &str| request(id, "resources/read", json!({"uri": uri}));
+    assert!(forwarded(
+        &gw.from_client(&e, &read(1, "file:///srv/docs/a.md"))
+    ));
+    for (id, escape) in [
+        (2, "file:///srv/docs/../../etc/shadow"),
+        (3, "file:///srv/docs/%2e%2e/%2E%2E/etc/shadow"),
+        (4, "file:///srv/docs/..%2F..%2Fetc/shadow"),
+        (5, "file:///srv/docsx/a"),
+    ] {
+        let out = gw.from_client(&e, &read(id, escape));
+        assert_eq!(
+            answer(&out)["error"]["message"],
+            "only /srv/docs",
+            "{escape}"
+        );
+    }
+    // In a tool's argument too; a file URI naming another host is never under a local
+    // directory (an evaluation error: denied).
+    let open = |id, target: &str| {
+        request(
+            id,
+            "tools/call",
+            json!({"name": "open", "arguments": {"target": target}}),
+        )
+    };
+    assert!(forwarded(
+        &gw.from_client(&e, &open(6, "file:///srv/docs/b.md"))
+    ));
+    let out = gw.from_client(&e, &open(7, "file:///srv/docs/%2e%2e/x"));
+    assert_eq!(answer(&out)["result"]["isError"], true);
+    let out = gw.from_client(&e, &open(8, "file://elsewhere/srv/docs/b.md"));
+    let text = answer(&out)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("another host"), "{text}");
+}
