@@ -123,7 +123,7 @@ use std::sync::{Arc, OnceLock};
 
 use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel, Redeemed};
 use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VERSION};
-use mcp_policy::subject::Subject;
+use mcp_policy::subject::{Hints, Subject};
 use mcp_policy::{AsyncDecider, Decision, Engine, Grant, Verdict};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams, ErrorCode,
@@ -336,7 +336,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             }
         }
 
-        let mut decision = engine.evaluate(tool, &args, &grant).await;
+        let mut decision = engine.decide(self.tool_subject(tool), &args, &grant).await;
         if decision.verdict == Verdict::Approve
             && let Some(why) = refused
         {
@@ -484,10 +484,33 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
         }
         let mut result = self.inner.list_tools(request, context).await?;
         let policy = self.shared.engine.policy();
+        if policy.trusts_annotations()
+            && let Ok(listed) = serde_json::to_value(&result)
+        {
+            self.shared.approvals.options().catalog.learn_tools(&listed);
+        }
         result
             .tools
             .retain(|tool| policy.can_ever_allow(&tool.name));
         Ok(result)
+    }
+
+    /// A tool as the policy decides it: with the annotations the wrapped handler gives it
+    /// (`get_tool`, else what its `tools/list` said), when the policy trusts annotations;
+    /// otherwise by name alone (nothing looked up, nothing allocated).
+    fn tool_subject<'t>(&self, tool: &'t str) -> Subject<'t> {
+        if !self.shared.engine.policy().trusts_annotations() {
+            return Subject::Tool(tool);
+        }
+        let own = self
+            .inner
+            .get_tool(tool)
+            .and_then(|t| serde_json::to_value(&t).ok())
+            .map(|t| Hints::of_tool(&t));
+        match own.or_else(|| self.shared.approvals.options().catalog.hints(tool)) {
+            Some(hints) => Subject::AnnotatedTool(tool, hints),
+            None => Subject::Tool(tool),
+        }
     }
 }
 

@@ -520,3 +520,44 @@ async fn an_unanswered_elicitation_times_out() {
     })
     .await;
 }
+
+/// The wrapped handler's own annotations count under a policy that trusts them: `echo` says
+/// it is read-only, `scan` says nothing (so is judged destructive and not read-only).
+#[tokio::test]
+async fn the_handlers_annotations_count_only_when_trusted() {
+    for (trust, echo_allowed) in [(true, true), (false, false)] {
+        let policy = Policy::from_json_str(&format!(
+            r#"{{"version":"1","default":"deny","trust_annotations":{trust},
+              "tools":{{"*":{{"require":[{{"path":"annotations.readOnlyHint","op":"eq","value":true}}]}}}}}}"#
+        ))
+        .unwrap();
+        let engine = Engine::with_parts(policy, ManualClock::new(0), MemoryStore::new());
+        let client = connect(
+            Demo::new(),
+            engine,
+            GrantSource::Fixed(Grant::new("ada")),
+            plain(ProtocolVersion::V_2025_11_25),
+        )
+        .await;
+        let call = |name: &str, args: Value| {
+            let mut params = CallToolRequestParams::new(name.to_owned());
+            params.arguments = args.as_object().cloned();
+            params
+        };
+        let echo = client
+            .call_tool(call("echo", json!({"text": "hi"})))
+            .await
+            .unwrap();
+        assert_eq!(
+            echo.is_error != Some(true),
+            echo_allowed,
+            "trust {trust}: {echo:?}"
+        );
+        let scan = client
+            .call_tool(call("scan", json!({"target": "x"})))
+            .await
+            .unwrap();
+        assert_eq!(scan.is_error, Some(true), "trust {trust}: {scan:?}");
+        client.cancel().await.unwrap();
+    }
+}

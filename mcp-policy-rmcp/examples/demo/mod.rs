@@ -52,7 +52,7 @@ impl Demo {
         }
     }
 
-    #[tool(description = "Echo the text back")]
+    #[tool(description = "Echo the text back", annotations(read_only_hint = true))]
     fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
         self.ran.fetch_add(1, Ordering::Relaxed);
         text
@@ -76,7 +76,10 @@ impl Demo {
         format!("transferred {amount}")
     }
 
-    #[tool(description = "Drop the database")]
+    #[tool(
+        description = "Drop the database",
+        annotations(destructive_hint = true)
+    )]
     fn drop_db(&self) -> String {
         self.ran.fetch_add(1, Ordering::Relaxed);
         "dropped".into()
