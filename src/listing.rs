@@ -196,6 +196,26 @@ impl Policy {
             .any(|covered| prefix.starts_with(&covered))
     }
 
+    /// Whether `completion/complete` may reach what its reference names: a prompt (by name)
+    /// or a resource (a URI, or a template when it holds a `{`) that would be listed.
+    ///
+    /// ```
+    /// use mcp_policy::Policy;
+    /// use mcp_policy::subject::Kind;
+    /// let p = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///   "prompts":{"greet":{}},"resources":{"file:///srv/*":{}}}"#).unwrap();
+    /// assert!(p.can_complete(Kind::Prompt, "greet"));
+    /// assert!(p.can_complete(Kind::Resource, "file:///srv/{name}"));
+    /// assert!(!p.can_complete(Kind::Resource, "file:///etc/{name}"));
+    /// ```
+    pub fn can_complete(&self, kind: Kind, name: &str) -> bool {
+        match kind {
+            Kind::Resource if name.contains('{') => self.template_could_allow(name),
+            Kind::Resource => self.can_ever_read(name),
+            kind => self.can_ever_allow_of(kind, name),
+        }
+    }
+
     /// Whether one item of a list result stays: named by a string the policy could allow.
     fn keeps(&self, list: List, item: &Value) -> bool {
         item.get(list.name_field())

@@ -162,16 +162,15 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             Reference::Prompt(prompt) => (
                 Kind::Prompt,
                 prompt.name.as_str(),
-                policy.can_ever_allow_of(Kind::Prompt, &prompt.name),
+                policy.can_complete(Kind::Prompt, &prompt.name),
             ),
             Reference::Resource(resource) => {
                 let uri = resource.uri.as_str();
-                let usable = if uri.contains('{') {
-                    policy.template_could_allow(uri)
-                } else {
-                    policy.can_ever_read(uri)
-                };
-                (Kind::Resource, uri, usable)
+                (
+                    Kind::Resource,
+                    uri,
+                    policy.can_complete(Kind::Resource, uri),
+                )
             }
             // A reference of a kind this rmcp does not know yet: refused, as the gateway
             // refuses a `ref` it cannot read.

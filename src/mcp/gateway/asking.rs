@@ -26,6 +26,15 @@ pub(super) enum StateAnswer {
     Refused(&'static str),
 }
 
+/// What a request's 2026-07-28 retry fields said ([`Gateway::retry`]).
+pub(super) struct Retry {
+    /// The gateway's own approval fields were consumed: they must be stripped before the
+    /// request goes on.
+    pub(super) strip: bool,
+    /// The human refused this very request.
+    pub(super) refused: Option<&'static str>,
+}
+
 /// Removes the gateway's own approval fields from a retry before it goes to the server.
 pub(super) fn strip_approval_fields(message: &mut Value) {
     if let Some(Value::Object(params)) = message.get_mut("params") {
@@ -35,6 +44,52 @@ pub(super) fn strip_approval_fields(message: &mut Value) {
 }
 
 impl Gateway {
+    /// A request's `requestState` (2026-07-28), for `kind` named `name`: one this gateway
+    /// issued is consumed (an approval recorded, or a refusal to answer); one the server
+    /// issued may continue a request it asked input for — then `Err` carries what to do
+    /// instead of deciding. Tool calls, resource reads and prompts all read their retries
+    /// here.
+    pub(super) fn retry(
+        &mut self,
+        decider: &dyn Decider,
+        params: Option<&Value>,
+        id: &Value,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Retry, Vec<Output>> {
+        let Some((params, state)) = params.and_then(|p| Some((p, p.get("requestState")?))) else {
+            return Ok(Retry {
+                strip: false,
+                refused: None,
+            });
+        };
+        let empty = Value::Object(Map::new());
+        let args = match params.get("arguments") {
+            Some(args @ Value::Object(_)) => args,
+            _ => &empty,
+        };
+        match self.answer_request_state(decider, state, params, kind, name, args) {
+            StateAnswer::NotOurs => {
+                // The server's own state: the retry may continue a request it asked input for.
+                if let Some(out) = self.continuation(decider, state, id, kind, name, args) {
+                    return Err(out);
+                }
+                Ok(Retry {
+                    strip: false,
+                    refused: None,
+                })
+            }
+            StateAnswer::Used => Ok(Retry {
+                strip: true,
+                refused: None,
+            }),
+            StateAnswer::Refused(why) => Ok(Retry {
+                strip: true,
+                refused: Some(why),
+            }),
+        }
+    }
+
     /// An `approve` decision: ask the human through the channel the client supports.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ask(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::asking::{StateAnswer, strip_approval_fields};
+use super::asking::strip_approval_fields;
 use super::requests::examined;
 use super::{Gateway, InFlight, Output, Waiting, audit, micros_since};
 use crate::approval::canonical_json;
@@ -283,48 +283,15 @@ impl Gateway {
         }
         // 2026-07-28 requests carry the protocol version and the client's identity themselves.
         let stateless = self.read_meta(params.and_then(|p| p.get("_meta")));
+        // A retry that answers an `input_required` approval (2026-07-28): only a
+        // `requestState` this gateway issued is its own to consume; the server's own (its
+        // `input_required` rounds) passes through untouched.
+        let retry = match self.retry(decider, params, &id, Kind::Tool, &tool) {
+            Ok(retry) => retry,
+            Err(out) => return out,
+        };
+        let (stripped, refused) = (retry.strip, retry.refused);
         let empty = Value::Object(Map::new());
-        // A retry that answers an `input_required` approval (2026-07-28).
-        // Only a `requestState` this gateway issued is its own to consume; the server's own
-        // (its `input_required` rounds) passes through untouched.
-        let state = match params {
-            Some(params) if params.get("requestState").is_some() => {
-                let args = params.get("arguments").filter(|a| a.is_object());
-                let state = params.get("requestState").unwrap_or(&Value::Null);
-                self.answer_request_state(
-                    decider,
-                    state,
-                    params,
-                    Kind::Tool,
-                    &tool,
-                    args.unwrap_or(&empty),
-                )
-            }
-            _ => StateAnswer::NotOurs,
-        };
-        // The server's own state: the retry may continue a call the server asked input for.
-        if matches!(state, StateAnswer::NotOurs)
-            && let Some(server_state) = params.and_then(|p| p.get("requestState"))
-        {
-            let args = params
-                .and_then(|p| p.get("arguments"))
-                .filter(|a| a.is_object());
-            if let Some(out) = self.continuation(
-                decider,
-                server_state,
-                &id,
-                Kind::Tool,
-                &tool,
-                args.unwrap_or(&empty),
-            ) {
-                return out;
-            }
-        }
-        let stripped = !matches!(state, StateAnswer::NotOurs);
-        let refused = match state {
-            StateAnswer::Refused(why) => Some(why),
-            _ => None,
-        };
         if stripped {
             strip_approval_fields(&mut message);
         }

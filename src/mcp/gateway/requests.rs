@@ -99,43 +99,11 @@ impl Gateway {
         let judged: &str = uri.as_ref().map_or(name.as_str(), Uri::as_str);
         let empty = Value::Object(Map::new());
         // An approval answered in a retry (2026-07-28), as for a tool call.
-        let state = match params {
-            Some(params) if params.get("requestState").is_some() => {
-                let args = params.get("arguments").filter(|a| a.is_object());
-                let state = params.get("requestState").unwrap_or(&Value::Null);
-                self.answer_request_state(
-                    decider,
-                    state,
-                    params,
-                    kind,
-                    judged,
-                    args.unwrap_or(&empty),
-                )
-            }
-            _ => super::asking::StateAnswer::NotOurs,
+        let retry = match self.retry(decider, params, &id, kind, judged) {
+            Ok(retry) => retry,
+            Err(out) => return out,
         };
-        if matches!(state, super::asking::StateAnswer::NotOurs)
-            && let Some(server_state) = params.and_then(|p| p.get("requestState"))
-        {
-            let args = params
-                .and_then(|p| p.get("arguments"))
-                .filter(|a| a.is_object());
-            if let Some(out) = self.continuation(
-                decider,
-                server_state,
-                &id,
-                kind,
-                judged,
-                args.unwrap_or(&empty),
-            ) {
-                return out;
-            }
-        }
-        let stripped = !matches!(state, super::asking::StateAnswer::NotOurs);
-        let refused = match state {
-            super::asking::StateAnswer::Refused(why) => Some(why),
-            _ => None,
-        };
+        let (stripped, refused) = (retry.strip, retry.refused);
         if stripped {
             super::asking::strip_approval_fields(&mut message);
         }
