@@ -72,6 +72,18 @@ struct Continuation {
 /// retry is decided as a new call.
 const MAX_CONTINUATIONS: usize = 1024;
 
+/// The 2026-07-28 request that subscribes to resources (among other notifications).
+const LISTEN: &str = "subscriptions/listen";
+
+/// Whether the gateway examines requests of `method` besides `tools/call` (read by
+/// `requests`).
+fn examined(method: &str) -> bool {
+    matches!(
+        method,
+        "resources/read" | "resources/subscribe" | "prompts/get" | "completion/complete" | LISTEN
+    )
+}
+
 /// What a forwarded client request was, so that its answer is handled.
 #[derive(Debug)]
 enum Waiting {

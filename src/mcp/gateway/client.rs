@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::asking::strip_approval_fields;
-use super::requests::examined;
-use super::{Gateway, InFlight, Output, Waiting, audit, micros_since};
+use super::{Gateway, InFlight, Output, Waiting, audit, examined, micros_since};
 use crate::approval::canonical_json;
 use crate::decision::{Decision, Verdict};
 use crate::engine::Decider;

@@ -9,24 +9,13 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::client::{Call, Deciding, Request};
-use super::{Gateway, Output, Waiting};
+use super::{Gateway, LISTEN, Output, Waiting};
 use crate::decision::Verdict;
 use crate::engine::Decider;
 use crate::mcp::read::key;
 use crate::mcp::wire::{INVALID_PARAMS, error_response, refusal_of, unknown};
 use crate::subject::{Kind, Subject};
 use crate::uri::Uri;
-
-/// The 2026-07-28 request that subscribes to resources (among other notifications).
-pub(crate) const LISTEN: &str = "subscriptions/listen";
-
-/// Whether the gateway examines requests of `method` besides `tools/call`.
-pub(super) fn examined(method: &str) -> bool {
-    matches!(
-        method,
-        "resources/read" | "resources/subscribe" | "prompts/get" | "completion/complete" | LISTEN
-    )
-}
 
 impl Gateway {
     /// Any request the gateway decides, read whole (a call held for approval comes back
