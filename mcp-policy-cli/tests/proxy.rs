@@ -2,7 +2,7 @@
 //! line-level MCP server (`tests/support/line_server.py`, Python's standard library only), for
 //! what depends on exact bytes and process lifetimes: passthrough byte for byte, the upstream
 //! crashing mid-call, the client closing, signals, malformed and oversized lines, hot reload,
-//! refunds and the audit log. The registry servers and SDK clients are in `tests/e2e.rs`.
+//! refunds and the audit log. The registry servers and SDK clients are in `tests/stdio/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
