@@ -1,6 +1,7 @@
 //! `mcp-policy scaffold`: starting policies from real servers' lists.
 
 use super::*;
+use crate::schema::policy_validator;
 
 fn scaffold(fixture: &str) -> Value {
     let path = format!("mcp-policy-cli/tests/data/tools_list/{fixture}.json");

@@ -10,7 +10,7 @@ fn schema_output_is_the_shipped_file() {
     assert_eq!(stdout(&o), file);
 }
 
-fn policy_validator() -> jsonschema::Validator {
+pub(crate) fn policy_validator() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("docs/policy.schema.json")).unwrap(),
     )

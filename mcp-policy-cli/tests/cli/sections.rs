@@ -1,6 +1,7 @@
 //! Resources and prompts in `eval`, `test`, `explain` and `scaffold`.
 
 use super::*;
+use crate::schema::policy_validator;
 
 /// Tools, resources (a limit, a hidden pattern) and prompts (a condition, a hidden pattern).
 const SECTIONS: &str = r#"{"version":"1","default":"deny",
