@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::compile::{CompiledStage, Policy};
 use crate::document::{Action, Cost, DefaultAction};
-use crate::pattern::{Glob, is_pattern};
+use crate::pattern::Glob;
 use crate::subject::Kind;
 use crate::uri::Uri;
 
@@ -153,6 +153,14 @@ impl Policy {
     ///   "resources":{"fixture://docs/*":{}}}"#).unwrap();
     /// assert!(p.template_could_allow("fixture://docs/{name}"));
     /// assert!(!p.template_could_allow("fixture://secrets/{name}"));
+    /// let open = Policy::from_json_str(r#"{"version":"1","default":"allow",
+    ///   "resources":{"fixture://secrets/*":{"action":"hide"},"fixture://logs/today":{"action":"deny"}}}"#).unwrap();
+    /// assert!(!open.template_could_allow("fixture://secrets/{name}"));
+    /// assert!(open.template_could_allow("fixture://logs/{day}"));
+    /// let exact = Policy::from_json_str(r#"{"version":"1","default":"deny",
+    ///   "resources":{"fixture://logs/today":{}}}"#).unwrap();
+    /// assert!(exact.template_could_allow("fixture://logs/{day}"));
+    /// assert!(!exact.template_could_allow("fixture://docs/{day}"));
     /// ```
     pub fn template_could_allow(&self, template: &str) -> bool {
         let mut glob_text = String::with_capacity(template.len());
@@ -175,25 +183,29 @@ impl Policy {
         let prefix = literal_prefix.unwrap_or(template);
         let glob = Glob::new(&glob_text);
         let section = self.section(Kind::Resource);
-        let allowing = section
-            .entries
+        let action = |i: &usize| section.entries.get(*i).map(|e| e.action);
+        let refuses = |i: &usize| matches!(action(i), Some(Action::Deny | Action::Hide));
+        // The compiled keys: exact URIs (a template's glob may match one) and patterns.
+        let allowed_exact = section
+            .exact
             .iter()
-            .filter(|e| !matches!(e.action, Action::Deny | Action::Hide));
-        if allowing
-            .map(|e| Glob::new(&e.key))
-            .any(|key| key.intersects(&glob))
-        {
+            .any(|(key, i)| !refuses(i) && glob.matches(key));
+        let allowed_pattern = section
+            .patterns
+            .iter()
+            .any(|(key, i)| !refuses(i) && key.intersects(&glob));
+        if allowed_exact || allowed_pattern {
             return true;
         }
         if self.default_action() == DefaultAction::Deny {
             return false;
         }
         !section
-            .entries
+            .patterns
             .iter()
-            .filter(|e| matches!(e.action, Action::Deny | Action::Hide) && is_pattern(&e.key))
-            .filter_map(|e| Glob::new(&e.key).prefix_only())
-            .any(|covered| prefix.starts_with(&covered))
+            .filter(|(_, i)| refuses(i))
+            .filter_map(|(key, _)| key.prefix())
+            .any(|covered| prefix.starts_with(covered))
     }
 
     /// Whether `completion/complete` may reach what its reference names: a prompt (by name)

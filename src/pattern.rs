@@ -159,9 +159,14 @@ impl Glob {
         can.first().copied().unwrap_or(false)
     }
 
-    /// The literal text before the first `*` or `?`, and whether the only wildcard is one
-    /// trailing `*` (the pattern is then "everything under this prefix").
-    pub(crate) fn prefix_only(&self) -> Option<String> {
+    /// The literal text before a trailing `*` that is the pattern's only wildcard (the
+    /// pattern is then "everything under this prefix"), kept since [`Glob::new`].
+    pub(crate) fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// [`Glob::prefix`], computed from the tokens.
+    fn prefix_only(&self) -> Option<String> {
         let (last, body) = self.tokens.split_last()?;
         if *last != Token::Any {
             return None;
@@ -194,8 +199,8 @@ mod tests {
             g("file:///srv/*").prefix_only().as_deref(),
             Some("file:///srv/")
         );
-        assert_eq!(g("a*b").prefix_only(), None);
-        assert_eq!(g("ab").prefix_only(), None);
+        assert_eq!(g("a*b").prefix(), None);
+        assert_eq!(g("ab").prefix(), None);
     }
 
     #[test]

@@ -89,21 +89,30 @@ impl CompiledCondition {
                     .as_str()
                     .ok_or_else(|| self.type_error(found, "a string"))?;
                 // A `file:` URI is judged by its path in normal form, and only on this host.
-                match crate::uri::file_path(s) {
-                    None => path_under(s, dir),
-                    Some(Ok(path)) if local_file(s) => path_under(&path, dir),
-                    Some(Ok(_)) => {
-                        return Err(EvalError {
-                            message: format!(
-                                "cannot evaluate `{}` path_under: a file URI naming another host is never under a local directory",
-                                self.path
-                            ),
-                        });
-                    }
-                    Some(Err(error)) => {
-                        return Err(EvalError {
-                            message: format!("cannot evaluate `{}` path_under: {error}", self.path),
-                        });
+                if !s
+                    .get(..5)
+                    .is_some_and(|head| head.eq_ignore_ascii_case("file:"))
+                {
+                    path_under(s, dir)
+                } else {
+                    match crate::uri::Uri::parse(s) {
+                        Ok(uri) if uri.host().is_empty() => path_under(uri.path(), dir),
+                        Ok(_) => {
+                            return Err(EvalError {
+                                message: format!(
+                                    "cannot evaluate `{}` path_under: a file URI naming another host is never under a local directory",
+                                    self.path
+                                ),
+                            });
+                        }
+                        Err(error) => {
+                            return Err(EvalError {
+                                message: format!(
+                                    "cannot evaluate `{}` path_under: {error}",
+                                    self.path
+                                ),
+                            });
+                        }
                     }
                 }
             }
@@ -121,11 +130,6 @@ impl CompiledCondition {
             ),
         }
     }
-}
-
-/// Whether a `file:` URI names this host (no host, or `localhost`, which reads as none).
-fn local_file(text: &str) -> bool {
-    crate::uri::Uri::parse(text).is_ok_and(|uri| uri.host().is_empty())
 }
 
 /// JSON equality with numbers compared by value; strings are never coerced.
