@@ -73,6 +73,9 @@ pub struct Decision {
     /// On deny: the tool, resource or prompt is hidden (by `hide` or `action: "hide"`), so a
     /// host answers as if it did not exist.
     pub hidden: bool,
+    /// On deny: the counter store failed (an error, a timeout), so the call was denied
+    /// without being judged by its limits (fail closed).
+    pub store_failed: bool,
 }
 
 impl Decision {
@@ -87,6 +90,7 @@ impl Decision {
             approval_id: None,
             reservation: None,
             hidden: false,
+            store_failed: false,
         }
     }
 

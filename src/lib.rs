@@ -71,6 +71,7 @@ pub mod error;
 pub mod grant;
 pub mod listing;
 pub mod mcp;
+pub mod observe;
 pub mod path;
 pub mod pattern;
 pub mod source;

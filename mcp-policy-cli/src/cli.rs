@@ -155,6 +155,13 @@ pub struct ProxyArgs {
     /// The size limit of one message from the client, in bytes.
     #[arg(long = "max-message", default_value_t = DEFAULT_MAX_MESSAGE, value_name = "BYTES")]
     pub max_line: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464); with --listen
+    /// and no ADDR, at /metrics on the gateway's own port, to this machine only.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    pub metrics: Option<String>,
+    /// Allow a non-loopback --metrics address (the metrics name the policy's rules).
+    #[arg(long, requires = "metrics")]
+    pub metrics_public: bool,
     /// The upstream MCP server: a command and its arguments, after `--`.
     #[arg(
         last = true,

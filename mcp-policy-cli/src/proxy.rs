@@ -2,6 +2,7 @@
 //! relay (no `--listen`) or its HTTP gateway (`--listen ADDR`).
 
 use mcp_policy_gateway::http::{self, HttpOptions};
+use mcp_policy_gateway::observe::MetricsAt;
 use mcp_policy_gateway::options::{grant, positive_duration};
 use mcp_policy_gateway::stdio::{self, End};
 use mcp_policy_gateway::{Error, HostOptions, StoreUrl};
@@ -65,6 +66,13 @@ fn host_options(args: ProxyArgs) -> Result<HostOptions, Error> {
         max_message: args.max_line,
         command: args.command,
         policy: args.policy,
+        metrics: args.metrics.map(|addr| match addr.is_empty() {
+            true => MetricsAt::Gateway,
+            false => MetricsAt::Listen {
+                addr,
+                public: args.metrics_public,
+            },
+        }),
     })
 }
 

@@ -45,6 +45,7 @@ pub mod error;
 pub mod host;
 pub mod http;
 pub mod keys;
+pub mod observe;
 pub mod options;
 pub mod stdio;
 pub mod store;

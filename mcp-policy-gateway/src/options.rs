@@ -45,6 +45,9 @@ pub struct HostOptions {
     pub max_message: usize,
     /// The upstream MCP server: a program and its arguments.
     pub command: Vec<String>,
+    /// Where Prometheus metrics are served, if anywhere (off by default: then no observer
+    /// runs at all).
+    pub metrics: Option<crate::observe::MetricsAt>,
 }
 
 impl HostOptions {
@@ -60,6 +63,7 @@ impl HostOptions {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             max_message: DEFAULT_MAX_MESSAGE,
             command,
+            metrics: None,
         }
     }
 }

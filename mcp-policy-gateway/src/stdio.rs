@@ -26,6 +26,7 @@ use crate::host::lines::{Line, Lines};
 use crate::host::outputs::{Sides, carry_out};
 use crate::host::sync::lock;
 use crate::host::{signals, timer};
+use crate::observe::MetricsAt;
 use crate::options::{HostOptions, read_policy};
 
 /// How long answers in flight are awaited after the client closed or a signal came.
@@ -103,8 +104,17 @@ pub fn run(options: &HostOptions) -> Result<End, Error> {
             "no upstream command; usage: mcp-policy proxy --policy P -- COMMAND [ARG]...".into(),
         ));
     }
+    if options.metrics == Some(MetricsAt::Gateway) {
+        return Err(Error::Usage(
+            "--metrics: the stdio proxy has no HTTP port of its own; give an address, e.g. --metrics 127.0.0.1:9464".into(),
+        ));
+    }
     let (policy, text) = read_policy(&options.policy)?;
     let ctx = Arc::new(Context::open(options, policy, &[])?);
+    if let Some(metrics) = &ctx.metrics {
+        // One client, one session, for as long as the relay runs.
+        metrics.sessions(1);
+    }
     let (server, server_output) = child::spawn(&options.command)?;
     let relay = Arc::new(Relay {
         gateway: Mutex::new(Gateway::new(options.grant.clone(), ctx.options.clone())),

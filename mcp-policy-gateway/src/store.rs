@@ -19,6 +19,7 @@ use mcp_policy_redis::{Options, RedisStore, TimeSource};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::observe::Metrics;
 
 /// The environment variable that sets the Redis key prefix (default `mcp-policy`).
 pub const PREFIX_ENV: &str = "MCP_POLICY_REDIS_PREFIX";
@@ -224,6 +225,8 @@ pub struct Connections {
     own: RedisStore,
     /// By event loop index.
     on_loops: Vec<RedisStore>,
+    /// Told each operation's outcome and duration, when metrics are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Connections {
@@ -244,13 +247,33 @@ impl Connections {
 
 impl AsyncCounterStore for Connections {
     async fn apply(&self, plan: &Plan<'_>) -> Result<Outcome, StoreError> {
-        self.pick().apply(plan).await
+        let Some(metrics) = &self.metrics else {
+            return self.pick().apply(plan).await;
+        };
+        let t0 = std::time::Instant::now();
+        let outcome = self.pick().apply(plan).await;
+        metrics.store_operation("apply", outcome.is_ok(), t0.elapsed());
+        outcome
     }
     async fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
-        self.pick().release(reservation).await
+        let Some(metrics) = &self.metrics else {
+            return self.pick().release(reservation).await;
+        };
+        let t0 = std::time::Instant::now();
+        let done = self.pick().release(reservation).await;
+        metrics.store_operation("release", done.is_ok(), t0.elapsed());
+        done
     }
     async fn record_approval(&self, id: &str, now_ms: u64) -> Result<(), HostError> {
-        AsyncCounterStore::record_approval(self.pick(), id, now_ms).await
+        let Some(metrics) = &self.metrics else {
+            return AsyncCounterStore::record_approval(self.pick(), id, now_ms).await;
+        };
+        let t0 = std::time::Instant::now();
+        let done = AsyncCounterStore::record_approval(self.pick(), id, now_ms).await;
+        // An unknown or expired approval is an answer, not a store failure.
+        let ok = !matches!(done, Err(HostError::Store(_)));
+        metrics.store_operation("approve", ok, t0.elapsed());
+        done
     }
 }
 
@@ -271,6 +294,7 @@ impl RedisGate {
         url: &str,
         policy: Policy,
         event_loops: &[tokio::runtime::Runtime],
+        metrics: Option<Arc<Metrics>>,
     ) -> Result<RedisGate, String> {
         let rt = runtime()?;
         let own = connect(&rt, url, TimeSource::Server)?;
@@ -285,7 +309,15 @@ impl RedisGate {
         }
         Ok(RedisGate {
             rt: Arc::new(rt),
-            engine: AsyncEngine::with_parts(policy, SystemClock, Connections { own, on_loops }),
+            engine: AsyncEngine::with_parts(
+                policy,
+                SystemClock,
+                Connections {
+                    own,
+                    on_loops,
+                    metrics,
+                },
+            ),
         })
     }
 
@@ -328,6 +360,7 @@ pub fn open(
     url: &StoreUrl,
     policy: Policy,
     event_loops: &[tokio::runtime::Runtime],
+    metrics: Option<Arc<Metrics>>,
 ) -> Result<Opened, Error> {
     Ok(match url {
         StoreUrl::Memory => Opened {
@@ -336,7 +369,7 @@ pub fn open(
         },
         StoreUrl::Redis(url) => Opened {
             gate: Arc::new(Gate::Redis(
-                RedisGate::connect_on(url, policy, event_loops).map_err(Error::Store)?,
+                RedisGate::connect_on(url, policy, event_loops, metrics).map_err(Error::Store)?,
             )),
             approve_command: Some(format!("mcp-policy approve ID --store {}", redact(url))),
         },

@@ -361,7 +361,10 @@ impl Policy {
                     .map(|l| &l.rule)
                     .or(approve.map(|(rule, _)| rule))
                     .unwrap_or(allow_rule);
-                Decision::deny(rule, format!("{error}; the call is denied (fail closed)"))
+                let mut d =
+                    Decision::deny(rule, format!("{error}; the call is denied (fail closed)"));
+                d.store_failed = true;
+                d
             }
             Ok(Outcome::ApprovalRequired) => match (approve, &plan.approval) {
                 (Some((rule, message)), Some(check)) => {
@@ -417,6 +420,7 @@ impl Policy {
                 approval_id: None,
                 reservation,
                 hidden: false,
+                store_failed: false,
             },
         }
     }

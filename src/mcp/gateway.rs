@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -21,6 +21,7 @@ use crate::decision::Decision;
 use crate::engine::Decider;
 use crate::grant::Grant;
 use crate::listing::List;
+use crate::observe::ApprovalEvent;
 use crate::store::Reservation;
 use crate::subject::Kind;
 
@@ -199,6 +200,9 @@ impl Gateway {
         let seconds = self.options.approval_timeout.as_secs();
         for k in late {
             if let Some(held) = self.held.remove(&k) {
+                self.options
+                    .observers
+                    .approval(held.kind, ApprovalEvent::Expired, true);
                 let text = format!(
                     "The call of `{}` was not approved: no answer within {seconds} s. Nothing was done.",
                     held.tool
@@ -217,10 +221,10 @@ impl Gateway {
         held.chain(issued).chain(continued).min()
     }
 
-    /// The time now, only where an audit record will carry durations (a clock read per
-    /// message is measurable next to the rest of the work).
+    /// The time now, only where an audit record or an observer will carry durations (a
+    /// clock read per message is measurable next to the rest of the work).
     fn clock(&self) -> Option<Instant> {
-        self.options.audit.then(Instant::now)
+        (self.options.audit || self.options.observers.is_some()).then(Instant::now)
     }
 
     fn record(
@@ -274,7 +278,24 @@ impl Gateway {
         }
         record.upstream = Some(outcome);
         record.total_us = micros_since(flight.started);
+        self.options.observers.finished(
+            record.kind,
+            outcome,
+            record.refunded,
+            Duration::from_micros(record.total_us),
+        );
         Output::Audit(record)
+    }
+}
+
+impl Drop for Gateway {
+    /// Calls still waiting for a human's answer are abandoned with the gateway.
+    fn drop(&mut self) {
+        for held in self.held.values() {
+            self.options
+                .observers
+                .approval(held.kind, ApprovalEvent::Abandoned, true);
+        }
     }
 }
 

@@ -22,6 +22,9 @@ pub struct GatewayOptions {
     /// The tools' annotations seen listed, shared by every gateway cloned from these options
     /// (a policy that trusts annotations judges calls by them).
     pub catalog: super::Catalog,
+    /// Told every decision, every forwarded call's end and every approval step (none by
+    /// default: then the gateway reads no clock for it).
+    pub observers: crate::observe::Observers,
 }
 
 impl Default for GatewayOptions {
@@ -33,6 +36,7 @@ impl Default for GatewayOptions {
             audit: true,
             list_ttl_max: Duration::from_millis(50),
             catalog: super::Catalog::default(),
+            observers: crate::observe::Observers::none(),
         }
     }
 }

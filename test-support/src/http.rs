@@ -99,6 +99,25 @@ pub fn http(addr: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> 
     stream.write_all(req.as_bytes()).unwrap();
     // A refused body may not be read at all; the answer comes anyway.
     let _ = stream.write_all(body);
+    read_response(stream)
+}
+
+/// A `GET` of `path` (with its query) on its own connection: the whole answer.
+pub fn get(addr: &str, path: &str) -> Resp {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(stream)
+}
+
+/// Reads one answer to the end of the connection.
+fn read_response(mut stream: TcpStream) -> Resp {
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
     let split = raw

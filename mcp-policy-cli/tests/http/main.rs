@@ -8,6 +8,7 @@
 //! - `replicas`: gateways on a shared `redis-server`, Redis frozen or gone;
 //! - `remote`: a remote upstream over HTTP and HTTPS and how it fails;
 //! - `sdk`: the official Python SDK and the Inspector CLI through the gateway;
+//! - `metrics`: `--metrics`, read from the gateway and scraped by a real Prometheus;
 //!
 //! and their harness: `gateway` (the gateway subprocess, a mini MCP server in Python, raw MCP
 //! requests) and `e2e` (the pinned SDK clients and servers). The raw HTTP client, `Temp`, the
@@ -22,6 +23,7 @@ mod e2e;
 mod gateway;
 
 mod auth;
+mod metrics;
 mod remote;
 mod replicas;
 mod sdk;

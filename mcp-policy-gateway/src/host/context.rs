@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use mcp_policy::Policy;
 use mcp_policy::mcp::GatewayOptions;
+use mcp_policy::observe::{Observer, Observers};
 
 use crate::error::Error;
 use crate::host::audit::Audit;
+use crate::observe::{Endpoint, Metrics, MetricsAt};
 use crate::options::HostOptions;
 use crate::store::{self, Gate};
 
-/// A host's engine, audit log and gateway options.
+/// A host's engine, audit log, metrics and gateway options.
 pub struct Context {
     /// The engine, over the store `--store` chose.
     pub engine: Arc<Gate>,
@@ -20,6 +22,10 @@ pub struct Context {
     pub audit: Audit,
     /// What each session's (or the relay's) core gateway is made with.
     pub options: GatewayOptions,
+    /// The metrics, when the operator asked for them (`--metrics`).
+    pub metrics: Option<Arc<Metrics>>,
+    /// The metrics' own listener (`--metrics ADDR`), stopped with the context.
+    pub endpoint: Option<Endpoint>,
 }
 
 impl Context {
@@ -31,18 +37,35 @@ impl Context {
         event_loops: &[tokio::runtime::Runtime],
     ) -> Result<Context, Error> {
         let audit = Audit::open(options.audit.as_deref())?;
-        let opened = store::open(&options.store, policy, event_loops)?;
+        let metrics = options.metrics.as_ref().map(|_| Arc::new(Metrics::new()));
+        if let Some(metrics) = &metrics {
+            metrics.policy_revision(policy.revision());
+        }
+        let opened = store::open(&options.store, policy, event_loops, metrics.clone())?;
+        let endpoint = match (&options.metrics, &metrics) {
+            (Some(MetricsAt::Listen { addr, public }), Some(metrics)) => {
+                Some(Endpoint::start(addr, *public, Arc::clone(metrics))?)
+            }
+            _ => None,
+        };
+        let observers = match &metrics {
+            Some(metrics) => Observers::new(Arc::clone(metrics) as Arc<dyn Observer>),
+            None => Observers::none(),
+        };
         let gateway = GatewayOptions {
             approval_timeout: options.approval_timeout,
             approve_command: opened.approve_command,
             audit_args: options.audit_args,
             audit: audit.enabled(),
+            observers,
             ..GatewayOptions::default()
         };
         Ok(Context {
             engine: opened.gate,
             audit,
             options: gateway,
+            metrics,
+            endpoint,
         })
     }
 
@@ -60,6 +83,8 @@ impl Context {
         path: &std::path::Path,
         text: String,
     ) -> Option<notify::RecommendedWatcher> {
-        crate::host::watch::watch_policy(self, path, text, |ctx| (ctx.engine.as_ref(), &ctx.audit))
+        crate::host::watch::watch_policy(self, path, text, |ctx| {
+            (ctx.engine.as_ref(), &ctx.audit, ctx.metrics.as_deref())
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mcp_policy::Policy;
 
 use crate::host::audit::Audit;
+use crate::observe::Metrics;
 use crate::options::load_error_lines;
 use crate::store::Gate;
 
@@ -79,11 +80,21 @@ fn may_change(kind: &notify::EventKind) -> bool {
 /// A new policy text: swapped in when it loads (counters kept where their window and reset
 /// are unchanged), else reported on stderr and in the audit log while the running policy
 /// stays.
-pub fn reload_policy(gate: &Gate, audit: &Audit, shown: &str, text: &str) {
+pub fn reload_policy(
+    gate: &Gate,
+    audit: &Audit,
+    metrics: Option<&Metrics>,
+    shown: &str,
+    text: &str,
+) {
     match Policy::from_json_str(text) {
         Ok(policy) => {
             let revision = policy.revision().to_owned();
             gate.reload(policy);
+            if let Some(metrics) = metrics {
+                metrics.reload("policy", true);
+                metrics.policy_revision(&revision);
+            }
             eprintln!("mcp-policy proxy: {shown}: reloaded (revision {revision})");
             audit.line(vec![
                 ("event", "reload".into()),
@@ -92,6 +103,9 @@ pub fn reload_policy(gate: &Gate, audit: &Audit, shown: &str, text: &str) {
             ]);
         }
         Err(errors) => {
+            if let Some(metrics) = metrics {
+                metrics.reload("policy", false);
+            }
             let lines = load_error_lines(shown, &errors);
             for line in &lines {
                 eprintln!("{line}");
@@ -115,14 +129,14 @@ pub fn watch_policy<H: Send + Sync + 'static>(
     host: &std::sync::Arc<H>,
     path: &Path,
     text: String,
-    parts: fn(&H) -> (&Gate, &Audit),
+    parts: fn(&H) -> (&Gate, &Audit, Option<&Metrics>),
 ) -> Option<notify::RecommendedWatcher> {
     let weak = std::sync::Arc::downgrade(host);
     let shown = path.display().to_string();
     watch_file(path, text, "policy", move |now| {
         if let Some(host) = weak.upgrade() {
-            let (gate, audit) = parts(&host);
-            reload_policy(gate, audit, &shown, now);
+            let (gate, audit, metrics) = parts(&host);
+            reload_policy(gate, audit, metrics, &shown, now);
         }
     })
 }

@@ -15,6 +15,7 @@ use crate::http::registry::Registry;
 use crate::http::reply::refuse;
 use crate::http::session::Session;
 use crate::http::sse::ResBody;
+use crate::observe::MetricsAt;
 
 /// The gateway's shared state.
 pub struct App {
@@ -32,6 +33,8 @@ pub struct App {
     pub stopping: AtomicBool,
     /// Client requests waiting for their answer.
     pub in_flight: Arc<AtomicUsize>,
+    /// Where the metrics are served (`/metrics` on this port: [`MetricsAt::Gateway`]).
+    pub metrics_at: Option<MetricsAt>,
 }
 
 impl App {

@@ -11,6 +11,7 @@ use mcp_policy::Grant;
 
 use crate::host::audit::Audit;
 use crate::keys::Keys;
+use crate::observe::Metrics;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -196,13 +197,16 @@ impl Guard {
 
     /// A new keys file text: swapped in when it parses, else reported on stderr and in the
     /// audit log while the running keys stay.
-    fn reload_keys(&self, audit: &Audit, shown: &str, text: &str) {
+    fn reload_keys(&self, audit: &Audit, metrics: Option<&Metrics>, shown: &str, text: &str) {
         let Some(slot) = &self.keys else {
             return;
         };
         match Keys::parse(text) {
             Ok(keys) => {
                 let n = keys.len();
+                if let Some(metrics) = metrics {
+                    metrics.reload("keys", true);
+                }
                 *slot
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
@@ -214,6 +218,9 @@ impl Guard {
                 ]);
             }
             Err(e) => {
+                if let Some(metrics) = metrics {
+                    metrics.reload("keys", false);
+                }
                 eprintln!(
                     "mcp-policy proxy: {shown}: {e}; the change does not load, the running keys stay"
                 );
@@ -231,15 +238,15 @@ impl Guard {
 pub fn watch_keys<H: Send + Sync + 'static>(
     host: &Arc<H>,
     path: &Path,
-    parts: fn(&H) -> (&Guard, &Audit),
+    parts: fn(&H) -> (&Guard, &Audit, Option<&Metrics>),
 ) -> Option<notify::RecommendedWatcher> {
     let weak = Arc::downgrade(host);
     let shown = path.display().to_string();
     let initial = std::fs::read_to_string(path).unwrap_or_default();
     crate::host::watch::watch_file(path, initial, "keys", move |now| {
         if let Some(host) = weak.upgrade() {
-            let (guard, audit) = parts(&host);
-            guard.reload_keys(audit, &shown, now);
+            let (guard, audit, metrics) = parts(&host);
+            guard.reload_keys(audit, metrics, &shown, now);
         }
     })
 }

@@ -127,6 +127,9 @@ impl Registry {
             stateless,
         ));
         lock(&self.sessions).insert(id.clone(), Arc::clone(&session));
+        if let Some(metrics) = &self.ctx.metrics {
+            metrics.sessions(1);
+        }
         if stateless {
             lock(&self.stateless).insert(principal, Arc::clone(&session));
         }
@@ -230,6 +233,9 @@ impl Registry {
             return false;
         }
         lock(&self.sessions).remove(&session.id);
+        if let Some(metrics) = &self.ctx.metrics {
+            metrics.sessions(-1);
+        }
         if session.stateless {
             lock(&self.stateless).retain(|_, s| s.id != session.id);
         }

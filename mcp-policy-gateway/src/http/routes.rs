@@ -28,6 +28,8 @@ use crate::http::reply::{accepts, json_response, plain, refuse, sse_headers, una
 use crate::http::session::Session;
 use crate::http::sessionless::{self, routing_headers};
 use crate::http::sse::{Msg, Parking, ResBody, Resumable, Sse, empty};
+use crate::observe::endpoint::{self, METRICS_PATH};
+use crate::observe::{MetricsAt, Refusal};
 
 /// How long a client has to send its request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,8 +38,39 @@ const STREAM_QUEUE: usize = 64;
 /// How often an idle GET stream carries a comment, so that proxies keep it open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResBody> {
+/// Answers one request; a refusal at the door (a 4xx, a 503) is counted in the metrics.
+/// `loopback_peer`: the request came from this machine (only then is `/metrics` served on
+/// the gateway's port).
+pub async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    loopback_peer: bool,
+) -> Response<ResBody> {
+    let res = route(&app, req, loopback_peer).await;
+    if let Some(metrics) = &app.ctx.metrics
+        && let Some(why) = Refusal::of_status(res.status().as_u16())
+    {
+        metrics.refused(why);
+    }
+    res
+}
+
+async fn route(app: &Arc<App>, req: Request<Incoming>, loopback_peer: bool) -> Response<ResBody> {
+    let app = Arc::clone(app);
     let path = req.uri().path();
+    if path == METRICS_PATH
+        && let (Some(metrics), Some(MetricsAt::Gateway)) = (&app.ctx.metrics, &app.metrics_at)
+    {
+        if !loopback_peer {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "metrics are served to this machine only",
+            );
+        }
+        if let Some(res) = endpoint::answer(metrics, req.method(), path) {
+            return res.map(|body| body.boxed());
+        }
+    }
     if path == HEALTH_PATH && req.method() == Method::GET {
         return if app.is_stopping() {
             plain(StatusCode::SERVICE_UNAVAILABLE, "stopping")

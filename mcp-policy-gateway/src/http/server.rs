@@ -102,6 +102,7 @@ fn setup(host: &HostOptions, http: &HttpOptions) -> Result<Setup, Error> {
         idle: http.session_idle,
         stopping: AtomicBool::new(false),
         in_flight: Arc::new(AtomicUsize::new(0)),
+        metrics_at: host.metrics.clone(),
     });
     let shown = listener.local_addr().map_or(checked.addr, |a| a);
     app.ctx.audit.start(
@@ -117,7 +118,7 @@ fn setup(host: &HostOptions, http: &HttpOptions) -> Result<Setup, Error> {
     watchers.extend(app.ctx.watch_policy(&host.policy, policy_text));
     if let Some(path) = &http.keys {
         watchers.extend(guard::watch_keys(&app, path, |app| {
-            (&app.guard, &app.ctx.audit)
+            (&app.guard, &app.ctx.audit, app.ctx.metrics.as_deref())
         }));
     }
     Ok(Setup {
@@ -279,7 +280,7 @@ async fn accept_loop(
         }
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else {
+                let Ok((stream, peer)) = accepted else {
                     // Out of file descriptors and the like: wait a little, keep serving.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -290,9 +291,10 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = Arc::clone(&app);
+                let loopback_peer = peer.ip().is_loopback();
                 let service = hyper::service::service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(routes::handle(app, req).await) }
+                    async move { Ok::<_, Infallible>(routes::handle(app, req, loopback_peer).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())

@@ -13,6 +13,7 @@ use crate::mcp::approvals::{Approval, Ask, Asker, Asking, Channel, accepts, why_
 use crate::mcp::audit::AuditRecord;
 use crate::mcp::read::key;
 use crate::mcp::wire::{OWN_ID_PREFIX, refused};
+use crate::observe::ApprovalEvent;
 use crate::subject::Kind;
 
 /// What a retry's `requestState` was.
@@ -128,6 +129,10 @@ impl Gateway {
             decision,
             asking,
         } = ask.over(channel, &self.options, Asker::Gateway, || n);
+        let held = matches!(asking, Asking::Elicit(_));
+        self.options
+            .observers
+            .approval(kind, ApprovalEvent::Asked, held);
         match asking {
             Asking::InputRequired {
                 result,
@@ -182,6 +187,9 @@ impl Gateway {
             .and_then(Value::as_str)
             .unwrap_or("error");
         if !accepts(result) {
+            self.options
+                .observers
+                .approval(held.kind, ApprovalEvent::Declined, true);
             let why =
                 why_not_approved(action).unwrap_or("the client could not ask (elicitation failed)");
             let text = format!(
@@ -191,12 +199,18 @@ impl Gateway {
             return self.refuse_held(held, &text);
         }
         if let Err(e) = decider.record_approval(&held.approval_id) {
+            self.options
+                .observers
+                .approval(held.kind, ApprovalEvent::Declined, true);
             let text = format!(
                 "The call of `{}` was approved, but the approval could not be recorded: {e}",
                 held.tool
             );
             return self.refuse_held(held, &text);
         }
+        self.options
+            .observers
+            .approval(held.kind, ApprovalEvent::Granted, true);
         // Approved: decide again (the call still has to pass its limits).
         let id = held.request.get("id").cloned().unwrap_or(Value::Null);
         let mut outputs = self.examine(decider, held.request.clone(), id, held.started);
@@ -235,9 +249,16 @@ impl Gateway {
         let response = params.get("inputResponses").and_then(|r| r.get("approve"));
         if accepts(response) {
             // A failure to record leaves the call unapproved: it is asked again.
-            let _ = decider.record_approval(&issued.approval_id);
+            if decider.record_approval(&issued.approval_id).is_ok() {
+                self.options
+                    .observers
+                    .approval(kind, ApprovalEvent::Granted, false);
+            }
             return StateAnswer::Used;
         }
+        self.options
+            .observers
+            .approval(kind, ApprovalEvent::Declined, false);
         StateAnswer::Refused(
             response
                 .and_then(|r| r.get("action"))

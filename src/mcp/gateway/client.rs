@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::asking::strip_approval_fields;
-use super::{Gateway, InFlight, Output, Waiting, audit, examined, micros_since};
+use super::{Gateway, InFlight, Output, Waiting, audit, examined};
 use crate::approval::canonical_json;
 use crate::decision::{Decision, Verdict};
 use crate::engine::Decider;
@@ -456,14 +456,19 @@ impl Gateway {
             refused,
             ..
         } = call;
-        let (decision, policy_us, decider) = match deciding {
-            Deciding::Made(decision, policy_us) => (decision, policy_us, None),
+        let (decision, took, decider) = match deciding {
+            Deciding::Made(decision, policy_us) => {
+                (decision, Duration::from_micros(policy_us), None)
+            }
             Deciding::Ask(decider) => {
                 let t0 = self.clock();
                 let decision = decider.decide(subject, args, &self.grant);
-                (decision, micros_since(t0), Some(decider))
+                let took = t0.map_or(Duration::ZERO, |t| t.elapsed());
+                (decision, took, Some(decider))
             }
         };
+        let policy_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.options.observers.decided(kind, tool, &decision, took);
         let record = self.record(kind, tool, &decision, args, policy_us);
         match decision.verdict {
             Verdict::Allow if self.gone => {

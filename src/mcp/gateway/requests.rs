@@ -204,7 +204,12 @@ impl Gateway {
                     );
                 }
             };
+            let t0 = self.clock();
             let decision = decider.decide(Subject::Resource(&uri), &empty, &self.grant);
+            let took = t0.map_or(std::time::Duration::ZERO, |t| t.elapsed());
+            self.options
+                .observers
+                .decided(Kind::Resource, uri.as_str(), &decision, took);
             match decision.verdict {
                 Verdict::Allow => admitted.extend(decision.reservation),
                 _ if decision.hidden => {

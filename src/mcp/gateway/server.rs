@@ -234,6 +234,12 @@ impl Gateway {
         let mut round = flight.record.clone();
         round.upstream = Some(INPUT_REQUIRED);
         round.total_us = micros_since(flight.started);
+        self.options.observers.finished(
+            round.kind,
+            INPUT_REQUIRED,
+            false,
+            std::time::Duration::from_micros(round.total_us),
+        );
         if let Some(state) = state
             && (self.continued.len() < MAX_CONTINUATIONS || self.continued.contains_key(&state))
         {
