@@ -2,7 +2,8 @@
 # Runs every test of the workspace on this machine, installing first what the tests need and
 # this machine lacks:
 #   - Debian packages: redis-server (the Redis tests start their own servers), git (the
-#     mcp-server-git end-to-end tests), python3-venv (the pinned Python MCP parts);
+#     mcp-server-git end-to-end tests), python3-venv (the pinned Python MCP parts),
+#     prometheus (the metrics tests' scraper, and promtool for the alert rules);
 #   - the pinned MCP clients and servers of the end-to-end tests (PyPI and npm), into
 #     target/e2e (mcp-policy-cli/tests/e2e/setup.sh).
 # As root, missing Debian packages are installed with apt-get; otherwise the exact command is
@@ -31,6 +32,9 @@ say() { printf '[test.sh] %s\n' "$*" >&2; }
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v git >/dev/null 2>&1 || missing+=(git)
+# Prometheus: the metrics tests scrape the gateway with a real one; promtool tests the alert
+# rules (scripts/check-deploy.sh).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
@@ -42,6 +46,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Debian's redis-server package starts a system service on port 6379; the tests start
     # their own servers on free ports.
     (service redis-server stop || systemctl stop redis-server || true) >/dev/null 2>&1
+    # Debian's prometheus package starts one on port 9090 (and a node exporter) where it can;
+    # the tests start their own.
+    (service prometheus stop || systemctl stop prometheus || true) >/dev/null 2>&1
+    (service prometheus-node-exporter stop || systemctl stop prometheus-node-exporter || true) >/dev/null 2>&1
   else
     say "missing: ${missing[*]}; install them, then run this again:"
     echo "  sudo apt-get install -y ${missing[*]}" >&2

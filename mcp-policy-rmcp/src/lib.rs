@@ -120,11 +120,13 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use mcp_policy::mcp::typed::{Approvals, CallAnswer, Channel, Redeemed};
 use mcp_policy::mcp::{DECISION_META, GatewayOptions, OWN_ID_PREFIX, STATELESS_VERSION};
-use mcp_policy::subject::{Hints, Subject};
-use mcp_policy::{AsyncDecider, Decision, Engine, Grant, Verdict};
+use mcp_policy::observe::{ApprovalEvent, Observers};
+use mcp_policy::subject::{Hints, Kind, Subject};
+use mcp_policy::{AsyncDecider, Decision, Engine, Grant, Reservation, Verdict};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams, ErrorCode,
     Implementation, InputRequiredResult, ListToolsRequestMethod, ListToolsResult,
@@ -185,6 +187,56 @@ pub enum GuardError {
 pub struct Shared<D> {
     engine: D,
     approvals: Approvals,
+}
+
+impl<D: AsyncDecider> Shared<D> {
+    /// Decides, and tells the options' observer ([`GatewayOptions::observers`]) what was
+    /// decided and how long it took (no clock read without one).
+    pub(crate) async fn decide(
+        &self,
+        subject: Subject<'_>,
+        args: &Value,
+        grant: &Grant,
+    ) -> Decision {
+        let observers = self.observers();
+        if !observers.is_some() {
+            return self.engine.decide(subject, args, grant).await;
+        }
+        let t0 = Instant::now();
+        let decision = self.engine.decide(subject, args, grant).await;
+        observers.decided(subject.kind(), subject.name(), &decision, t0.elapsed());
+        decision
+    }
+
+    /// The observer the options carry.
+    pub(crate) fn observers(&self) -> &Observers {
+        &self.approvals.options().observers
+    }
+
+    /// An allowed request went to the inner handler at `started`; `failed`: it answered with
+    /// an error (`Err`), so the request never happened and its charges are refunded.
+    pub(crate) async fn finish(
+        &self,
+        kind: Kind,
+        failed: bool,
+        reservation: Option<Reservation>,
+        started: Option<Instant>,
+    ) {
+        let mut refunded = false;
+        if failed && let Some(reservation) = reservation {
+            refunded = self.engine.release(reservation).await.is_ok();
+        }
+        if let Some(started) = started {
+            let upstream = if failed { "error" } else { "ok" };
+            self.observers()
+                .finished(kind, upstream, refunded, started.elapsed());
+        }
+    }
+
+    /// The time now, when an observer will want durations.
+    pub(crate) fn clock(&self) -> Option<Instant> {
+        self.observers().is_some().then(Instant::now)
+    }
 }
 
 /// An rmcp [`ServerHandler`] with a policy on its tools, resources and prompts; see the crate
@@ -329,14 +381,26 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             match approvals.redeem(state, responses.as_ref(), tool, &args, &grant) {
                 // A failure to record leaves the call unapproved: it is asked again.
                 Redeemed::Approved(id) => {
-                    let _ = engine.record_approval(&id).await;
+                    if engine.record_approval(&id).await.is_ok() {
+                        self.shared
+                            .observers()
+                            .approval(Kind::Tool, ApprovalEvent::Granted, false);
+                    }
                 }
-                Redeemed::Refused(why) => refused = Some(why),
+                Redeemed::Refused(why) => {
+                    self.shared
+                        .observers()
+                        .approval(Kind::Tool, ApprovalEvent::Declined, false);
+                    refused = Some(why)
+                }
                 Redeemed::Nothing => {}
             }
         }
 
-        let mut decision = engine.decide(self.tool_subject(tool), &args, &grant).await;
+        let mut decision = self
+            .shared
+            .decide(self.tool_subject(tool), &args, &grant)
+            .await;
         if decision.verdict == Verdict::Approve
             && let Some(why) = refused
         {
@@ -367,6 +431,11 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
         } else {
             Channel::OutOfBand
         };
+        if decision.verdict == Verdict::Approve {
+            self.shared
+                .observers()
+                .approval(Kind::Tool, ApprovalEvent::Asked, false);
+        }
         match approvals.answer(&decision, tool, &args, &grant, channel, stateless) {
             CallAnswer::Forward => {
                 if let Value::Object(map) = args
@@ -383,13 +452,12 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
                     request.input_responses = None;
                 }
                 let reservation = decision.reservation.take();
+                let started = self.shared.clock();
                 let answer = self.inner.call_tool(request, context).await;
-                if answer.is_err()
-                    && let Some(reservation) = reservation
-                {
-                    // The tool never ran: its charges are refunded.
-                    let _ = engine.release(reservation).await;
-                }
+                // A tool that answered an error never ran: its charges are refunded.
+                self.shared
+                    .finish(Kind::Tool, answer.is_err(), reservation, started)
+                    .await;
                 answer
             }
             CallAnswer::Result(result) => Ok(to_response(result)),
@@ -447,6 +515,8 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
         };
         let params = with_mode(params);
         let timeout = approvals.options().approval_timeout;
+        let (kind, observers) = (subject.kind(), self.shared.observers());
+        observers.approval(kind, ApprovalEvent::Asked, true);
         let asked = match serde_json::from_value::<ElicitRequestParams>(params) {
             Ok(params) => {
                 context
@@ -457,6 +527,7 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             Err(_) => Err(rmcp::ServiceError::UnexpectedResponse),
         };
         if let Err(rmcp::ServiceError::Timeout { .. }) = &asked {
+            observers.approval(kind, ApprovalEvent::Expired, true);
             let text = format!(
                 "The call of `{name}` was not approved: no answer within {} s. Nothing was done.",
                 timeout.as_secs()
@@ -464,14 +535,19 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             return Err(Approvals::not_approved(&text, decision_json));
         }
         let answer = asked.ok().and_then(|a| serde_json::to_value(a).ok());
-        Approvals::elicited(name, answer.as_ref(), decision_json.clone())?;
+        if let Err(refusal) = Approvals::elicited(name, answer.as_ref(), decision_json.clone()) {
+            observers.approval(kind, ApprovalEvent::Declined, true);
+            return Err(refusal);
+        }
         if let Err(e) = self.shared.engine.record_approval(&approval_id).await {
+            observers.approval(kind, ApprovalEvent::Declined, true);
             let text = format!(
                 "The call of `{name}` was approved, but the approval could not be recorded: {e}"
             );
             return Err(Approvals::not_approved(&text, decision_json));
         }
-        Ok(self.shared.engine.decide(subject, args, grant).await)
+        observers.approval(kind, ApprovalEvent::Granted, true);
+        Ok(self.shared.decide(subject, args, grant).await)
     }
 
     async fn filtered_list(

@@ -13,6 +13,7 @@ use mcp_policy::mcp::{
     DECISION_META, INPUT_REQUIRED, OWN_ID_PREFIX, POLICY_REFUSED, STATELESS_VERSION, refusal_of,
     request_error, unknown,
 };
+use mcp_policy::observe::ApprovalEvent;
 use mcp_policy::subject::{Kind, Subject};
 use mcp_policy::uri::Uri;
 use mcp_policy::{AsyncDecider, Reservation, Verdict};
@@ -78,8 +79,11 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             request.request_state = None;
             request.input_responses = None;
         }
+        let started = self.shared.clock();
         let answer = self.inner.read_resource(request, context).await;
-        self.refund_if_failed(answer.is_err(), reservation).await;
+        self.shared
+            .finish(Kind::Resource, answer.is_err(), reservation, started)
+            .await;
         answer
     }
 
@@ -108,8 +112,11 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             // Not reached: `can_input_required` is false.
             Admission::InputRequired(_) => None,
         };
+        let started = self.shared.clock();
         let answer = self.inner.subscribe(request, context).await;
-        self.refund_if_failed(answer.is_err(), reservation).await;
+        self.shared
+            .finish(Kind::Resource, answer.is_err(), reservation, started)
+            .await;
         answer
     }
 
@@ -144,8 +151,11 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             request.request_state = None;
             request.input_responses = None;
         }
+        let started = self.shared.clock();
         let answer = self.inner.get_prompt(request, context).await;
-        self.refund_if_failed(answer.is_err(), reservation).await;
+        self.shared
+            .finish(Kind::Prompt, answer.is_err(), reservation, started)
+            .await;
         answer
     }
 
@@ -258,14 +268,23 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
             match approvals.redeem_of(kind, state, responses.as_ref(), name, args, &grant) {
                 // A failure to record leaves the request unapproved: it is asked again.
                 Redeemed::Approved(id) => {
-                    let _ = engine.record_approval(&id).await;
+                    if engine.record_approval(&id).await.is_ok() {
+                        self.shared
+                            .observers()
+                            .approval(kind, ApprovalEvent::Granted, false);
+                    }
                 }
-                Redeemed::Refused(why) => refused = Some(why),
+                Redeemed::Refused(why) => {
+                    self.shared
+                        .observers()
+                        .approval(kind, ApprovalEvent::Declined, false);
+                    refused = Some(why)
+                }
                 Redeemed::Nothing => {}
             }
         }
 
-        let mut decision = engine.decide(subject, args, &grant).await;
+        let mut decision = self.shared.decide(subject, args, &grant).await;
         if decision.verdict == Verdict::Approve {
             if let Some(why) = refused {
                 let result = Approvals::refused(name, why, decision.to_json(None), false);
@@ -288,6 +307,9 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
                 Err(error_of(&refusal_of(&Value::Null, kind, &decision, false)))
             }
             Verdict::Approve => {
+                self.shared
+                    .observers()
+                    .approval(kind, ApprovalEvent::Asked, false);
                 let channel = if stateless && can_input_required {
                     Channel::InputRequired
                 } else {
@@ -319,14 +341,6 @@ impl<H: ServerHandler, D: AsyncDecider + 'static> Guarded<H, D> {
                     }
                 }
             }
-        }
-    }
-
-    /// An allowed request the inner handler answered with an error never happened: its
-    /// charges are refunded.
-    async fn refund_if_failed(&self, failed: bool, reservation: Option<Reservation>) {
-        if failed && let Some(reservation) = reservation {
-            let _ = self.shared.engine.release(reservation).await;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! in-memory pipes: reads and subscriptions decided per URI in normal form (denied, hidden,
 //! escaping, unreadable, limited, refunded), prompts per name and arguments (denied, hidden,
 //! approved by elicitation or out of band), completion only for what could be used, and the
-//! three lists filtered.
+//! three lists filtered; an observer told each decision, end and approval step.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, deprecated)]
 
@@ -615,6 +615,98 @@ async fn prompt_approval_by_input_required() {
         assert!(matches!(done, GetPromptResponse::Complete(_)), "{done:?}");
         assert_eq!(server.seen(), [r#"prompt deploy {"env":"prod"}"#]);
         client.cancel().await.unwrap();
+    })
+    .await;
+}
+
+/// Every event an observer is told, as text.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl mcp_policy::observe::Observer for Recorder {
+    fn decided(&self, d: &mcp_policy::observe::Decided<'_>) {
+        let verdict = d.decision.verdict.as_str();
+        self.0.lock().push(format!(
+            "decided {} {verdict} {} store_failed={}",
+            d.kind.as_str(),
+            &*d.decision.rule,
+            d.decision.store_failed
+        ));
+    }
+    fn finished(&self, f: &mcp_policy::observe::Finished) {
+        self.0.lock().push(format!(
+            "finished {} {} refunded={}",
+            f.kind.as_str(),
+            f.upstream,
+            f.refunded
+        ));
+    }
+    fn approval(&self, a: &mcp_policy::observe::ApprovalStep) {
+        self.0.lock().push(format!(
+            "approval {} {} held={}",
+            a.kind.as_str(),
+            a.step.as_str(),
+            a.held
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_observer_is_told_each_decision_each_end_and_each_approval_step() {
+    bounded(async {
+        let recorder = Arc::new(Recorder::default());
+        let options = mcp_policy::mcp::GatewayOptions {
+            observers: mcp_policy::observe::Observers::new(recorder.clone()),
+            ..Default::default()
+        };
+        let server = Docs::default();
+        let guarded = Guarded::with_options(
+            server.clone(),
+            Engine::new(Policy::from_json_str(POLICY).unwrap()),
+            GrantSource::Fixed(Grant::new("alice")),
+            options,
+        )
+        .unwrap();
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Ok(running) = guarded.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = Client {
+            elicitation: true,
+            answer: Some(ElicitationAction::Accept),
+            asked: Arc::default(),
+        };
+        let client = client.serve(client_io).await.unwrap();
+        let uri = "file:///srv/counted/n.md";
+        server.fail_next_read.store(true, Ordering::Relaxed);
+        let _ = client.read_resource(read(uri)).await;
+        client.read_resource(read(uri)).await.unwrap();
+        let _ = client.read_resource(read(uri)).await;
+        let _ = client.get_prompt(prompt("leak", json!({}))).await;
+        client
+            .get_prompt(prompt("deploy", json!({"env": "prod"})))
+            .await
+            .unwrap();
+        client.cancel().await.unwrap();
+        let seen = recorder.0.lock().clone();
+        assert_eq!(
+            seen,
+            [
+                "decided resource allow /resources/file:~1~1~1srv~1counted~1* store_failed=false",
+                "finished resource error refunded=true",
+                "decided resource allow /resources/file:~1~1~1srv~1counted~1* store_failed=false",
+                "finished resource ok refunded=false",
+                "decided resource limit /resources/file:~1~1~1srv~1counted~1*/rate_limit store_failed=false",
+                "decided prompt deny /prompts/leak/action store_failed=false",
+                "decided prompt approve /prompts/deploy/action store_failed=false",
+                "approval prompt asked held=true",
+                "approval prompt granted held=true",
+                "decided prompt allow /prompts/deploy store_failed=false",
+                "finished prompt ok refunded=false",
+            ]
+        );
     })
     .await;
 }

@@ -330,6 +330,20 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "This gateway's version", build);
+        // The series of fixed label values exist from the start, at 0: `increase()` sees
+        // their first step.
+        for kind in ["tool", "resource", "prompt"] {
+            let _ = store_denials.get_or_create(&KindLabels { kind });
+            let _ = refunds.get_or_create(&KindLabels { kind });
+        }
+        for event in ["asked", "granted", "declined", "expired", "abandoned"] {
+            let _ = approvals.get_or_create(&EventLabels { event });
+        }
+        for file in ["policy", "keys"] {
+            for outcome in ["ok", "rejected"] {
+                let _ = reloads.get_or_create(&ReloadLabels { file, outcome });
+            }
+        }
         Metrics {
             registry,
             decisions,
