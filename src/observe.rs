@@ -57,12 +57,31 @@ pub struct Decided<'a> {
     pub decision: &'a Decision,
     /// How long deciding took.
     pub took: Duration,
+    /// The W3C `traceparent` the client sent in the request's `params._meta` (MCP
+    /// 2026-07-28, SEP-414), read only for an observer that [`Observer::traces`].
+    pub traceparent: Option<&'a str>,
+}
+
+/// What a tracing observer keeps of a forwarded call until it ends: the client's trace
+/// context, the one forwarded in its place (the observer's own span), and what was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Traced {
+    /// The `traceparent` the client sent, if any.
+    pub parent: Option<String>,
+    /// The `traceparent` put in the forwarded request's `params._meta` (from
+    /// [`Observer::forwarding`]).
+    pub forwarded: String,
+    /// The tool's or prompt's name, or the resource's URI in normal form.
+    pub name: String,
+    /// The rule that allowed the call.
+    pub rule: crate::text::Text,
 }
 
 /// How a forwarded call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Finished {
+pub struct Finished<'a> {
     /// What was called.
     pub kind: Kind,
     /// The server's answer: `ok`, `tool_error` (a result with `isError`), `error` (a JSON-RPC
@@ -73,6 +92,9 @@ pub struct Finished {
     pub refunded: bool,
     /// From the request's arrival to the server's answer.
     pub took: Duration,
+    /// The call's trace, when an observer that [`Observer::traces`] gave one in
+    /// [`Observer::forwarding`].
+    pub traced: Option<&'a Traced>,
 }
 
 /// A step of an approval.
@@ -125,8 +147,21 @@ pub trait Observer: Send + Sync {
         let _ = decided;
     }
     /// A forwarded call ended.
-    fn finished(&self, finished: &Finished) {
+    fn finished(&self, finished: &Finished<'_>) {
         let _ = finished;
+    }
+    /// Whether this observer traces calls: then the gateway reads each decided request's
+    /// `params._meta.traceparent` for it ([`Decided::traceparent`]) and asks it
+    /// [`Observer::forwarding`] (a cost paid only when true).
+    fn traces(&self) -> bool {
+        false
+    }
+    /// An allowed request is about to be forwarded, the client's `traceparent` with it: the
+    /// `traceparent` to forward in its place (this observer's span for the call, which
+    /// [`Finished::traced`] carries back), or `None` to forward the request as it came.
+    fn forwarding(&self, kind: Kind, name: &str, parent: Option<&str>) -> Option<String> {
+        let _ = (kind, name, parent);
+        None
     }
     /// An approval went one step further.
     fn approval(&self, step: &ApprovalStep) {
@@ -168,27 +203,60 @@ impl Observers {
     /// Tells the observer a decision was made.
     #[inline]
     pub fn decided(&self, kind: Kind, name: &str, decision: &Decision, took: Duration) {
+        self.decided_in(kind, name, decision, took, None);
+    }
+
+    /// Tells the observer a decision was made for a request that carried `traceparent`.
+    #[inline]
+    pub fn decided_in(
+        &self,
+        kind: Kind,
+        name: &str,
+        decision: &Decision,
+        took: Duration,
+        traceparent: Option<&str>,
+    ) {
         if let Some(observer) = &self.0 {
             observer.decided(&Decided {
                 kind,
                 name,
                 decision,
                 took,
+                traceparent,
             });
         }
     }
 
     /// Tells the observer a forwarded call ended.
     #[inline]
-    pub fn finished(&self, kind: Kind, upstream: &'static str, refunded: bool, took: Duration) {
+    pub fn finished(
+        &self,
+        kind: Kind,
+        upstream: &'static str,
+        refunded: bool,
+        took: Duration,
+        traced: Option<&Traced>,
+    ) {
         if let Some(observer) = &self.0 {
             observer.finished(&Finished {
                 kind,
                 upstream,
                 refunded,
                 took,
+                traced,
             });
         }
+    }
+
+    /// Whether the observer traces calls ([`Observer::traces`]).
+    #[inline]
+    pub fn traces(&self) -> bool {
+        self.0.as_ref().is_some_and(|o| o.traces())
+    }
+
+    /// The `traceparent` to forward for an allowed request ([`Observer::forwarding`]).
+    pub fn forwarding(&self, kind: Kind, name: &str, parent: Option<&str>) -> Option<String> {
+        self.0.as_ref()?.forwarding(kind, name, parent)
     }
 
     /// Tells the observer an approval went one step further.
@@ -197,5 +265,50 @@ impl Observers {
         if let Some(observer) = &self.0 {
             observer.approval(&ApprovalStep { kind, step, held });
         }
+    }
+}
+
+/// Several observers as one: each is told every event, in order; a request is traced when
+/// any of them traces, and forwarded with the first `traceparent` one gives.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mcp_policy::observe::{Fanout, Observer, Observers};
+/// struct Quiet;
+/// impl Observer for Quiet {}
+/// let both = Fanout::new(vec![Arc::new(Quiet), Arc::new(Quiet)]);
+/// assert!(!both.traces());
+/// let _observers = Observers::new(Arc::new(both));
+/// ```
+pub struct Fanout(Vec<Arc<dyn Observer>>);
+
+impl Fanout {
+    /// The observers, told in this order.
+    pub fn new(observers: Vec<Arc<dyn Observer>>) -> Fanout {
+        Fanout(observers)
+    }
+}
+
+impl Observer for Fanout {
+    fn decided(&self, decided: &Decided<'_>) {
+        for o in &self.0 {
+            o.decided(decided);
+        }
+    }
+    fn finished(&self, finished: &Finished<'_>) {
+        for o in &self.0 {
+            o.finished(finished);
+        }
+    }
+    fn approval(&self, step: &ApprovalStep) {
+        for o in &self.0 {
+            o.approval(step);
+        }
+    }
+    fn traces(&self) -> bool {
+        self.0.iter().any(|o| o.traces())
+    }
+    fn forwarding(&self, kind: Kind, name: &str, parent: Option<&str>) -> Option<String> {
+        self.0.iter().find_map(|o| o.forwarding(kind, name, parent))
     }
 }

@@ -141,3 +141,48 @@ fn resource_and_prompt_allow_paths_do_not_allocate() {
     let (n, d) = allocations(|| read("file:///etc/shadow"));
     assert_eq!((d.verdict, n), (Verdict::Deny, 0));
 }
+
+/// An observer that does nothing: what the hook's own calls cost.
+struct Nothing;
+impl mcp_policy::observe::Observer for Nothing {}
+
+#[test]
+fn the_observer_hook_adds_no_allocation_to_a_gateway_call() {
+    use mcp_policy::mcp::{Gateway, GatewayOptions};
+    use mcp_policy::observe::Observers;
+    let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"start_security_scan","arguments":{"target":"10.0.0.0/24"}}}"#;
+    let answer =
+        br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"started"}]}}"#;
+    let mut counted = Vec::new();
+    for observers in [
+        Observers::none(),
+        Observers::new(std::sync::Arc::new(Nothing)),
+    ] {
+        let clock = ManualClock::new(1_763_712_000_000);
+        let engine = Engine::with_parts(
+            Policy::from_json_str(SEED).unwrap(),
+            clock.clone(),
+            MemoryStore::new(),
+        );
+        let options = GatewayOptions {
+            audit: false,
+            observers,
+            ..GatewayOptions::default()
+        };
+        let mut gateway = Gateway::new(Grant::new("alice-laptop"), options);
+        let mut round = || {
+            clock.advance(60_000);
+            let out = gateway.from_client(&engine, call);
+            let back = gateway.from_server(&engine, answer);
+            (out.len(), back.len())
+        };
+        round();
+        let (n, lens) = allocations(&mut round);
+        // Forwarded; the answer passed back (and its record, for the host to drop).
+        assert_eq!(lens, (1, 2));
+        counted.push(n);
+    }
+    // The gateway allocates for its own reasons (the id it waits on, the outputs); the hook,
+    // with or without an observer, adds nothing to that.
+    assert_eq!(counted[0], counted[1], "{counted:?}");
+}

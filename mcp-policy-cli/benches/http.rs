@@ -7,7 +7,9 @@
 //! 2. `nginx`: Debian's nginx as a plain reverse proxy in front of it (the cost of one HTTP
 //!    hop), started on a free port with a temporary config;
 //! 3. `gateway`: `mcp-policy proxy --listen … --keys … --upstream URL` in front of it;
-//! 4. `replicas`: two gateways on one `redis-server`, callers split between them.
+//! 4. `gateway, --metrics`: the same with its Prometheus metrics on (the ratio to 3 is
+//!    printed: the metrics' cost);
+//! 5. `replicas`: two gateways on one `redis-server`, callers split between them.
 //!
 //! Prints calls/s, p50 and p99 for each (medians over rounds), the added p50 of nginx and the gateway over direct,
 //! and a budget check: every caller then calls a tool limited to 100 calls a minute in all,
@@ -321,7 +323,13 @@ fn threads(replica: bool) -> String {
     }
 }
 
-fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Proc, String) {
+fn gateway(
+    dir: &Path,
+    upstream: u16,
+    store: Option<&str>,
+    prefix: &str,
+    extra: &[&str],
+) -> (Proc, String) {
     // `BENCH_GATEWAY_WRAPPER`: a command the gateways run under (a profiler).
     let wrapper = std::env::var("BENCH_GATEWAY_WRAPPER").unwrap_or_default();
     let mut wrapper = wrapper.split_whitespace();
@@ -340,6 +348,7 @@ fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Pro
         .args(["--max-sessions", "4096"])
         .args(["--threads", &threads(store.is_some())])
         .args(["--upstream", &format!("http://127.0.0.1:{upstream}/mcp")])
+        .args(extra)
         .env("MCP_POLICY_REDIS_PREFIX", prefix)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -359,6 +368,19 @@ fn gateway(dir: &Path, upstream: u16, store: Option<&str>, prefix: &str) -> (Pro
         .expect("the gateway starts");
     std::thread::spawn(move || for _ in lines {});
     (Proc(child, true), addr)
+}
+
+/// The gateway's `/metrics` text.
+fn metrics_text(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = stream.read_to_string(&mut raw);
+    raw
 }
 
 fn redis() -> Option<(Proc, String)> {
@@ -617,12 +639,14 @@ fn main() {
     if nginx.is_none() {
         println!("(nginx not found: its rows are skipped)");
     }
-    let (gw_proc, gw_addr) = gateway(&dir, up, None, "bench-mem");
+    let (gw_proc, gw_addr) = gateway(&dir, up, None, "bench-mem", &[]);
+    // The same gateway with its Prometheus metrics on (served on its own port).
+    let (metrics_proc, metrics_addr) = gateway(&dir, up, None, "bench-metrics", &["--metrics"]);
     let redis = redis();
     let prefix = format!("bench-{}", std::process::id());
     let replicas = redis.as_ref().map(|(_, url)| {
-        let (a_proc, a) = gateway(&dir, up, Some(url), &prefix);
-        let (b_proc, b) = gateway(&dir, up, Some(url), &prefix);
+        let (a_proc, a) = gateway(&dir, up, Some(url), &prefix, &[]);
+        let (b_proc, b) = gateway(&dir, up, Some(url), &prefix, &[]);
         (
             vec![a_proc.0.id(), b_proc.0.id()],
             vec![a, b],
@@ -643,6 +667,11 @@ fn main() {
         "gateway (memory store)",
         vec![gw_addr.clone()],
         vec![gw_proc.0.id()],
+    ));
+    paths.push((
+        "gateway, --metrics",
+        vec![metrics_addr.clone()],
+        vec![metrics_proc.0.id()],
     ));
     if let Some((pids, addrs, _)) = &replicas {
         paths.push(("2 gateways, one redis-server", addrs.clone(), pids.clone()));
@@ -710,6 +739,22 @@ fn main() {
                 .collect();
             println!("  {name}: {}", cells.join(" | "));
         }
+        if let (Some(off), Some(on)) = (
+            paths.iter().position(|p| p.0 == "gateway (memory store)"),
+            paths.iter().position(|p| p.0 == "gateway, --metrics"),
+        ) {
+            let (off, on) = (&medians[off], &medians[on]);
+            println!(
+                "\n{n_callers} callers, metrics on vs off (medians of {rounds} rounds): CPU per call {:.3}x, \
+                 added p50 {:.3}x (target <= 1.03x each), throughput {:.3}x",
+                match (on.cpu, off.cpu) {
+                    (Some(a), Some(b)) if b > 0.0 => a / b,
+                    _ => f64::NAN,
+                },
+                (on.p50 - direct_p50) / (off.p50 - direct_p50),
+                on.rate / off.rate,
+            );
+        }
         if let Some(n) = paths.iter().position(|p| p.0.starts_with("nginx")) {
             let g = paths
                 .iter()
@@ -745,8 +790,21 @@ fn main() {
             "the budget was exceeded or underused (replicas)"
         );
     }
+    // The metrics gateway counted every call it decided (each load's calls, plus the budget
+    // runs' own, which went to the other gateway).
+    let text = metrics_text(&metrics_addr);
+    let counted: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("mcp_policy_decisions_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert!(
+        counted > 0.0,
+        "the metrics gateway counted no decision:\n{text}"
+    );
     drop(replicas);
     drop(redis);
+    drop(metrics_proc);
     drop(gw_proc);
     drop(nginx);
     let _ = std::fs::remove_dir_all(&dir);

@@ -162,6 +162,10 @@ pub struct ProxyArgs {
     /// Allow a non-loopback --metrics address (the metrics name the policy's rules).
     #[arg(long, requires = "metrics")]
     pub metrics_public: bool,
+    /// Export OpenTelemetry traces over OTLP/HTTP, configured by the OTEL_* environment
+    /// (also on with OTEL_TRACES_EXPORTER=otlp).
+    #[arg(long)]
+    pub traces: bool,
     /// The upstream MCP server: a command and its arguments, after `--`.
     #[arg(
         last = true,

@@ -66,6 +66,7 @@ fn host_options(args: ProxyArgs) -> Result<HostOptions, Error> {
         max_message: args.max_line,
         command: args.command,
         policy: args.policy,
+        traces: args.traces,
         metrics: args.metrics.map(|addr| match addr.is_empty() {
             true => MetricsAt::Gateway,
             false => MetricsAt::Listen {

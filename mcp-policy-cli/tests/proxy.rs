@@ -2,7 +2,7 @@
 //! line-level MCP server (`tests/support/line_server.py`, Python's standard library only), for
 //! what depends on exact bytes and process lifetimes: passthrough byte for byte, the upstream
 //! crashing mid-call, the client closing, signals, malformed and oversized lines, hot reload,
-//! refunds and the audit log. The registry servers and SDK clients are in `tests/stdio/`.
+//! refunds, the audit log and the metrics. The registry servers and SDK clients are in `tests/stdio/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -292,6 +292,96 @@ fn refunds_follow_the_upstream_outcome_and_the_audit_log_says_so() {
     assert_eq!(calls[3]["decision"], "limit");
     assert!(calls[3].get("upstream").is_none());
     assert!(lines.iter().any(|l| l["event"] == "start"));
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|p| l.contains(p)))
+        .filter(|l| l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_stdio_proxy_serves_metrics_on_a_listener_of_their_own() {
+    let t = Temp::new("metrics");
+    let policy = t.write("p.json", POLICY);
+    let mut p = Proxy::start(&policy, &["--metrics", "127.0.0.1:0"], &[]);
+    let addr = p
+        .stderr
+        .wait_for(WAIT, |l| {
+            let rest = l.strip_prefix("mcp-policy proxy: metrics at http://")?;
+            Some(rest.trim_end_matches("/metrics").to_owned())
+        })
+        .expect("the metrics address on stderr");
+    p.initialize();
+    assert_eq!(p.call(1, "fail", json!({}))["error"]["code"], -32000);
+    assert_eq!(p.call(2, "toolerr", json!({}))["result"]["isError"], true);
+    assert_eq!(
+        p.call(3, "toolerr", json!({}))["result"]["_meta"]["io.mcp-policy/decision"]["decision"],
+        "limit"
+    );
+    p.call(4, "nope", json!({}));
+    let res = mcp_policy_test_support::http::get(&addr, "/metrics");
+    assert_eq!(res.status, 200);
+    let m = &res.body;
+    let decisions = "mcp_policy_decisions_total";
+    assert_eq!(sample(m, decisions, &[r#"verdict="allow""#]), 2.0, "{m}");
+    assert_eq!(
+        sample(
+            m,
+            decisions,
+            &[r#"verdict="limit""#, r#"rule="/tools/toolerr/limits/0""#]
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(m, decisions, &[r#"verdict="deny""#, r#"rule="/default""#]),
+        1.0,
+        "{m}"
+    );
+    let upstream = "mcp_policy_upstream_calls_total";
+    assert_eq!(sample(m, upstream, &[r#"outcome="error""#]), 1.0, "{m}");
+    assert_eq!(
+        sample(m, upstream, &[r#"outcome="tool_error""#]),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(m, "mcp_policy_refunds_total", &[r#"kind="tool""#]),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(m, "mcp_policy_limits_hit_total", &[r#"counter="toolerr""#]),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(sample(m, "mcp_policy_sessions", &[]), 1.0, "{m}");
+    p.close_stdin();
+    assert_eq!(p.wait(), Some(0));
+    // No HTTP port of its own: `--metrics` needs an address here.
+    let out = Command::new(BIN)
+        .args([
+            "proxy",
+            "--policy",
+            policy.as_str(),
+            "--metrics",
+            "--",
+            "python3",
+        ])
+        .arg(server_script())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--metrics: the stdio proxy has no HTTP port"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

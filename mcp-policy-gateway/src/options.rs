@@ -48,6 +48,9 @@ pub struct HostOptions {
     /// Where Prometheus metrics are served, if anywhere (off by default: then no observer
     /// runs at all).
     pub metrics: Option<crate::observe::MetricsAt>,
+    /// Export OpenTelemetry traces over OTLP (also on with `OTEL_TRACES_EXPORTER=otlp`; see
+    /// [`crate::observe::traces`]).
+    pub traces: bool,
 }
 
 impl HostOptions {
@@ -64,6 +67,7 @@ impl HostOptions {
             max_message: DEFAULT_MAX_MESSAGE,
             command,
             metrics: None,
+            traces: false,
         }
     }
 }

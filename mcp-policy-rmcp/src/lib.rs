@@ -229,7 +229,7 @@ impl<D: AsyncDecider> Shared<D> {
         if let Some(started) = started {
             let upstream = if failed { "error" } else { "ok" };
             self.observers()
-                .finished(kind, upstream, refunded, started.elapsed());
+                .finished(kind, upstream, refunded, started.elapsed(), None);
         }
     }
 

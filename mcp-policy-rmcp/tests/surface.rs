@@ -633,7 +633,7 @@ impl mcp_policy::observe::Observer for Recorder {
             d.decision.store_failed
         ));
     }
-    fn finished(&self, f: &mcp_policy::observe::Finished) {
+    fn finished(&self, f: &mcp_policy::observe::Finished<'_>) {
         self.0.lock().push(format!(
             "finished {} {} refunded={}",
             f.kind.as_str(),

@@ -51,6 +51,8 @@ struct InFlight {
     record: AuditRecord,
     reservation: Option<Reservation>,
     started: Option<Instant>,
+    /// The call's trace, when the observer traces calls.
+    traced: Option<Box<crate::observe::Traced>>,
     /// A 2026-07-28 call's tool and canonical arguments, hashed with the gateway's secret
     /// keys ([`Gateway::binding`]): what a retry must repeat to continue the call if the
     /// server answers `input_required` ([`Continuation`]).
@@ -283,6 +285,7 @@ impl Gateway {
             outcome,
             record.refunded,
             Duration::from_micros(record.total_us),
+            flight.traced.as_deref(),
         );
         Output::Audit(record)
     }

@@ -40,7 +40,8 @@ for line in sys.stdin:
         a = p.get("arguments") or {}
         if p["name"] == "slow":
             time.sleep(a.get("ms", 0) / 1000)
-        r = {"content": [{"type": "text", "text": "ran " + p["name"] + a.get("tag", "")}]}
+        tp = (p.get("_meta") or {}).get("traceparent")
+        r = {"content": [{"type": "text", "text": "ran " + p["name"] + a.get("tag", "") + (" traceparent=" + tp if tp else "")}]}
     else:
         print(json.dumps({"jsonrpc": "2.0", "id": i, "error": {"code": -32601, "message": "no such method"}}), flush=True)
         continue

@@ -9,6 +9,7 @@
 //! - `remote`: a remote upstream over HTTP and HTTPS and how it fails;
 //! - `sdk`: the official Python SDK and the Inspector CLI through the gateway;
 //! - `metrics`: `--metrics`, read from the gateway and scraped by a real Prometheus;
+//! - `traces`: `--traces`, spans received by an OTLP receiver;
 //!
 //! and their harness: `gateway` (the gateway subprocess, a mini MCP server in Python, raw MCP
 //! requests) and `e2e` (the pinned SDK clients and servers). The raw HTTP client, `Temp`, the
@@ -30,3 +31,4 @@ mod sdk;
 mod sessionless;
 mod sessions;
 mod streams;
+mod traces;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use mcp_policy::Policy;
 use mcp_policy::mcp::GatewayOptions;
-use mcp_policy::observe::{Observer, Observers};
+use mcp_policy::observe::{Fanout, Observer, Observers};
 
 use crate::error::Error;
 use crate::host::audit::Audit;
+use crate::observe::traces::{self, Traces};
 use crate::observe::{Endpoint, Metrics, MetricsAt};
 use crate::options::HostOptions;
 use crate::store::{self, Gate};
@@ -26,6 +27,8 @@ pub struct Context {
     pub metrics: Option<Arc<Metrics>>,
     /// The metrics' own listener (`--metrics ADDR`), stopped with the context.
     pub endpoint: Option<Endpoint>,
+    /// The tracer, when traces are on (`--traces`, `OTEL_TRACES_EXPORTER=otlp`).
+    pub traces: Option<Arc<Traces>>,
 }
 
 impl Context {
@@ -48,9 +51,21 @@ impl Context {
             }
             _ => None,
         };
-        let observers = match &metrics {
-            Some(metrics) => Observers::new(Arc::clone(metrics) as Arc<dyn Observer>),
-            None => Observers::none(),
+        let traces = match traces::wanted(options.traces, |k| std::env::var(k).ok()) {
+            true => Some(Arc::new(Traces::start()?)),
+            false => None,
+        };
+        let mut observing: Vec<Arc<dyn Observer>> = Vec::new();
+        if let Some(metrics) = &metrics {
+            observing.push(Arc::clone(metrics) as Arc<dyn Observer>);
+        }
+        if let Some(traces) = &traces {
+            observing.push(Arc::clone(traces) as Arc<dyn Observer>);
+        }
+        let observers = match observing.len() {
+            0 => Observers::none(),
+            1 => Observers::new(observing.swap_remove(0)),
+            _ => Observers::new(Arc::new(Fanout::new(observing))),
         };
         let gateway = GatewayOptions {
             approval_timeout: options.approval_timeout,
@@ -66,7 +81,15 @@ impl Context {
             options: gateway,
             metrics,
             endpoint,
+            traces,
         })
+    }
+
+    /// Exports the spans left and stops the exporter (a host calls it when it stops).
+    pub fn stop_traces(&self) {
+        if let Some(traces) = &self.traces {
+            traces.shutdown();
+        }
     }
 
     /// Whether the store answers without blocking (memory): a decision may then be made on

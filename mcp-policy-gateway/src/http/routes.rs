@@ -29,6 +29,7 @@ use crate::http::session::Session;
 use crate::http::sessionless::{self, routing_headers};
 use crate::http::sse::{Msg, Parking, ResBody, Resumable, Sse, empty};
 use crate::observe::endpoint::{self, METRICS_PATH};
+use crate::observe::traces::with_header_traceparent;
 use crate::observe::{MetricsAt, Refusal};
 
 /// How long a client has to send its request body.
@@ -211,8 +212,21 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
     } else {
         Vec::new()
     };
+    // Tracing: the `traceparent` header continues the caller's trace unless the message
+    // carries its own in `params._meta`.
+    let traceparent = match app.ctx.traces.is_some() {
+        true => req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        false => None,
+    };
     let body = match read_body(&app, req).await {
-        Ok(b) => b,
+        Ok(b) => match traceparent.and_then(|tp| with_header_traceparent(&b, &tp)) {
+            Some(moved) => Bytes::from(moved),
+            None => b,
+        },
         Err(res) => return res,
     };
     let body = one_line(body);

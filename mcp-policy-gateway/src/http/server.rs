@@ -227,6 +227,8 @@ fn serve(
         let _ = t.join();
     }
     app.ctx.audit.line(vec![("event", "stop".into())]);
+    // The spans of the last calls are exported before the process ends.
+    app.ctx.stop_traces();
     rt.shutdown_background();
     drop(stop_tx);
     code

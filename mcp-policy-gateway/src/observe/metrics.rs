@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mcp_policy::Verdict;
 use mcp_policy::observe::{ApprovalStep, Decided, Finished, Observer};
+use mcp_policy::subject::Kind;
 use mcp_policy::text::Text;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -186,7 +187,8 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 /// ```
 /// use mcp_policy::{Engine, Grant, Policy};
 /// use mcp_policy::observe::Observers;
-/// /// use mcp_policy_gateway::observe::Metrics;
+/// use mcp_policy::subject::Kind;
+/// use mcp_policy_gateway::observe::Metrics;
 /// use std::sync::Arc;
 ///
 /// let metrics = Arc::new(Metrics::new());
@@ -201,14 +203,16 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
-    decision_seconds: Histograms<KindLabels>,
+    /// `decision_duration_seconds` and `upstream_duration_seconds` per kind, looked up once
+    /// (a family lookup takes a lock and hashes the labels; these are on every call).
+    decision_seconds: [Histogram; 3],
+    upstream_seconds: [Histogram; 3],
     store_denials: Family<KindLabels, Counter>,
     limits: Family<CounterLabels, Counter>,
     approvals: Family<EventLabels, Counter>,
     waiting: Gauge,
     refunds: Family<KindLabels, Counter>,
     upstream: Family<UpstreamLabels, Counter>,
-    upstream_seconds: Histograms<KindLabels>,
     store_ops: Family<OpOutcomeLabels, Counter>,
     store_seconds: Histograms<OpLabels>,
     sessions: Gauge,
@@ -344,17 +348,26 @@ impl Metrics {
                 let _ = reloads.get_or_create(&ReloadLabels { file, outcome });
             }
         }
+        let by_kind = |family: &Histograms<KindLabels>| {
+            Kind::ALL.map(|kind| {
+                family
+                    .get_or_create(&KindLabels {
+                        kind: kind.as_str(),
+                    })
+                    .clone()
+            })
+        };
         Metrics {
             registry,
             decisions,
-            decision_seconds,
+            decision_seconds: by_kind(&decision_seconds),
+            upstream_seconds: by_kind(&upstream_seconds),
             store_denials,
             limits,
             approvals,
             waiting,
             refunds,
             upstream,
-            upstream_seconds,
             store_ops,
             store_seconds,
             sessions,
@@ -422,6 +435,15 @@ impl Metrics {
     }
 }
 
+/// A kind's place in [`Kind::ALL`].
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Tool => 0,
+        Kind::Resource => 1,
+        Kind::Prompt => 2,
+    }
+}
+
 fn verdict_label(decided: &Decided<'_>) -> &'static str {
     match decided.decision.verdict {
         Verdict::Deny if decided.decision.hidden => "hide",
@@ -440,9 +462,9 @@ impl Observer for Metrics {
                 rule: PolicyLabel(decision.rule.clone()),
             })
             .inc();
-        self.decision_seconds
-            .get_or_create(&KindLabels { kind })
-            .observe(decided.took.as_secs_f64());
+        if let Some(h) = self.decision_seconds.get(kind_index(decided.kind)) {
+            h.observe(decided.took.as_secs_f64());
+        }
         if decision.store_failed {
             self.store_denials.get_or_create(&KindLabels { kind }).inc();
         }
@@ -455,7 +477,7 @@ impl Observer for Metrics {
         }
     }
 
-    fn finished(&self, finished: &Finished) {
+    fn finished(&self, finished: &Finished<'_>) {
         let kind = finished.kind.as_str();
         self.upstream
             .get_or_create(&UpstreamLabels {
@@ -463,9 +485,9 @@ impl Observer for Metrics {
                 outcome: finished.upstream,
             })
             .inc();
-        self.upstream_seconds
-            .get_or_create(&KindLabels { kind })
-            .observe(finished.took.as_secs_f64());
+        if let Some(h) = self.upstream_seconds.get(kind_index(finished.kind)) {
+            h.observe(finished.took.as_secs_f64());
+        }
         if finished.refunded {
             self.refunds.get_or_create(&KindLabels { kind }).inc();
         }
@@ -488,5 +510,89 @@ impl Observer for Metrics {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric list operators' rules and dashboard are checked against
+    /// (`scripts/check-deploy.sh`) is the list this registry exposes: renaming a metric here
+    /// without renaming it there fails.
+    #[test]
+    fn the_deploy_list_names_exactly_the_metrics_exposed() {
+        let listed: Vec<(String, String)> = include_str!("../../../deploy/metrics.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                let name = words.next().unwrap_or_default();
+                let kind = words.next().unwrap_or_default();
+                let base = match kind {
+                    "counter" => name.trim_end_matches("_total"),
+                    _ => name,
+                };
+                (base.to_owned(), kind.to_owned())
+            })
+            .collect();
+        // A family shows in the text once it has a series: one event of each.
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let observers = mcp_policy::observe::Observers::new(metrics.clone());
+        let policy = mcp_policy::Policy::from_json_str(
+            r#"{"version":"1","default":"deny","tools":{"t":{"rate_limit":"1/minute"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let engine = mcp_policy::Engine::new(policy);
+        let (args, grant) = (serde_json::json!({}), mcp_policy::Grant::new("a"));
+        let took = Duration::from_micros(5);
+        let allowed = engine.evaluate("t", &args, &grant);
+        observers.decided(mcp_policy::subject::Kind::Tool, "t", &allowed, took);
+        let limited = engine.evaluate("t", &args, &grant);
+        observers.decided(mcp_policy::subject::Kind::Tool, "t", &limited, took);
+        observers.finished(mcp_policy::subject::Kind::Tool, "ok", false, took, None);
+        metrics.store_operation("apply", true, took);
+        metrics.refused(Refusal::Unauthenticated);
+        metrics.policy_revision("r1");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"mcp_policy_limits_hit_total{counter="tools/t.rate_limit"} 1"#)
+                || text.contains("mcp_policy_limits_hit_total{counter="),
+            "{text}"
+        );
+        let exposed: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (name, kind) = l.split_once(' ').unwrap_or((l, ""));
+                (name.to_owned(), kind.to_owned())
+            })
+            .collect();
+        let (mut listed, mut exposed) = (listed, exposed);
+        listed.sort();
+        exposed.sort();
+        assert_eq!(listed, exposed);
+    }
+
+    #[test]
+    fn a_reload_replaces_the_revision_and_refusals_are_read_from_statuses() {
+        let metrics = Metrics::new();
+        metrics.policy_revision("aaa");
+        metrics.policy_revision("bbb");
+        let text = metrics.render();
+        assert!(
+            text.contains("mcp_policy_policy_info{revision=\"bbb\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("revision=\"aaa\""), "{text}");
+        for (status, reason) in [
+            (400, "bad_request"),
+            (413, "too_large"),
+            (503, "unavailable"),
+        ] {
+            let why = Refusal::of_status(status).unwrap_or(Refusal::BadRequest);
+            assert_eq!(why.as_str(), reason);
+        }
+        assert_eq!(Refusal::of_status(502), None);
     }
 }

@@ -18,6 +18,7 @@ use crate::mcp::wire::{
     GONE, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, META_CLIENT_INFO, META_PROTOCOL_VERSION,
     STATELESS_VERSION, error_response, refusal_of, unknown,
 };
+use crate::observe::Traced;
 use crate::subject::{Hints, Kind, Subject};
 use crate::uri::Uri;
 
@@ -468,7 +469,13 @@ impl Gateway {
             }
         };
         let policy_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.options.observers.decided(kind, tool, &decision, took);
+        let parent = match self.options.observers.traces() {
+            true => traceparent_of(&request),
+            false => None,
+        };
+        self.options
+            .observers
+            .decided_in(kind, tool, &decision, took, parent.as_deref());
         let record = self.record(kind, tool, &decision, args, policy_us);
         match decision.verdict {
             Verdict::Allow if self.gone => {
@@ -479,6 +486,7 @@ impl Gateway {
                     reservation: decision.reservation,
                     started,
                     binding: None,
+                    traced: None,
                 };
                 let audit = match decider {
                     Some(decider) => self.finish(decider, flight, "gone", true),
@@ -492,6 +500,29 @@ impl Gateway {
                 vec![Output::ToClient(answer), audit]
             }
             Verdict::Allow => {
+                let observers = &self.options.observers;
+                let traced = match observers.traces() {
+                    true => observers
+                        .forwarding(kind, tool, parent.as_deref())
+                        .map(|forwarded| {
+                            Box::new(Traced {
+                                parent,
+                                forwarded,
+                                name: tool.to_owned(),
+                                rule: decision.rule.clone(),
+                            })
+                        }),
+                    false => None,
+                };
+                let out = match (&traced, request) {
+                    (Some(traced), request) => {
+                        let mut message = request.whole();
+                        set_traceparent(&mut message, &traced.forwarded);
+                        vec![Output::ToServer(message)]
+                    }
+                    (None, Request::Changed(message)) => vec![Output::ToServer(message.clone())],
+                    (None, _) => vec![Output::Forward],
+                };
                 self.waiting.insert(
                     key(&id),
                     Waiting::Call(Box::new(InFlight {
@@ -499,12 +530,10 @@ impl Gateway {
                         reservation: decision.reservation,
                         started,
                         binding: stateless.then(|| self.binding(kind, tool, args)),
+                        traced,
                     })),
                 );
-                match request {
-                    Request::Changed(message) => vec![Output::ToServer(message.clone())],
-                    _ => vec![Output::Forward],
-                }
+                out
             }
             Verdict::Deny if decision.hidden => {
                 let answer = unknown(&id, kind, tool);
@@ -544,5 +573,35 @@ impl Gateway {
     /// client can make two different calls collide without knowing the keys.
     pub(super) fn binding(&self, kind: Kind, tool: &str, args: &Value) -> u64 {
         std::hash::BuildHasher::hash_one(&self.binding_keys, (kind, tool, canonical_json(args)))
+    }
+}
+
+/// The W3C `traceparent` a request carries in `params._meta` (MCP 2026-07-28, SEP-414).
+fn traceparent_of(request: &Request<'_>) -> Option<String> {
+    let read = |message: &Value| {
+        message
+            .get("params")?
+            .get("_meta")?
+            .get("traceparent")?
+            .as_str()
+            .map(str::to_owned)
+    };
+    match request {
+        Request::Line(line) => parse_line(line).ok().as_ref().and_then(read),
+        Request::Parsed(message) | Request::Changed(message) => read(message),
+    }
+}
+
+/// Puts `traceparent` in a request's `params._meta` (the caller's own is replaced: the
+/// server's spans are children of the gateway's).
+fn set_traceparent(message: &mut Value, traceparent: &str) {
+    let Some(Value::Object(params)) = message.get_mut("params") else {
+        return;
+    };
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert("traceparent".into(), Value::from(traceparent));
     }
 }

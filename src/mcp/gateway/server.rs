@@ -239,6 +239,7 @@ impl Gateway {
             INPUT_REQUIRED,
             false,
             std::time::Duration::from_micros(round.total_us),
+            flight.traced.as_deref(),
         );
         if let Some(state) = state
             && (self.continued.len() < MAX_CONTINUATIONS || self.continued.contains_key(&state))
