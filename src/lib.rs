@@ -102,3 +102,8 @@ pub const POLICY_JSON_SCHEMA: &str = include_str!("../docs/policy.schema.json");
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/OBSERVABILITY.md's observer example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/OBSERVABILITY.md")]
+pub struct ObservabilityDoctests;

@@ -1,13 +1,17 @@
 //! Arbitrary client and server lines, in arbitrary order, through the MCP layer: it never
 //! panics, never forwards a `tools/call`, `resources/read`, `resources/subscribe` or
 //! `prompts/get` the policy did not allow, and never lets a held one through without a
-//! human's approving answer.
+//! human's approving answer. Every other input runs with a tracing observer: then each
+//! forwarded request carries the observer's `traceparent`, and moving a header's
+//! `traceparent` into a client line (`with_traceparent`) never breaks it.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
+use mcp_policy::mcp::{Gateway, GatewayOptions, Output, traceparent_of, with_traceparent};
+use mcp_policy::observe::{Observer, Observers};
+use mcp_policy::subject::Kind;
 use mcp_policy::uri::Uri;
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
 use serde_json::Value;
@@ -52,7 +56,22 @@ fn approving(line: &Value) -> bool {
     text.contains("\"accept\"") && text.contains("\"approve\":true")
 }
 
+/// The `traceparent` the tracing observer forwards.
+const OURS: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+/// A tracing observer that forwards [`OURS`].
+struct Tracing;
+impl Observer for Tracing {
+    fn traces(&self) -> bool {
+        true
+    }
+    fn forwarding(&self, _: Kind, _: &str, _: Option<&str>) -> Option<String> {
+        Some(OURS.to_owned())
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    let traced = data.first().is_some_and(|b| b % 2 == 1);
     let Ok(policy) = Policy::from_json_str(POLICY) else {
         return;
     };
@@ -61,6 +80,10 @@ fuzz_target!(|data: &[u8]| {
         Grant::new("g"),
         GatewayOptions {
             approval_timeout: Duration::from_secs(1),
+            observers: match traced {
+                true => Observers::new(std::sync::Arc::new(Tracing)),
+                false => Observers::none(),
+            },
             ..GatewayOptions::default()
         },
     );
@@ -70,6 +93,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let parsed: Option<Value> = serde_json::from_slice(line).ok();
+        if let Some(moved) = with_traceparent(line, OURS) {
+            let v: Value = serde_json::from_slice(&moved).expect("a moved traceparent keeps the line JSON");
+            assert_eq!(traceparent_of(&v), Some(OURS));
+        }
         let outputs = match kind % 4 {
             0 | 1 => gw.from_client(&engine, line),
             2 => gw.from_server(&engine, line),
@@ -88,6 +115,11 @@ fuzz_target!(|data: &[u8]| {
                 _ => None,
             };
             let approved = || parsed.as_ref().is_some_and(approving);
+            if traced && let Output::ToServer(v) = out
+                && (called_tool(v).is_some() || got_prompt(v).is_some())
+            {
+                assert_eq!(traceparent_of(v), Some(OURS), "a traced request went out without its span: {out:?}");
+            }
             if let Some(uri) = sent.and_then(read_uri) {
                 let uri = uri.unwrap_or_else(|| panic!("an unreadable URI was forwarded: {out:?}"));
                 let hidden = uri.starts_with("file:///srv/secret");

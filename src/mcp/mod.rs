@@ -67,6 +67,7 @@ mod envelope;
 mod gateway;
 mod options;
 mod read;
+mod trace;
 pub mod typed;
 mod wire;
 
@@ -75,6 +76,7 @@ pub use catalog::Catalog;
 pub use gateway::{CallToDecide, Gateway, Output};
 pub use options::GatewayOptions;
 pub use read::{ClientMessage, MESSAGE_DEPTH, ServerMessage};
+pub use trace::{set_traceparent, traceparent_of, with_traceparent};
 pub use wire::{
     DECISION_META, INPUT_REQUIRED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
     META_CLIENT_INFO, META_PROTOCOL_VERSION, OWN_ID_PREFIX, PARSE_ERROR, POLICY_REFUSED,

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use mcp_policy::mcp::{
-    ClientMessage, Gateway, GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR,
+    ClientMessage, Gateway, GatewayOptions, INTERNAL_ERROR, Output, PARSE_ERROR, with_traceparent,
 };
 use tokio::sync::mpsc;
 
@@ -29,7 +29,6 @@ use crate::http::session::Session;
 use crate::http::sessionless::{self, routing_headers};
 use crate::http::sse::{Msg, Parking, ResBody, Resumable, Sse, empty};
 use crate::observe::endpoint::{self, METRICS_PATH};
-use crate::observe::traces::with_header_traceparent;
 use crate::observe::{MetricsAt, Refusal};
 
 /// How long a client has to send its request body.
@@ -223,7 +222,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>, principal: Principal) -> Re
         false => None,
     };
     let body = match read_body(&app, req).await {
-        Ok(b) => match traceparent.and_then(|tp| with_header_traceparent(&b, &tp)) {
+        Ok(b) => match traceparent.and_then(|tp| with_traceparent(&b, &tp)) {
             Some(moved) => Bytes::from(moved),
             None => b,
         },

@@ -261,29 +261,3 @@ impl Observer for Traces {
         span.end();
     }
 }
-
-/// The `traceparent` header of an HTTP request, moved into a single JSON-RPC request's
-/// `params._meta` when that has none of its own (`None`: nothing to change).
-///
-/// ```
-/// use mcp_policy_gateway::observe::traces::with_header_traceparent;
-/// let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-/// let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#;
-/// let moved = with_header_traceparent(body, tp).unwrap();
-/// let v: serde_json::Value = serde_json::from_slice(&moved).unwrap();
-/// assert_eq!(v["params"]["_meta"]["traceparent"], tp);
-/// assert!(with_header_traceparent(&moved, tp).is_none());
-/// ```
-pub fn with_header_traceparent(body: &[u8], traceparent: &str) -> Option<Vec<u8>> {
-    let mut message: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let params = message.get_mut("params")?.as_object_mut()?;
-    let meta = params
-        .entry("_meta")
-        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()))
-        .as_object_mut()?;
-    if meta.contains_key("traceparent") {
-        return None;
-    }
-    meta.insert("traceparent".into(), traceparent.into());
-    serde_json::to_vec(&message).ok()
-}

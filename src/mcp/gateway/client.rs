@@ -14,6 +14,7 @@ use crate::grant::Grant;
 use crate::listing::List;
 use crate::mcp::envelope::CallRequest;
 use crate::mcp::read::{ClientMessage, ClientRead, key, parse_line};
+use crate::mcp::trace::{set_traceparent, traceparent_of};
 use crate::mcp::wire::{
     GONE, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, META_CLIENT_INFO, META_PROTOCOL_VERSION,
     STATELESS_VERSION, error_response, refusal_of, unknown,
@@ -470,7 +471,7 @@ impl Gateway {
         };
         let policy_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let parent = match self.options.observers.traces() {
-            true => traceparent_of(&request),
+            true => traceparent_in(&request),
             false => None,
         };
         self.options
@@ -577,31 +578,13 @@ impl Gateway {
 }
 
 /// The W3C `traceparent` a request carries in `params._meta` (MCP 2026-07-28, SEP-414).
-fn traceparent_of(request: &Request<'_>) -> Option<String> {
-    let read = |message: &Value| {
-        message
-            .get("params")?
-            .get("_meta")?
-            .get("traceparent")?
-            .as_str()
-            .map(str::to_owned)
-    };
+fn traceparent_in(request: &Request<'_>) -> Option<String> {
     match request {
-        Request::Line(line) => parse_line(line).ok().as_ref().and_then(read),
-        Request::Parsed(message) | Request::Changed(message) => read(message),
-    }
-}
-
-/// Puts `traceparent` in a request's `params._meta` (the caller's own is replaced: the
-/// server's spans are children of the gateway's).
-fn set_traceparent(message: &mut Value, traceparent: &str) {
-    let Some(Value::Object(params)) = message.get_mut("params") else {
-        return;
-    };
-    let meta = params
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(meta) = meta {
-        meta.insert("traceparent".into(), Value::from(traceparent));
+        Request::Line(line) => parse_line(line)
+            .ok()
+            .and_then(|m| traceparent_of(&m).map(str::to_owned)),
+        Request::Parsed(message) | Request::Changed(message) => {
+            traceparent_of(message).map(str::to_owned)
+        }
     }
 }
