@@ -26,8 +26,8 @@
 //! `BENCH_GATEWAY_BIN=PATH` runs another build of `mcp-policy` as the gateways;
 //! `BENCH_GATEWAY_WRAPPER="valgrind --tool=callgrind …"` runs them under that command.
 //!
-//! One file of about 750 lines, over the ~700 the project keeps to: the in-process upstream,
-//! the four paths, the load driver and the report are one harness that nothing else uses;
+//! One file of about 810 lines, over the ~700 the project keeps to: the in-process upstream,
+//! the five paths, the load driver and the report are one harness that nothing else uses;
 //! it is split when a second bench needs one of its parts.
 
 use std::io::{BufRead, BufReader, Read, Write};
