@@ -22,6 +22,8 @@ use crate::http::protocol::MCP_PATH;
 use crate::http::registry::Registry;
 use crate::http::routes;
 use crate::keys::Keys;
+use crate::observe::MetricsAt;
+use crate::observe::endpoint::METRICS_PATH;
 use crate::options::{HostOptions, read_policy};
 use crate::store;
 
@@ -268,6 +270,11 @@ async fn accept_loop(
     };
     if first && let Ok(addr) = listener.local_addr() {
         eprintln!("mcp-policy proxy: listening on http://{addr}{MCP_PATH}");
+        if app.metrics_at == Some(MetricsAt::Gateway) {
+            eprintln!(
+                "mcp-policy proxy: metrics at http://{addr}{METRICS_PATH} (to this machine only)"
+            );
+        }
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // After SIGTERM: still serving the sessions there are (a client answering an approval
