@@ -8,10 +8,10 @@
 //! - `… -- resource N`, `… -- resource_pattern N`, `… -- prompt N`: the allow path of a
 //!   resource read under an exact URI key and under a URI pattern (the URI read into its
 //!   normal form each call, as a host does), and of a prompt, each with one limit like the
-//!   seed's;
-//! - `… -- gateway N`, `… -- gateway_observed N`: the core MCP gateway's allow path (a
-//!   `tools/call` of the seed's tool read, decided and forwarded, its answer read and passed
-//!   back), without an observer and with one that does nothing: what the observer hook costs.
+//!   seed's.
+//!
+//! The core MCP gateway's allow path, with and without an observer, is
+//! `mcp-policy-gateway/examples/metrics_loop.rs`.
 
 use mcp_policy::subject::Subject;
 use mcp_policy::uri::Uri;
@@ -126,49 +126,6 @@ fn compile(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// An observer that does nothing (what the hook's calls cost, without any recording).
-struct Nothing;
-impl mcp_policy::observe::Observer for Nothing {}
-
-/// The core gateway's allow path: a call in, forwarded; its answer in, passed back.
-fn gateway(n: u64, observed: bool) -> Result<(), Box<dyn std::error::Error>> {
-    use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
-    use mcp_policy::observe::Observers;
-    let clock = ManualClock::new(1_763_712_000_000);
-    let engine = Engine::with_parts(
-        Policy::from_json_str(SEED)?,
-        clock.clone(),
-        MemoryStore::new(),
-    );
-    let options = GatewayOptions {
-        audit: false,
-        observers: match observed {
-            true => Observers::new(std::sync::Arc::new(Nothing)),
-            false => Observers::none(),
-        },
-        ..GatewayOptions::default()
-    };
-    let mut gateway = Gateway::new(Grant::new("alice-laptop"), options);
-    let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"start_security_scan","arguments":{"target":"10.0.0.0/24"}}}"#;
-    let answer =
-        br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"started"}]}}"#;
-    let start = std::time::Instant::now();
-    let mut forwarded = 0u64;
-    for _ in 0..n {
-        clock.advance(60_000);
-        let out = gateway.from_client(&engine, std::hint::black_box(call));
-        forwarded += u64::from(matches!(out.first(), Some(Output::Forward)));
-        let back = gateway.from_server(&engine, std::hint::black_box(answer));
-        forwarded += u64::from(back.iter().any(|o| matches!(o, Output::Forward)));
-    }
-    assert_eq!(forwarded, 2 * n);
-    println!(
-        "{:.1} ns per call and answer",
-        start.elapsed().as_nanos() as f64 / n as f64
-    );
-    Ok(())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "allow".to_owned());
@@ -179,8 +136,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "resource" => surface(n.unwrap_or(1_000_000), Some("file:///srv/docs/guide.md")),
         "resource_pattern" => surface(n.unwrap_or(1_000_000), Some("file:///srv/docs/faq.md")),
         "prompt" => surface(n.unwrap_or(1_000_000), None),
-        "gateway" => gateway(n.unwrap_or(1_000_000), false),
-        "gateway_observed" => gateway(n.unwrap_or(1_000_000), true),
         _ => allow(n.unwrap_or(1_000_000)),
     }
 }

@@ -72,8 +72,6 @@ pub struct Traced {
     /// The `traceparent` put in the forwarded request's `params._meta` (from
     /// [`Observer::forwarding`]).
     pub forwarded: String,
-    /// The tool's or prompt's name, or the resource's URI in normal form.
-    pub name: String,
     /// The rule that allowed the call.
     pub rule: crate::text::Text,
 }

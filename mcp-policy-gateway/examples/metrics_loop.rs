@@ -1,18 +1,23 @@
-//! The core gateway's allow path with and without the `proxy` command's metrics, for
-//! callgrind: `cargo build --release -p mcp-policy-gateway --example metrics_loop`, then
+//! The core gateway's allow path (a call read, decided, forwarded, its answer read and passed
+//! back: one decision, one end) under an observer, for callgrind:
+//! `cargo build --release -p mcp-policy-gateway --example metrics_loop`, then
 //! `valgrind --tool=callgrind target/release/examples/metrics_loop MODE 200000` with MODE
-//! `none` or `metrics`; the difference per call is what recording the metrics costs (a
-//! call read, decided, forwarded, its answer read and passed back: one decision, one end).
+//! `none` (no observer), `noop` (an observer that does nothing: what the hook itself costs) or
+//! `metrics` (the `proxy` command's metrics: what recording them costs).
 
 use std::sync::Arc;
 
 use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
-use mcp_policy::observe::Observers;
+use mcp_policy::observe::{Observer, Observers};
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
 use mcp_policy_gateway::observe::Metrics;
 
 const POLICY: &str = r#"{"version":"1","default":"deny","tools":{"start_security_scan":{
   "limits":[{"counter":"start_security_scan_rate","window":"minute","max":10,"scope":"grant"}]}}}"#;
+
+/// An observer that does nothing.
+struct Nothing;
+impl Observer for Nothing {}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -31,7 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::new());
     let observers = match mode.as_str() {
         "metrics" => Observers::new(metrics.clone()),
-        _ => Observers::none(),
+        "noop" => Observers::new(Arc::new(Nothing)),
+        "none" => Observers::none(),
+        other => return Err(format!("unknown mode {other}: none, noop or metrics").into()),
     };
     let options = GatewayOptions {
         audit: false,

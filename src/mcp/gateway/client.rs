@@ -509,7 +509,6 @@ impl Gateway {
                             Box::new(Traced {
                                 parent,
                                 forwarded,
-                                name: tool.to_owned(),
                                 rule: decision.rule.clone(),
                             })
                         }),
