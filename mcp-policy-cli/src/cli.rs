@@ -149,6 +149,10 @@ pub struct ProxyArgs {
     /// Put the raw arguments in the audit log (else only their SHA-256).
     #[arg(long)]
     pub audit_args: bool,
+    /// Write and fdatasync each audit line before its call is answered (slower; by default a
+    /// writer thread writes lines just after, and on SIGTERM everything queued).
+    #[arg(long, requires = "audit")]
+    pub audit_sync: bool,
     /// How long a human has to answer an approval request.
     #[arg(long, default_value = "2m", value_name = "DURATION")]
     pub approval_timeout: String,

@@ -62,6 +62,7 @@ fn host_options(args: ProxyArgs) -> Result<HostOptions, Error> {
         store,
         audit: args.audit,
         audit_args: args.audit_args,
+        audit_sync: args.audit_sync,
         approval_timeout,
         max_message: args.max_line,
         command: args.command,

@@ -3,13 +3,16 @@
 //! `cargo build --release -p mcp-policy-gateway --example metrics_loop`, then
 //! `valgrind --tool=callgrind target/release/examples/metrics_loop MODE 200000` with MODE
 //! `none` (no observer), `noop` (an observer that does nothing: what the hook itself costs) or
-//! `metrics` (the `proxy` command's metrics: what recording them costs).
+//! `metrics` (the `proxy` command's metrics: what recording them costs), or `audit` (no
+//! observer; each call's audit record built and written to `/dev/null` through the
+//! command's audit log: what `--audit` costs).
 
 use std::sync::Arc;
 
 use mcp_policy::mcp::{Gateway, GatewayOptions, Output};
 use mcp_policy::observe::{Observer, Observers};
 use mcp_policy::{Engine, Grant, ManualClock, MemoryStore, Policy};
+use mcp_policy_gateway::host::audit::Audit;
 use mcp_policy_gateway::observe::Metrics;
 
 const POLICY: &str = r#"{"version":"1","default":"deny","tools":{"start_security_scan":{
@@ -37,11 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let observers = match mode.as_str() {
         "metrics" => Observers::new(metrics.clone()),
         "noop" => Observers::new(Arc::new(Nothing)),
-        "none" => Observers::none(),
-        other => return Err(format!("unknown mode {other}: none, noop or metrics").into()),
+        "none" | "audit" => Observers::none(),
+        other => return Err(format!("unknown mode {other}: none, noop, metrics or audit").into()),
     };
+    let audit = Audit::open((mode == "audit").then_some("/dev/null"))?;
     let options = GatewayOptions {
-        audit: false,
+        audit: audit.enabled(),
         observers,
         ..GatewayOptions::default()
     };
@@ -57,7 +61,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         forwarded += u64::from(matches!(out.first(), Some(Output::Forward)));
         let back = gateway.from_server(&engine, std::hint::black_box(answer));
         forwarded += u64::from(back.iter().any(|o| matches!(o, Output::Forward)));
+        for output in back {
+            if let Output::Audit(record) = output {
+                audit.call(record);
+            }
+        }
     }
+    audit.close();
     assert_eq!(forwarded, 2 * n);
     println!(
         "{mode}: {:.1} ns per call and answer",

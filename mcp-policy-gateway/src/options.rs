@@ -39,6 +39,9 @@ pub struct HostOptions {
     pub audit: Option<String>,
     /// Whether the raw arguments go in the audit log (else only their SHA-256).
     pub audit_args: bool,
+    /// Whether each audit line is written and `fdatasync`ed before its call is answered
+    /// (`--audit-sync`), else by the log's writer thread (see [`crate::host::audit`]).
+    pub audit_sync: bool,
     /// How long a human has to answer an approval request.
     pub approval_timeout: Duration,
     /// The size limit of one message from a client, in bytes.
@@ -63,6 +66,7 @@ impl HostOptions {
             store: StoreUrl::Memory,
             audit: None,
             audit_args: false,
+            audit_sync: false,
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             max_message: DEFAULT_MAX_MESSAGE,
             command,

@@ -172,6 +172,8 @@ pub fn run(options: &HostOptions) -> Result<End, Error> {
     };
     relay.server.stop();
     relay.ctx.audit.line(vec![("event", "stop".into())]);
+    // Every line queued is written before the process ends.
+    relay.ctx.audit.close();
     // The spans of the last calls are exported before the process ends.
     relay.ctx.stop_traces();
     Ok(end)

@@ -1,6 +1,7 @@
 //! `mcp-policy proxy --listen`: the gateway over streamable HTTP, as a subprocess on a
 //! loopback port. One test binary (`cargo test --test http`), its suites in modules:
 //!
+//! - `audit`: the audit log written off the request path, `--audit-sync`, a log that cannot be written;
 //! - `auth`: credentials, the trusted header, safe defaults, remote addresses;
 //! - `sessions`: DELETE, idle and capped sessions, hang-ups, hot reload, SIGTERM and SIGKILL;
 //! - `sessionless`: 2026-07-28 requests without a session, routing headers;
@@ -23,6 +24,7 @@
 mod e2e;
 mod gateway;
 
+mod audit;
 mod auth;
 mod metrics;
 mod remote;

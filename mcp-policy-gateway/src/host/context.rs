@@ -39,8 +39,12 @@ impl Context {
         policy: Policy,
         event_loops: &[tokio::runtime::Runtime],
     ) -> Result<Context, Error> {
-        let audit = Audit::open(options.audit.as_deref())?;
         let metrics = options.metrics.as_ref().map(|_| Arc::new(Metrics::new()));
+        let audit = Audit::open_with(
+            options.audit.as_deref(),
+            options.audit_sync,
+            metrics.clone(),
+        )?;
         if let Some(metrics) = &metrics {
             metrics.policy_revision(policy.revision());
         }

@@ -1,6 +1,6 @@
 //! Carrying out what the core's [`Gateway`](mcp_policy::mcp::Gateway) says, for both hosts:
-//! each [`Output`] in order — the message as read passed on, a message the gateway wrote
-//! sent to a side, a call's record audited. A host says how a line reaches each side (a
+//! a call's record handed to the audit log first, then each other [`Output`] in order — the
+//! message as read passed on, a message the gateway wrote sent to a side. A host says how a line reaches each side (a
 //! [`Sides`]); what each output means is written here once.
 
 use mcp_policy::mcp::Output;
@@ -43,6 +43,13 @@ pub fn carry_out(
     audit: &Audit,
     sides: &mut impl Sides,
 ) -> bool {
+    let mut outputs = outputs;
+    // Records first: the log has each one before the client sees the call's answer.
+    while let Some(at) = outputs.iter().position(|o| matches!(o, Output::Audit(_))) {
+        if let Output::Audit(record) = outputs.remove(at) {
+            audit.call(record);
+        }
+    }
     let mut to_client = false;
     for output in outputs {
         match output {
@@ -56,7 +63,7 @@ pub fn carry_out(
                 to_client = true;
             }
             Output::ToServer(v) => sides.to_server(v.to_string().as_bytes()),
-            Output::Audit(record) => audit.call(&record),
+            Output::Audit(_) => {}
         }
     }
     to_client

@@ -229,6 +229,8 @@ fn serve(
         let _ = t.join();
     }
     app.ctx.audit.line(vec![("event", "stop".into())]);
+    // Every line queued is written before the process ends.
+    app.ctx.audit.close();
     // The spans of the last calls are exported before the process ends.
     app.ctx.stop_traces();
     rt.shutdown_background();

@@ -221,6 +221,8 @@ pub struct Metrics {
     /// The live revision, so that a reload replaces its series (under this lock).
     live: std::sync::Mutex<Option<String>>,
     refused: Family<ReasonLabels, Counter>,
+    audit_errors: Counter,
+    audit_lost: Counter,
 }
 
 impl Default for Metrics {
@@ -327,6 +329,18 @@ impl Metrics {
             "HTTP requests refused before any MCP handling, by reason",
             refused.clone(),
         );
+        let audit_errors = Counter::default();
+        registry.register(
+            "audit_write_errors",
+            "Failed writes of the audit log (each is tried again a second later; calls go on)",
+            audit_errors.clone(),
+        );
+        let audit_lost = Counter::default();
+        registry.register(
+            "audit_lines_lost",
+            "Audit lines dropped because the log could not be written for too long",
+            audit_lost.clone(),
+        );
         let build = Family::<VersionLabels, Gauge>::default();
         build
             .get_or_create(&VersionLabels {
@@ -375,6 +389,8 @@ impl Metrics {
             revision,
             live: std::sync::Mutex::new(None),
             refused,
+            audit_errors,
+            audit_lost,
         }
     }
 
@@ -423,6 +439,16 @@ impl Metrics {
         self.reloads
             .get_or_create(&ReloadLabels { file, outcome })
             .inc();
+    }
+
+    /// A write of the audit log failed.
+    pub fn audit_write_failed(&self) {
+        self.audit_errors.inc();
+    }
+
+    /// `lines` audit lines were dropped (the log could not be written for too long).
+    pub fn audit_lines_lost(&self, lines: u64) {
+        self.audit_lost.inc_by(lines);
     }
 
     /// An HTTP request refused before any MCP handling.
