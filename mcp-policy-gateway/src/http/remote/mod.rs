@@ -46,8 +46,6 @@ struct State {
     /// What handles the server's messages; dropped when the session stops (which ends the
     /// session's thread, when it has one).
     lines: Mutex<Option<Handler>>,
-    /// Idle keep-alive connections to the server.
-    pool: Mutex<Vec<Upconn>>,
     /// Session-less (2026-07-28) requests: each carries its own routing headers
     /// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), by request id.
     stateless: bool,
@@ -118,8 +116,25 @@ impl Upconn {
 /// in it may block.
 pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
-/// Idle connections kept per session.
-const POOL: usize = 4;
+/// Idle keep-alive connections to a server, shared by the sessions in front of it, each
+/// with the event loop (thread) it was made on: a call takes one of its own loop's, so that
+/// its reads and writes wake no other thread.
+#[derive(Default)]
+pub struct Pool(Mutex<Vec<(std::thread::ThreadId, Upconn)>>);
+
+impl Pool {
+    /// An idle connection made on this thread's loop.
+    fn take(&self) -> Option<Upconn> {
+        let here = std::thread::current().id();
+        let mut pool = lock(&self.0);
+        let at = pool.iter().rposition(|(on, _)| *on == here)?;
+        Some(pool.swap_remove(at).1)
+    }
+}
+
+/// Idle connections kept at most (per `--upstream`): as many as calls were in flight at once,
+/// from one session or many, up to this.
+const POOL: usize = 64;
 
 type Response = hyper::Response<hyper::body::Incoming>;
 
@@ -140,7 +155,6 @@ impl Remote {
             session: Mutex::new(None),
             protocol: Mutex::new(None),
             lines: Mutex::new(Some(sink)),
-            pool: Mutex::new(Vec::new()),
             stateless,
             routing: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
@@ -220,7 +234,6 @@ impl Remote {
         }
         let _ = self.cancel.send(true);
         drop(lock(&self.state.lines).take());
-        lock(&self.state.pool).clear();
     }
 }
 
@@ -282,7 +295,7 @@ impl State {
 /// A connection from the pool (one that is still open and ready), or a new one.
 async fn connection(state: &State) -> Result<Upconn, String> {
     loop {
-        let pooled = lock(&state.pool).pop();
+        let pooled = state.target.pool.take();
         match pooled {
             Some(mut up) => {
                 // A connection the server closed while it was idle (its end was read, as
@@ -302,9 +315,9 @@ async fn connection(state: &State) -> Result<Upconn, String> {
 impl State {
     /// Puts a connection whose answer was read to its end back in the pool.
     fn give_back(&self, up: Upconn) {
-        let mut pool = lock(&self.pool);
+        let mut pool = lock(&self.target.pool.0);
         if pool.len() < POOL && !up.sender.is_closed() {
-            pool.push(up);
+            pool.push((std::thread::current().id(), up));
         }
     }
 }

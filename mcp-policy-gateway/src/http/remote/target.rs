@@ -27,6 +27,9 @@ pub struct Target {
     pub(super) fixed_protocol: bool,
     /// For `https://`: the TLS client and the name the certificate must carry.
     pub(super) tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// Idle keep-alive connections to the server, shared by every session (clones of a
+    /// target share it): a connection carries no session, each request names its own.
+    pub(super) pool: Arc<super::Pool>,
 }
 
 impl std::fmt::Debug for Target {
@@ -123,6 +126,7 @@ impl Target {
             fixed_session,
             fixed_protocol,
             tls,
+            pool: Arc::default(),
         })
     }
 }
