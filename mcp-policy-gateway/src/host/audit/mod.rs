@@ -5,8 +5,9 @@
 //!
 //! Lines are written off the request's path by default: a call's record is handed to a
 //! writer thread of the log's own before the call's answer leaves, and the writer formats and
-//! writes whatever has queued in one `write` as soon as it wakes (one line at a time when
-//! calls are few, many per write under load). What a crash (`kill -9`, a power cut) can lose
+//! writes whatever has queued in one `write` as soon as it wakes: one line at a time when
+//! calls are few; under load (more than one line a write) it then lets lines gather for a
+//! millisecond ([`GATHER`]), so that callers need not wake it for each. What a crash (`kill -9`, a power cut) can lose
 //! is what was queued and not yet written: at most [`QUEUE`] lines, in practice the records of
 //! the calls answered in the last instants. Closing the log ([`Audit::close`], which both
 //! hosts do when they stop, SIGTERM included) writes everything queued first. With
@@ -38,6 +39,11 @@ const BATCH: usize = 256 * 1024;
 
 /// How often a log that cannot be written is tried again.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// Under load (a write of more than one line), how long the writer lets lines gather before
+/// it looks again: one wake-up and one write per interval instead of one per call, and no
+/// caller has to wake the writer meanwhile. When calls are few each line is written at once.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// What the writer is handed.
 enum Entry {
@@ -250,13 +256,20 @@ fn write_lines(from_hosts: Receiver<Entry>, mut sink: Sink) -> Sink {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        let mut lines = 1;
         while sink.waiting() < BATCH {
             match from_hosts.try_recv() {
-                Ok(entry) => take(&mut sink, entry),
+                Ok(entry) => {
+                    take(&mut sink, entry);
+                    lines += 1;
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         sink.write_out();
+        if lines > 1 {
+            std::thread::sleep(GATHER);
+        }
     }
     sink.finish();
     sink
