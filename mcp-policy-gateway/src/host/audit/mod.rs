@@ -3,20 +3,26 @@
 //! stdio proxy and the HTTP gateway. Field order is fixed: `ts` first, then the record's
 //! fields, with `args_sha256` after the decision ([`format`]).
 //!
-//! Lines are written off the request's path by default: a call's record is handed to a
-//! writer thread of the log's own before the call's answer leaves, and the writer formats and
-//! writes whatever has queued in one `write` as soon as it wakes: one line at a time when
-//! calls are few; under load (more than one line a write) it then lets lines gather for a
-//! millisecond ([`GATHER`]), so that callers need not wake it for each. What a crash (`kill -9`, a power cut) can lose
-//! is what was queued and not yet written: at most [`QUEUE`] lines, in practice the records of
-//! the calls answered in the last instants. Closing the log ([`Audit::close`], which both
-//! hosts do when they stop, SIGTERM included) writes everything queued first. With
-//! `--audit-sync` each line is written, and `fdatasync`ed, by the request's own thread before
-//! its answer leaves. A log that cannot be written: see [`sink`].
+//! How a line reaches the file, by default: a caller that finds nothing queued and the log
+//! free (no other thread writing) formats its record and writes it itself, one `write` to the
+//! page cache before its answer leaves: cheaper than waking another thread, and the line is
+//! in the file by the time the client reads the answer. Otherwise (the log busy, calls in
+//! parallel) the record is handed to the log's writer thread and the caller goes on at once,
+//! never waiting for the log: the writer takes everything queued and writes it in one
+//! `write`, then lets lines gather for a millisecond at a time ([`GATHER`]) for as long as
+//! they keep coming, callers queueing theirs meanwhile (no caller wakes it, no `write` per
+//! line); when a millisecond brings none, callers write their own lines again. What a crash (`kill -9`, a power
+//! cut) can lose is what was queued and not yet written: at most [`QUEUE`] lines, in practice
+//! those of the calls answered in the last millisecond under load. Closing the log
+//! ([`Audit::close`], which both hosts do when they stop, SIGTERM included) writes everything
+//! queued first. With `--audit-sync` each line is written, and `fdatasync`ed, by the
+//! request's own thread before its answer leaves. A log that cannot be written: see
+//! [`sink`].
 
 pub mod format;
 pub mod sink;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -26,7 +32,7 @@ use mcp_policy::mcp::AuditRecord;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::host::sync::lock;
+use crate::host::sync::{lock, try_lock};
 use crate::observe::Metrics;
 use sink::Sink;
 
@@ -40,9 +46,9 @@ const BATCH: usize = 256 * 1024;
 /// How often a log that cannot be written is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Under load (a write of more than one line), how long the writer lets lines gather before
-/// it looks again: one wake-up and one write per interval instead of one per call, and no
-/// caller has to wake the writer meanwhile. When calls are few each line is written at once.
+/// Once calls overlap (the writer was handed a line: a caller found the log busy), how long
+/// the writer lets lines gather before it looks again, for as long as lines keep coming: one
+/// write per interval instead of one per call, and no caller wakes the writer meanwhile.
 const GATHER: Duration = Duration::from_millis(1);
 
 /// What the writer is handed.
@@ -51,6 +57,8 @@ enum Entry {
     Call(SystemTime, Box<AuditRecord>),
     /// An event's line, formatted.
     Text(Vec<u8>),
+    /// No line: a caller's own write failed; the writer takes over trying again.
+    Retry,
 }
 
 /// Where audit lines go: nowhere, a writer thread, or the caller's own thread (`--audit-sync`).
@@ -68,15 +76,24 @@ enum Mode {
 struct Queued {
     /// `None` once the log is closed.
     to_writer: RwLock<Option<SyncSender<Entry>>>,
-    writer: Mutex<Option<JoinHandle<Sink>>>,
-    /// The sink back from the writer once it stopped: a line written after the log closed
-    /// (a straggling event) is written through it directly.
-    after: Mutex<Option<Sink>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+/// What callers and the writer share.
+struct Shared {
+    sink: Mutex<Sink>,
+    /// Entries sent to the writer and not yet taken into the sink (under its lock). A caller
+    /// writes its line itself only when this is 0: its line then follows every line before it.
+    queued: AtomicUsize,
+    /// The writer is letting lines gather (under load): callers queue their lines rather
+    /// than write them one `write` each.
+    gathering: AtomicBool,
 }
 
 impl Audit {
     /// Opens `--audit FILE|-` (`-` is standard error; the protocol owns standard output),
-    /// written by a writer thread of its own.
+    /// with a writer thread of its own.
     ///
     /// ```
     /// use mcp_policy_gateway::host::audit::Audit;
@@ -94,7 +111,7 @@ impl Audit {
     }
 
     /// Opens the log; `sync`: each line written and `fdatasync`ed before the call that made
-    /// it is answered (`--audit-sync`), else by the writer thread. Write failures and lost
+    /// it is answered (`--audit-sync`), else as the module says. Write failures and lost
     /// lines are counted in `metrics`.
     ///
     /// ```
@@ -121,16 +138,22 @@ impl Audit {
                 mode: Mode::Direct(Mutex::new(sink)),
             });
         }
+        let shared = Arc::new(Shared {
+            sink: Mutex::new(sink),
+            queued: AtomicUsize::new(0),
+            gathering: AtomicBool::new(false),
+        });
         let (to_writer, from_hosts) = std::sync::mpsc::sync_channel(QUEUE);
+        let for_writer = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("mcp-policy-audit".into())
-            .spawn(move || write_lines(from_hosts, sink))
+            .spawn(move || write_lines(&from_hosts, &for_writer))
             .map_err(|e| Error::Io(format!("--audit {target}: cannot start its writer: {e}")))?;
         Ok(Audit {
             mode: Mode::Queued(Queued {
                 to_writer: RwLock::new(Some(to_writer)),
                 writer: Mutex::new(Some(writer)),
-                after: Mutex::new(None),
+                shared,
             }),
         })
     }
@@ -185,25 +208,7 @@ impl Audit {
                 take(&mut sink, entry);
                 sink.write_out();
             }
-            Mode::Queued(queued) => {
-                let to_writer = queued
-                    .to_writer
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let entry = match to_writer.as_ref() {
-                    // Sent unless the writer is gone (it stops only when the log closes).
-                    Some(to_writer) => match to_writer.send(entry) {
-                        Ok(()) => return,
-                        Err(e) => e.0,
-                    },
-                    None => entry,
-                };
-                drop(to_writer);
-                if let Some(sink) = lock(&queued.after).as_mut() {
-                    take(sink, entry);
-                    sink.write_out();
-                }
-            }
+            Mode::Queued(queued) => queued.put(entry),
         }
     }
 
@@ -219,10 +224,57 @@ impl Audit {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        let writer = lock(&queued.writer).take();
-        if let Some(Ok(sink)) = writer.map(JoinHandle::join) {
-            *lock(&queued.after) = Some(sink);
+        if let Some(writer) = lock(&queued.writer).take() {
+            let _ = writer.join();
         }
+    }
+}
+
+impl Queued {
+    /// Nothing queued and the log free: the caller writes its line itself (one `write`; no
+    /// other thread woken). Else the line goes to the writer, and the caller goes on.
+    fn put(&self, entry: Entry) {
+        let shared = &self.shared;
+        if !shared.gathering.load(Ordering::Acquire)
+            && shared.queued.load(Ordering::Acquire) == 0
+            && let Some(mut sink) = try_lock(&shared.sink)
+            && shared.queued.load(Ordering::Acquire) == 0
+        {
+            take(&mut sink, entry);
+            sink.write_out();
+            if sink.failing() {
+                drop(sink);
+                self.send(Entry::Retry);
+            }
+            return;
+        }
+        self.send(entry);
+    }
+
+    /// Hands an entry to the writer; once the log is closed, writes it here.
+    fn send(&self, entry: Entry) {
+        let shared = &self.shared;
+        let to_writer = self
+            .to_writer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = match to_writer.as_ref() {
+            Some(to_writer) => {
+                shared.queued.fetch_add(1, Ordering::AcqRel);
+                match to_writer.send(entry) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        shared.queued.fetch_sub(1, Ordering::AcqRel);
+                        e.0
+                    }
+                }
+            }
+            None => entry,
+        };
+        drop(to_writer);
+        let mut sink = lock(&shared.sink);
+        take(&mut sink, entry);
+        sink.write_out();
     }
 }
 
@@ -237,42 +289,68 @@ fn take(sink: &mut Sink, entry: Entry) {
     match entry {
         Entry::Call(ts, record) => format::record_line(sink.buffer(), ts, &record),
         Entry::Text(text) => sink.buffer().extend_from_slice(&text),
+        Entry::Retry => {}
     }
 }
 
-/// The writer thread: waits for an entry, gathers what else has queued (up to [`BATCH`]
-/// bytes), writes it in one go; retries every [`RETRY`] while writing fails; when every
-/// sender is gone, writes what is left and returns the sink.
-fn write_lines(from_hosts: Receiver<Entry>, mut sink: Sink) -> Sink {
+/// The writer thread: waits for an entry, then, holding the sink, takes what else has
+/// queued (up to [`BATCH`] bytes) and writes it in one go; under load lets lines gather
+/// ([`GATHER`]); retries every [`RETRY`] while writing fails; when every sender is gone,
+/// writes what is left.
+fn write_lines(from_hosts: &Receiver<Entry>, shared: &Shared) {
+    let (mut failing, mut gathering) = (false, false);
     loop {
-        let first = match sink.failing() {
-            false => from_hosts
+        let first = if gathering {
+            match from_hosts.try_recv() {
+                Ok(entry) => Ok(entry),
+                // The load is over: callers write their lines themselves again.
+                Err(TryRecvError::Empty) => {
+                    gathering = false;
+                    shared.gathering.store(false, Ordering::Release);
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            }
+        } else if failing {
+            from_hosts.recv_timeout(RETRY)
+        } else {
+            from_hosts
                 .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected),
-            true => from_hosts.recv_timeout(RETRY),
+                .map_err(|_| RecvTimeoutError::Disconnected)
         };
+        let mut sink = lock(&shared.sink);
+        let mut taken = 0;
         match first {
-            Ok(entry) => take(&mut sink, entry),
+            Ok(entry) => {
+                take(&mut sink, entry);
+                taken += 1;
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        let mut lines = 1;
         while sink.waiting() < BATCH {
             match from_hosts.try_recv() {
                 Ok(entry) => {
                     take(&mut sink, entry);
-                    lines += 1;
+                    taken += 1;
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         sink.write_out();
-        if lines > 1 {
+        shared.queued.fetch_sub(taken, Ordering::AcqRel);
+        failing = sink.failing();
+        drop(sink);
+        // Woken at all: calls overlap (a caller found the log busy). Let lines gather.
+        if taken > 0 {
+            gathering = true;
+            shared.gathering.store(true, Ordering::Release);
+        }
+        if gathering {
             std::thread::sleep(GATHER);
         }
     }
-    sink.finish();
-    sink
+    lock(&shared.sink).finish();
 }
 
 #[cfg(test)]
