@@ -9,11 +9,8 @@
 //! Nothing from the client's HTTP request reaches the server: only `--upstream-header`s.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +25,10 @@ use crate::host::sync::lock;
 use crate::http::kind::Kind;
 use crate::http::protocol::{PROTOCOL_NAME, SESSION_NAME};
 
+mod conn;
 mod target;
+pub use conn::Pool;
+use conn::{Response, Upconn, connection, driving, send};
 pub use target::Target;
 
 /// One session's remote upstream.
@@ -60,83 +60,9 @@ struct State {
 /// What ends the gateway's session when the server ended its own.
 pub type OnGone = Box<dyn FnOnce() + Send>;
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-type Io = tokio_util::either::Either<
-    tokio::net::TcpStream,
-    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
->;
-type Connection = hyper::client::conn::http1::Connection<hyper_util::rt::TokioIo<Io>, Full<Bytes>>;
-
-/// A keep-alive connection to the server, driven by the task that uses it: a call's request
-/// and answer cross no other task (hyper's client otherwise drives each connection in a task
-/// of its own, a wake-up and a task switch each way).
-struct Upconn {
-    sender: Sender,
-    conn: Pin<Box<Connection>>,
-}
-
-/// Runs `fut` while `conn`'s reading and writing happen in the same task. An error when the
-/// connection ended before `fut` did.
-async fn driving<F: Future>(conn: &mut Pin<Box<Connection>>, fut: F) -> Result<F::Output, String> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Ok(out));
-        }
-        match conn.as_mut().poll(cx) {
-            // What the connection just read (an answer's head, its body) may have completed
-            // `fut`: finish it in this poll, not in another poll of the whole task.
-            Poll::Pending => fut.as_mut().poll(cx).map(Ok),
-            // The connection is over: what it finished may still complete `fut`.
-            Poll::Ready(ended) => match fut.as_mut().poll(cx) {
-                Poll::Ready(out) => Poll::Ready(Ok(out)),
-                Poll::Pending => Poll::Ready(Err(match ended {
-                    Ok(()) => "the server closed the connection".to_owned(),
-                    Err(e) => e.to_string(),
-                })),
-            },
-        }
-    })
-    .await
-}
-
-impl Upconn {
-    /// Gives the connection to a task of its own (for a request whose answer is a long
-    /// stream, read by whoever holds the returned sender).
-    fn detach(self) -> Sender {
-        let conn = self.conn;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        self.sender
-    }
-}
-
 /// What handles one message from the server (one line), in the task that read it: nothing
 /// in it may block.
 pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
-
-/// Idle keep-alive connections to a server, shared by the sessions in front of it, each
-/// with the event loop (thread) it was made on: a call takes one of its own loop's, so that
-/// its reads and writes wake no other thread.
-#[derive(Default)]
-pub struct Pool(Mutex<Vec<(std::thread::ThreadId, Upconn)>>);
-
-impl Pool {
-    /// An idle connection made on this thread's loop.
-    fn take(&self) -> Option<Upconn> {
-        let here = std::thread::current().id();
-        let mut pool = lock(&self.0);
-        let at = pool.iter().rposition(|(on, _)| *on == here)?;
-        Some(pool.swap_remove(at).1)
-    }
-}
-
-/// Idle connections kept at most (per `--upstream`): as many as calls were in flight at once,
-/// from one session or many, up to this.
-const POOL: usize = 64;
-
-type Response = hyper::Response<hyper::body::Incoming>;
 
 impl Remote {
     /// Starts the session's sender task; the lines from the server go to `sink`; `gone` runs
@@ -189,7 +115,7 @@ impl Remote {
     pub async fn send_now(&self, line: Bytes) {
         let state = Arc::clone(&self.state);
         let req = state.prepared(&line);
-        match connection(&state).await {
+        match connection(&state.target).await {
             Ok(conn) => {
                 let cancel = self.cancel.subscribe();
                 exchange(state, conn, req, line, cancel, None, true).await;
@@ -292,65 +218,6 @@ impl State {
     }
 }
 
-/// A connection from the pool (one that is still open and ready), or a new one.
-async fn connection(state: &State) -> Result<Upconn, String> {
-    loop {
-        let pooled = state.target.pool.take();
-        match pooled {
-            Some(mut up) => {
-                // A connection the server closed while it was idle (its end was read, as
-                // when the server restarted) ends here, not under the call sent on it.
-                let ended = std::future::poll_fn(|cx| Poll::Ready(up.conn.as_mut().poll(cx)))
-                    .await
-                    .is_ready();
-                if !ended && let Ok(Ok(())) = driving(&mut up.conn, up.sender.ready()).await {
-                    return Ok(up);
-                }
-            }
-            None => return connect(&state.target).await,
-        }
-    }
-}
-
-impl State {
-    /// Puts a connection whose answer was read to its end back in the pool.
-    fn give_back(&self, up: Upconn) {
-        let mut pool = lock(&self.target.pool.0);
-        if pool.len() < POOL && !up.sender.is_closed() {
-            pool.push((std::thread::current().id(), up));
-        }
-    }
-}
-
-/// One request on a fresh connection (DELETE, the GET stream), driven by a task of its own.
-async fn send(target: &Target, req: Request<Full<Bytes>>) -> Result<Response, String> {
-    let mut sender = connect(target).await?.detach();
-    sender.send_request(req).await.map_err(|e| format!("{e}"))
-}
-
-async fn connect(target: &Target) -> Result<Upconn, String> {
-    let stream = tokio::net::TcpStream::connect(&target.authority)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", target.authority))?;
-    let _ = stream.set_nodelay(true);
-    let io: Io = match &target.tls {
-        None => Io::Left(stream),
-        Some((connector, name)) => Io::Right(
-            connector
-                .connect(name.clone(), stream)
-                .await
-                .map_err(|e| format!("TLS with {}: {e}", target.authority))?,
-        ),
-    };
-    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-        .await
-        .map_err(|e| format!("{e}"))?;
-    Ok(Upconn {
-        sender,
-        conn: Box::pin(conn),
-    })
-}
-
 async fn sender(
     state: Arc<State>,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
@@ -364,7 +231,7 @@ async fn sender(
             _ = cancel.changed() => return,
         };
         let req = state.prepared(&line);
-        let conn = match connection(&state).await {
+        let conn = match connection(&state.target).await {
             Ok(conn) => conn,
             Err(e) => {
                 state.fail(&line, &e);
@@ -450,7 +317,7 @@ async fn exchange(
             &format!("it ended the session ({why}); start a new session"),
         );
         if let Ok(Ok(_)) = driving(&mut up.conn, res.into_body().collect()).await {
-            state.give_back(up);
+            state.target.pool.give_back(up);
         }
         let gone = lock(&state.gone).take();
         if let Some(gone) = gone {
@@ -463,20 +330,20 @@ async fn exchange(
             state.fail(&line, &format!("HTTP {status}"));
         }
         if let Ok(Ok(_)) = driving(&mut up.conn, res.into_body().collect()).await {
-            state.give_back(up);
+            state.target.pool.give_back(up);
         }
         return;
     }
     if detach_sse && is_sse(&res) {
         tokio::spawn(async move {
             if let Ok(true) = driving(&mut up.conn, read_answer(&state, res, &line, cancel)).await {
-                state.give_back(up);
+                state.target.pool.give_back(up);
             }
         });
         return;
     }
     match driving(&mut up.conn, read_answer(&state, res, &line, cancel)).await {
-        Ok(true) => state.give_back(up),
+        Ok(true) => state.target.pool.give_back(up),
         Ok(false) => {}
         // The connection ended before the answer did.
         Err(e) => state.fail(&line, &e),
