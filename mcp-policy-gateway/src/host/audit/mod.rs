@@ -1,7 +1,7 @@
 //! The audit log: one JSON line per `tools/call` (and resource read, prompt get) that reached
 //! the policy, and one per policy event (start, reload, rejected reload, stop), shared by the
 //! stdio proxy and the HTTP gateway. Field order is fixed: `ts` first, then the record's
-//! fields, with `args_sha256` after the decision ([`format`]).
+//! fields, with `args_sha256` after the decision ([`mod@format`]).
 //!
 //! How a line reaches the file, by default: a caller that finds nothing queued and the log
 //! free (no other thread writing) formats its record and writes it itself, one `write` to the
@@ -49,7 +49,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Once calls overlap (the writer was handed a line: a caller found the log busy), how long
 /// the writer lets lines gather before it looks again, for as long as lines keep coming: one
 /// write per interval instead of one per call, and no caller wakes the writer meanwhile.
-const GATHER: Duration = Duration::from_millis(1);
+pub const GATHER: Duration = Duration::from_millis(1);
 
 /// What the writer is handed.
 enum Entry {
