@@ -72,8 +72,8 @@ impl Upconn {
 }
 
 /// Idle keep-alive connections to a server, shared by the sessions in front of it, each
-/// with the event loop (thread) it was made on: a call takes one of its own loop's, so that
-/// its reads and writes wake no other thread.
+/// with the event loop (thread) it was made on: a call takes one of its own loop's when it
+/// can, so that its reads and writes wake no other thread.
 #[derive(Default)]
 pub struct Pool(Mutex<Vec<(std::thread::ThreadId, Upconn)>>);
 
@@ -86,11 +86,15 @@ impl Pool {
         }
     }
 
-    /// An idle connection made on this thread's loop.
+    /// An idle connection, one made on this thread's loop when there is one (another loop's
+    /// still beats a new connection: a connect costs more than a cross-thread wake-up).
     fn take(&self) -> Option<Upconn> {
         let here = std::thread::current().id();
         let mut pool = lock(&self.0);
-        let at = pool.iter().rposition(|(on, _)| *on == here)?;
+        let at = pool
+            .iter()
+            .rposition(|(on, _)| *on == here)
+            .or_else(|| pool.len().checked_sub(1))?;
         Some(pool.swap_remove(at).1)
     }
 }
