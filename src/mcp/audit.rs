@@ -36,6 +36,18 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// The decision's fields a record carries, in the audit log's order (those the decision
+    /// has).
+    pub const DECISION_FIELDS: [&'static str; 7] = [
+        "decision",
+        "rule",
+        "message",
+        "counter",
+        "retry_after_ms",
+        "remaining",
+        "approval_id",
+    ];
+
     /// The record's fields in the audit log's order, without `ts` and `args_sha256` (the
     /// host adds them).
     pub fn fields(&self) -> Vec<(&'static str, Value)> {
@@ -48,15 +60,7 @@ impl AuditRecord {
             (self.kind.as_str(), self.tool.as_str().into()),
         ];
         if let Value::Object(map) = &self.decision {
-            for key in [
-                "decision",
-                "rule",
-                "message",
-                "counter",
-                "retry_after_ms",
-                "remaining",
-                "approval_id",
-            ] {
+            for key in Self::DECISION_FIELDS {
                 if let Some(v) = map.get(key) {
                     out.push((key, v.clone()));
                 }

@@ -9,17 +9,6 @@ use mcp_policy::mcp::AuditRecord;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The decision fields a record carries, in the order the log gives them.
-const DECISION_FIELDS: [&str; 7] = [
-    "decision",
-    "rule",
-    "message",
-    "counter",
-    "retry_after_ms",
-    "remaining",
-    "approval_id",
-];
-
 /// Appends `"key":` (with the comma before it unless it is the line's first field).
 fn key(buf: &mut Vec<u8>, key: &str) {
     if buf.last() != Some(&b'{') {
@@ -71,7 +60,7 @@ pub fn record_line(buf: &mut Vec<u8>, ts: SystemTime, record: &AuditRecord) {
     key(buf, record.kind.as_str());
     json(buf, &record.tool);
     if let Value::Object(map) = &record.decision {
-        for name in DECISION_FIELDS {
+        for name in AuditRecord::DECISION_FIELDS {
             if let Some(value) = map.get(name) {
                 key(buf, name);
                 json(buf, value);
